@@ -1,0 +1,55 @@
+# Makefile: every target a newcomer needs; `make help` lists them.
+# A fresh machine needs only Python 3.11+ and make: uv is bootstrapped into .tools/ with pip
+# when it is not on PATH, and the project's environment is built from uv.lock.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV_BIN := .venv/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint format bench down clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: .venv/.synced ## build .venv from uv.lock (bootstraps uv if needed)
+
+demo: install ## run the whole pipeline on the demo data and print 表1–表6
+	$(VENV_BIN)/vetreport demo
+
+test: install ## lint, then unit, integration and backtest suites
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/pytest
+
+test-fast: install ## unit tests only
+	$(VENV_BIN)/pytest tests/unit
+
+lint: install ## ruff lint and format check
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+
+format: install ## apply ruff fixes and formatting
+	$(VENV_BIN)/ruff check --fix .
+	$(VENV_BIN)/ruff format .
+
+bench: install ## benchmarks that print figures (slow; not part of make test)
+	$(VENV_BIN)/python -m benchmarks.run
+
+down: install ## stop the local Prefect server that make demo started
+	$(VENV_BIN)/vetreport server stop
+
+clean: ## remove the local bucket, server state and environments
+	rm -rf var .venv .tools .pytest_cache .ruff_cache

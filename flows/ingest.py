@@ -1,0 +1,111 @@
+"""The ingest flow: a batch of upload keys in, reports, curated data and ledger records out.
+
+Keys are processed in batches (one task per batch, not per file) so that thousands of
+uploads cost a handful of task runs. Bureau files go first: the registry they carry decides
+which school codes are accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from vetreport.ingest import ingest_keys
+from vetreport.layout import CITY_SUBMITTER, submission_id
+from vetreport.ledger import processed_submission_ids
+from vetreport.storage import StoreError, open_store
+
+DEFAULT_BATCH_SIZE = 64
+
+
+def retry_on_storage_errors(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only transient storage failures; a bad file is not made better by retrying."""
+    try:
+        state.result()
+    except StoreError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="ingest-batch",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=retry_on_storage_errors,
+)
+def ingest_batch(store_url: str, keys: list[str]) -> list[dict[str, Any]]:
+    """Ingest one batch of keys and return what happened to each."""
+    store = open_store(store_url)
+    return [asdict(result) for result in ingest_keys(store, keys)]
+
+
+@task(
+    name="find-unprocessed-uploads",
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_condition_fn=retry_on_storage_errors,
+)
+def find_unprocessed_uploads(store_url: str, year: int | None = None) -> list[str]:
+    """List uploads/ and return the keys whose current version has no ledger record."""
+    store = open_store(store_url)
+    prefix = f"uploads/{year}/" if year else "uploads/"
+    done = processed_submission_ids(store)
+    return [
+        info.key
+        for info in store.list(prefix)
+        if submission_id(info.key, info.version_token) not in done
+    ]
+
+
+def _batches(keys: list[str], size: int) -> list[list[str]]:
+    return [keys[start : start + size] for start in range(0, len(keys), size)]
+
+
+@flow(name="ingest", flow_run_name="ingest-{label}", log_prints=True)
+def ingest_uploads(
+    store_url: str,
+    keys: list[str],
+    label: str = "batch",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[dict[str, Any]]:
+    """Ingest the given upload keys: bureau files first, then schools' in parallel batches."""
+    logger = get_run_logger()
+    city_keys = [key for key in keys if f"/{CITY_SUBMITTER}/" in key]
+    school_keys = [key for key in keys if f"/{CITY_SUBMITTER}/" not in key]
+    results: list[dict[str, Any]] = []
+    if city_keys:
+        results.extend(ingest_batch(store_url, city_keys))
+    futures = [ingest_batch.submit(store_url, batch) for batch in _batches(school_keys, batch_size)]
+    for future in futures:
+        results.extend(future.result())
+    processed = [result for result in results if not result["was_skipped"]]
+    logger.info(
+        "%d keys: %d processed, %d already in the ledger",
+        len(results),
+        len(processed),
+        len(results) - len(processed),
+    )
+    if processed:
+        create_table_artifact(
+            key="ingest-summary",
+            table=[
+                {"key": r["key"], "outcome": r["outcome"], "report": r["report_key"]}
+                for r in processed[:500]
+            ],
+            description=f"Validation outcome of {len(processed)} uploads",
+        )
+    return results
+
+
+@flow(name="sweep", flow_run_name="sweep-{year}", log_prints=True)
+def sweep_uploads(store_url: str, year: int | None = None) -> list[dict[str, Any]]:
+    """Find uploads that no event brought in and ingest them."""
+    keys = find_unprocessed_uploads(store_url, year)
+    if not keys:
+        return []
+    return ingest_uploads(store_url, keys, label=f"sweep-{year or 'all'}")

@@ -1,0 +1,37 @@
+"""The whole pipeline in one flow run: sweep the uploads, ingest, aggregate and publish.
+
+This is what ``make demo`` and ``vetreport run`` start. The event-driven service runs the
+same pieces as separate deployments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.aggregate import aggregate_and_publish
+from flows.ingest import sweep_uploads
+from vetreport.publish import PROVISIONAL
+from vetreport.storage import open_store
+
+
+def latest_upload_year(store_url: str) -> int | None:
+    """The most recent year that has anything under uploads/."""
+    years = {
+        int(info.key.split("/")[1])
+        for info in open_store(store_url).list("uploads/")
+        if info.key.split("/")[1].isdigit()
+    }
+    return max(years) if years else None
+
+
+@flow(name="pipeline", flow_run_name="pipeline-{report_year}", log_prints=True)
+def run_pipeline(store_url: str, report_year: int, status: str = PROVISIONAL) -> dict[str, Any]:
+    """Ingest every unprocessed upload, then aggregate and publish the report year."""
+    ingested = sweep_uploads(store_url)
+    summary = aggregate_and_publish(store_url, report_year, status)
+    outcomes: dict[str, int] = {}
+    for result in ingested:
+        outcomes[result["outcome"]] = outcomes.get(result["outcome"], 0) + 1
+    return {"ingested": len(ingested), "outcomes": outcomes, "publish": summary}

@@ -1,0 +1,286 @@
+"""The dataset catalogue and the Pandera models generated from it.
+
+What belongs here: loading the data files beside this module (datasets.csv, columns.csv,
+rules.csv), checking them on load, and turning each dataset's columns into a Pandera
+``DataFrameSchema`` for the polars backend. The catalogue is the single source for the
+models, the header aliases and the data dictionary: change a CSV, not this code.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+
+CATALOGUE_DIR = Path(__file__).resolve().parent
+SCHEMA_VERSION = "2026.1"
+
+DATA_TYPES: dict[str, type[pl.DataType]] = {
+    "string": pl.Utf8,
+    "integer": pl.Int64,
+    "number": pl.Float64,
+    "boolean": pl.Boolean,
+}
+SEVERITIES = ("error", "warning")
+LAYERS = ("file", "structure", "field", "row", "dataset", "cross_dataset", "history")
+
+
+class CatalogueError(ValueError):
+    """A catalogue file is inconsistent; raised on load so bad rows never reach validation."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of one dataset, as the catalogue defines it."""
+
+    dataset_id: str
+    column_name: str
+    data_type: str
+    unit: str
+    header_zh: str
+    header_en: str
+    aliases: tuple[str, ...]
+    is_required: bool
+    min_value: float | None
+    max_value: float | None
+    allowed_values: tuple[str, ...]
+    pattern: str | None
+    description_en: str
+
+    @property
+    def polars_type(self) -> type[pl.DataType]:
+        """The Polars type the column is cast to."""
+        return DATA_TYPES[self.data_type]
+
+    @property
+    def header_with_unit(self) -> str:
+        """The Chinese header as templates print it, e.g. 占地面积（平方米）."""
+        return f"{self.header_zh}（{self.unit}）" if self.unit else self.header_zh
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: its names, grain, key and columns."""
+
+    dataset_id: str
+    name_zh: str
+    name_en: str
+    grain: str
+    submitted_by: str
+    key_columns: tuple[str, ...]
+    description_en: str
+    columns: tuple[ColumnSpec, ...] = field(default=())
+
+    @property
+    def column_names(self) -> list[str]:
+        """Canonical column names in catalogue order."""
+        return [column.column_name for column in self.columns]
+
+    def column(self, name: str) -> ColumnSpec:
+        """Return one column's spec."""
+        for column in self.columns:
+            if column.column_name == name:
+                return column
+        raise KeyError(f"{self.dataset_id} has no column {name}")
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One validation rule: stable id, layer, severity, messages and an optional predicate."""
+
+    rule_id: str
+    layer: str
+    severity: str
+    dataset_id: str
+    columns: tuple[str, ...]
+    predicate_sql: str
+    message_zh: str
+    message_en: str
+    fix_zh: str
+
+
+def _read_csv(name: str) -> list[dict[str, str]]:
+    with (CATALOGUE_DIR / name).open(encoding="utf-8", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split("|") if part.strip())
+
+
+def _optional_float(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+def normalise_header(text: str) -> str:
+    """Fold a header for matching: NFKC, lower case, no spaces, no trailing unit in brackets."""
+    folded = unicodedata.normalize("NFKC", str(text)).strip().lower()
+    folded = re.sub(r"\s+", "", folded)
+    folded = re.sub(r"[(\[][^()\[\]]*[)\]]$", "", folded)
+    return folded.replace("*", "")
+
+
+@cache
+def load_datasets() -> dict[str, DatasetSpec]:
+    """Load and check datasets.csv and columns.csv."""
+    column_rows = _read_csv("columns.csv")
+    columns_by_dataset: dict[str, list[ColumnSpec]] = {}
+    for row in column_rows:
+        if row["data_type"] not in DATA_TYPES:
+            raise CatalogueError(f"columns.csv: unknown data_type {row['data_type']!r}")
+        if row["pattern"]:
+            re.compile(row["pattern"])
+        spec = ColumnSpec(
+            dataset_id=row["dataset_id"],
+            column_name=row["column_name"],
+            data_type=row["data_type"],
+            unit=row["unit"],
+            header_zh=row["header_zh"],
+            header_en=row["header_en"],
+            aliases=_split(row["aliases"]),
+            is_required=row["is_required"].strip().lower() == "true",
+            min_value=_optional_float(row["min_value"]),
+            max_value=_optional_float(row["max_value"]),
+            allowed_values=_split(row["allowed_values"]),
+            pattern=row["pattern"] or None,
+            description_en=row["description_en"],
+        )
+        columns_by_dataset.setdefault(spec.dataset_id, []).append(spec)
+
+    datasets: dict[str, DatasetSpec] = {}
+    for row in _read_csv("datasets.csv"):
+        dataset_id = row["dataset_id"]
+        columns = tuple(columns_by_dataset.pop(dataset_id, []))
+        if not columns:
+            raise CatalogueError(f"dataset {dataset_id} has no columns in columns.csv")
+        names = [column.column_name for column in columns]
+        if len(set(names)) != len(names):
+            raise CatalogueError(f"dataset {dataset_id} repeats a column name")
+        key_columns = _split(row["key_columns"])
+        missing = [key for key in key_columns if key not in names]
+        if missing:
+            raise CatalogueError(f"dataset {dataset_id}: key columns {missing} are not columns")
+        if row["submitted_by"] not in ("school", "bureau"):
+            raise CatalogueError(f"dataset {dataset_id}: submitted_by must be school or bureau")
+        datasets[dataset_id] = DatasetSpec(
+            dataset_id=dataset_id,
+            name_zh=row["name_zh"],
+            name_en=row["name_en"],
+            grain=row["grain"],
+            submitted_by=row["submitted_by"],
+            key_columns=key_columns,
+            description_en=row["description_en"],
+            columns=columns,
+        )
+    if columns_by_dataset:
+        raise CatalogueError(f"columns.csv names unknown datasets: {sorted(columns_by_dataset)}")
+    _check_unambiguous_headers(datasets)
+    return datasets
+
+
+def _check_unambiguous_headers(datasets: dict[str, DatasetSpec]) -> None:
+    for dataset in datasets.values():
+        seen: dict[str, str] = {}
+        for column in dataset.columns:
+            for header in header_variants(column):
+                owner = seen.setdefault(header, column.column_name)
+                if owner != column.column_name:
+                    raise CatalogueError(
+                        f"{dataset.dataset_id}: header {header!r} names both {owner} "
+                        f"and {column.column_name}"
+                    )
+
+
+def header_variants(column: ColumnSpec) -> set[str]:
+    """Every folded header a file may use for this column."""
+    names = {column.column_name, column.header_zh, column.header_en, *column.aliases}
+    return {normalise_header(name) for name in names if name}
+
+
+def header_lookup(dataset_id: str) -> dict[str, str]:
+    """Map each folded header variant of a dataset to its canonical column name."""
+    lookup: dict[str, str] = {}
+    for column in load_datasets()[dataset_id].columns:
+        for header in header_variants(column):
+            lookup[header] = column.column_name
+    lookup.update(_year_header_aliases(dataset_id))
+    return lookup
+
+
+def _year_header_aliases(dataset_id: str) -> dict[str, str]:
+    """Headers used in particular years' templates (header_aliases.csv), as data."""
+    path = CATALOGUE_DIR / "header_aliases.csv"
+    if not path.exists():
+        return {}
+    return {
+        normalise_header(row["header"]): row["column_name"]
+        for row in _read_csv("header_aliases.csv")
+        if row["dataset_id"] == dataset_id
+    }
+
+
+@cache
+def load_rules() -> dict[str, RuleSpec]:
+    """Load and check rules.csv: every rule id once, known layers and severities."""
+    rules: dict[str, RuleSpec] = {}
+    for row in _read_csv("rules.csv"):
+        rule = RuleSpec(
+            rule_id=row["rule_id"],
+            layer=row["layer"],
+            severity=row["severity"],
+            dataset_id=row["dataset_id"],
+            columns=_split(row["columns"]),
+            predicate_sql=row["predicate_sql"],
+            message_zh=row["message_zh"],
+            message_en=row["message_en"],
+            fix_zh=row["fix_zh"],
+        )
+        if rule.rule_id in rules:
+            raise CatalogueError(f"rules.csv: rule {rule.rule_id} appears twice")
+        if rule.layer not in LAYERS or rule.severity not in SEVERITIES:
+            raise CatalogueError(f"rules.csv: rule {rule.rule_id} has a bad layer or severity")
+        rules[rule.rule_id] = rule
+    return rules
+
+
+def row_rules(dataset_id: str) -> list[RuleSpec]:
+    """The cross-field rules (SQL predicates over one row) that apply to a dataset."""
+    return [
+        rule
+        for rule in load_rules().values()
+        if rule.dataset_id == dataset_id and rule.predicate_sql
+    ]
+
+
+def pandera_schema(dataset_id: str) -> pa.DataFrameSchema:
+    """Build the Pandera model (polars backend) of one dataset from the catalogue."""
+    dataset = load_datasets()[dataset_id]
+    columns: dict[str, pa.Column] = {}
+    for column in dataset.columns:
+        checks: list[pa.Check] = []
+        if column.min_value is not None:
+            checks.append(pa.Check.ge(column.min_value))
+        if column.max_value is not None:
+            checks.append(pa.Check.le(column.max_value))
+        if column.allowed_values:
+            checks.append(pa.Check.isin(list(column.allowed_values)))
+        if column.pattern:
+            checks.append(pa.Check.str_matches(column.pattern))
+        columns[column.column_name] = pa.Column(
+            column.polars_type,
+            checks=checks,
+            nullable=not column.is_required,
+            required=column.is_required,
+        )
+    return pa.DataFrameSchema(
+        columns,
+        unique=list(dataset.key_columns),
+        name=dataset_id,
+        strict=False,
+    )

@@ -1,0 +1,111 @@
+-- compute_indicator_values: every indicator of the catalogue for every year at three
+-- grains (city, county, school), from summed numerators and denominators: a region's
+-- ratio is sum(numerator) / sum(denominator), never an average of school ratios.
+-- Inputs: core_school__yearly_measures (long measures), core_school__yearly_registry,
+-- indicator_terms (indicator_id, role numerator|denominator, measure_id) and
+-- indicator_catalogue (multiplier, decimals, is_school_level).
+-- Output grain: one row per (year, region_level, region key, indicator_id).
+with measures as (
+    select * from core_school__yearly_measures
+),
+
+registry as (
+    select * from core_school__yearly_registry
+),
+
+terms as (
+    select * from indicator_terms
+),
+
+catalogue as (
+    select distinct indicator_id, multiplier, decimals, is_school_level
+    from indicator_catalogue
+),
+
+-- School measures take their region from the registry; schools not in it are left out.
+-- City measures (school_code null) carry their city already.
+located as (
+    select
+        measures.year,
+        coalesce(measures.city_name, registry.city_name) as city_name,
+        registry.county_name,
+        measures.school_code,
+        registry.school_name,
+        measures.measure_id,
+        measures.measure_value
+    from measures
+    left join registry
+        on measures.year = registry.year and measures.school_code = registry.school_code
+    where measures.school_code is null or registry.school_code is not null
+),
+
+term_values as (
+    select
+        located.*,
+        terms.indicator_id,
+        terms.role
+    from located
+    inner join terms on located.measure_id = terms.measure_id
+),
+
+summed as (
+    select
+        year,
+        case
+            when grouping(county_name) = 1 then 'city'
+            when grouping(school_code) = 1 then 'county'
+            else 'school'
+        end as region_level,
+        city_name,
+        county_name,
+        school_code,
+        any_value(school_name) as school_name,
+        indicator_id,
+        sum(measure_value) filter (where role = 'numerator') as numerator,
+        sum(measure_value) filter (where role = 'denominator') as denominator,
+        count(*) filter (where role = 'denominator') as denominator_terms
+    from term_values
+    group by grouping sets (
+        (year, indicator_id, city_name),
+        (year, indicator_id, city_name, county_name),
+        (year, indicator_id, city_name, county_name, school_code)
+    )
+),
+
+valued as (
+    select
+        summed.*,
+        catalogue.decimals,
+        case
+            -- Indicators built on city-only measures have no county or school value.
+            when summed.region_level <> 'city' and not catalogue.is_school_level then null
+            when summed.denominator_terms = 0 then summed.numerator * catalogue.multiplier
+            when summed.denominator = 0 then null
+            else summed.numerator * catalogue.multiplier / summed.denominator
+        end as value_unrounded
+    from summed
+    inner join catalogue on summed.indicator_id = catalogue.indicator_id
+    where not (summed.region_level = 'school' and summed.school_code is null)
+        and not (summed.region_level = 'county' and summed.county_name is null)
+),
+
+final as (
+    select
+        year,
+        region_level,
+        city_name,
+        county_name,
+        school_code,
+        school_name,
+        indicator_id,
+        numerator,
+        case when denominator_terms = 0 then null else denominator end as denominator,
+        value_unrounded,
+        -- Half-up rounding as reports round; the epsilon keeps 34.855 from becoming 34.85
+        -- through binary floating point.
+        round(value_unrounded + sign(value_unrounded) * 1e-9, decimals::integer) as indicator_value
+    from valued
+)
+
+select * from final
+order by indicator_id, year, region_level, city_name, county_name, school_code

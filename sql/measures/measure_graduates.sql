@@ -1,0 +1,39 @@
+-- measure_graduates: per school and year, graduate destinations, field match, starting
+-- income and the undergraduate cut-off, from the one-row-per-graduate file.
+-- 参军入伍 and 自主创业 count as employed but are neither direct employment nor study.
+-- Output grain: one row per (year, school_code, measure_id).
+with graduates as (
+    select * from curated_graduates
+),
+
+per_school as (
+    select
+        year,
+        school_code,
+        count(*)::double as graduates_count,
+        count(*) filter (where destination <> '待就业')::double as employed_or_studying_count,
+        count(*) filter (where destination = '直接就业')::double as direct_employment_count,
+        count(*) filter (where destination = '直接就业' and is_major_matched)::double
+            as matched_employment_count,
+        coalesce(
+            sum(starting_monthly_income_yuan) filter (where destination = '直接就业'), 0
+        )::double as starting_income_sum_yuan,
+        count(starting_monthly_income_yuan) filter (where destination = '直接就业')::double
+            as starting_income_reported_count,
+        count(*) filter (where destination = '单考单招')::double as exam_track_count,
+        count(*) filter (
+            where destination in ('五年制转段', '自主招生', '保送', '高级工技师段')
+        )::double as other_further_study_count,
+        count(*) filter (where coalesce(is_undergraduate_line_reached, false))::double
+            as undergraduate_line_count
+    from graduates
+    group by year, school_code
+),
+
+final as (
+    unpivot per_school
+    on columns(* exclude (year, school_code))
+    into name measure_id value measure_value
+)
+
+select year, school_code, null::varchar as city_name, measure_id, measure_value from final

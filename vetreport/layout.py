@@ -1,0 +1,130 @@
+"""The bucket layout: how keys are built and parsed, in one place.
+
+What belongs here: the zones of the bucket (uploads, curated, ledger, reports, quarantine,
+published, templates) and the functions that turn identifiers into keys and back. Nothing
+here reads or writes objects.
+
+    uploads/{year}/{school_code}/{dataset}.{csv|xlsx|parquet}
+    uploads/{year}/{school_code}/workbook.xlsx
+    uploads/{year}/_city/{dataset}.csv
+    curated/{dataset}/year={year}/school={code}/{submission_id}.parquet
+    ledger/{year}/{school_code}/{dataset}/{submission_id}.json
+    reports/{year}/{school_code}/{submission_id}.{json,html,xlsx}
+    quarantine/{year}/{submission_id}/{original file name}
+    published/{year}/v{n}/...  and published/{year}/latest.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+CITY_SUBMITTER = "_city"
+WORKBOOK_NAME = "workbook"
+UPLOAD_EXTENSIONS = ("csv", "xlsx", "parquet")
+
+_UPLOAD_PATTERN = re.compile(
+    r"^uploads/(?P<year>\d{4})/(?P<submitter>_city|[0-9A-Za-z]{6,20})/"
+    r"(?P<stem>[a-z][a-z0-9_]{1,40})\.(?P<extension>[A-Za-z]{3,7})$"
+)
+
+
+class LayoutError(ValueError):
+    """A key does not fit the bucket layout."""
+
+
+@dataclass(frozen=True)
+class UploadKey:
+    """An upload's key, parsed: which year, which submitter, which dataset."""
+
+    key: str
+    year: int
+    submitter: str
+    stem: str
+    extension: str
+
+    @property
+    def is_city_file(self) -> bool:
+        """True for the bureau's own files under uploads/{year}/_city/."""
+        return self.submitter == CITY_SUBMITTER
+
+    @property
+    def is_workbook(self) -> bool:
+        """True for one workbook holding several datasets as sheets."""
+        return self.stem == WORKBOOK_NAME
+
+    @property
+    def school_code(self) -> str | None:
+        """The school the key belongs to, or None for a bureau file."""
+        return None if self.is_city_file else self.submitter
+
+
+def decode_event_key(raw_key: str) -> str:
+    """Decode a key as S3 event notifications send it (URL-encoded, '+' for spaces)."""
+    return unquote_plus(raw_key)
+
+
+def parse_upload_key(key: str) -> UploadKey:
+    """Parse an uploads/ key, raising LayoutError for anything outside the layout."""
+    match = _UPLOAD_PATTERN.match(key)
+    if not match:
+        raise LayoutError(f"key does not fit uploads/{{year}}/{{school}}/{{dataset}}.ext: {key}")
+    extension = match["extension"].lower()
+    if extension not in UPLOAD_EXTENSIONS:
+        raise LayoutError(f"file type .{extension} is not accepted: {key}")
+    return UploadKey(
+        key=key,
+        year=int(match["year"]),
+        submitter=match["submitter"],
+        stem=match["stem"],
+        extension=extension,
+    )
+
+
+def submission_id(key: str, version_token: str) -> str:
+    """A stable id for one version of one upload: the same object gives the same id."""
+    digest = hashlib.sha256(f"{key}\n{version_token}".encode()).hexdigest()
+    return digest[:20]
+
+
+def curated_key(dataset: str, year: int, school_code: str, submission: str) -> str:
+    """Where an accepted submission's normalised rows are kept."""
+    return f"curated/{dataset}/year={year}/school={school_code}/{submission}.parquet"
+
+
+def ledger_prefix(year: int) -> str:
+    """The ledger records of one year."""
+    return f"ledger/{year}/"
+
+
+def ledger_key(year: int, submitter: str, dataset: str, submission: str) -> str:
+    """The ledger record of one processed upload (one per dataset for a workbook)."""
+    return f"ledger/{year}/{submitter}/{dataset}/{submission}.json"
+
+
+def report_key(year: int, submitter: str, submission: str, extension: str) -> str:
+    """The validation report sent back to the school."""
+    return f"reports/{year}/{submitter}/{submission}.{extension}"
+
+
+def quarantine_key(year: int | str, submission: str, original_key: str) -> str:
+    """Where an unreadable or disallowed upload is copied, with its reason beside it."""
+    name = original_key.rsplit("/", 1)[-1] or "object"
+    return f"quarantine/{year}/{submission}/{name}"
+
+
+def published_prefix(year: int) -> str:
+    """The versions published for one report year."""
+    return f"published/{year}/"
+
+
+def published_version_prefix(year: int, version: int) -> str:
+    """One published version."""
+    return f"published/{year}/v{version}/"
+
+
+def published_pointer_key(year: int) -> str:
+    """The pointer to the newest complete version; written last."""
+    return f"published/{year}/latest.json"
