@@ -105,7 +105,7 @@ def indicator_terms(catalogue: pl.DataFrame) -> pl.DataFrame:
     )
     return (
         pl.concat([numerators, denominators])
-        .explode("measure_id")
+        .explode("measure_id", empty_as_null=True)
         .with_columns(pl.col("measure_id").str.strip_chars())
     )
 

@@ -58,7 +58,7 @@ def write_demo_uploads(store_url: str, seed: int) -> tuple[int, int]:
 
 def command_demo(arguments: argparse.Namespace) -> int:
     """Run the whole pipeline on the demo data and print the tables."""
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     store_url = _store_url(arguments.bucket)
     written, unchanged = write_demo_uploads(store_url, arguments.seed)
     console.print(f"demo uploads: {written} written, {unchanged} unchanged in {store_url}")

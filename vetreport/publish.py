@@ -113,7 +113,7 @@ def _table_lineage(result: AggregateResult) -> dict[str, list[dict[str, Any]]]:
             catalogue.filter(pl.col("table_id") == spec.table_id)
             .get_column("source_datasets")
             .str.split("|")
-            .explode()
+            .explode(empty_as_null=True)
             .to_list()
         ) | {"school_registry"}
         first_year = result.report_year - spec.years_shown + 1

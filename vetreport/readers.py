@@ -119,7 +119,6 @@ def _read_csv_grid(data: bytes) -> pl.DataFrame:
             has_header=False,
             schema={f"column_{index}": pl.Utf8 for index in range(width)},
             truncate_ragged_lines=True,
-            missing_utf8_is_empty_string=False,
         )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as error:
         raise ReadError("file.unreadable", f"CSV could not be parsed: {error}") from error

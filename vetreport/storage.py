@@ -134,7 +134,11 @@ class LocalStore:
         """Write to a temporary file beside the target, then rename it into place."""
         path = self._path(key)
         temporary = self._write_temporary(path, data)
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         return self._info(key, path)
 
     def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:

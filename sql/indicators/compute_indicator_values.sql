@@ -59,7 +59,7 @@ summed as (
         city_name,
         county_name,
         school_code,
-        any_value(school_name) as school_name,
+        case when grouping(school_code) = 0 then min(school_name) end as school_name,
         indicator_id,
         sum(measure_value) filter (where role = 'numerator') as numerator,
         sum(measure_value) filter (where role = 'denominator') as denominator,

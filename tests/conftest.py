@@ -1,0 +1,64 @@
+"""Shared fixtures: a real S3 endpoint (moto's ThreadedMotoServer over HTTP), a Prefect test
+server for the whole session, and stores of both kinds."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+# Credentials for the in-process S3 endpoint only; set before any boto3 client exists.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_REGION", "us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server on a free loopback port, shared by the session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    previous = os.environ.get("VETREPORT_S3_ENDPOINT_URL")
+    os.environ["VETREPORT_S3_ENDPOINT_URL"] = endpoint
+    os.environ["VETREPORT_S3_ADDRESSING"] = "path"
+    yield endpoint
+    if previous is None:
+        os.environ.pop("VETREPORT_S3_ENDPOINT_URL", None)
+    server.stop()
+
+
+def make_bucket(endpoint: str, versioned: bool = False) -> str:
+    """Create a fresh bucket on the endpoint and return its name."""
+    name = f"vet-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=name)
+    if versioned:
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh empty store of each kind: a local folder and a bucket on the S3 endpoint."""
+    if request.param == "local":
+        return str(tmp_path / "bucket")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return f"s3://{make_bucket(endpoint)}"
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One Prefect test server (SQLite, temporary) for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

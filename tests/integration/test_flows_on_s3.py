@@ -1,0 +1,117 @@
+"""The flows against a real S3 endpoint (moto over HTTP) and a Prefect test server."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import polars as pl
+import pytest
+
+from tests.conftest import make_bucket
+from vetreport.cli import write_demo_uploads
+from vetreport.ledger import read_records
+from vetreport.publish import read_pointer, read_table
+from vetreport.storage import open_store
+
+pytestmark = pytest.mark.integration
+SCHOOL = "3133060003"  # 绍兴护士学校, an XLSX school
+
+
+@pytest.fixture(scope="module")
+def bucket(prefect_server, s3_endpoint) -> dict:
+    from flows.pipeline import run_pipeline
+
+    name = make_bucket(s3_endpoint, versioned=True)
+    store_url = f"s3://{name}"
+    write_demo_uploads(store_url, seed=2023)
+    summary = run_pipeline(store_url, 2023)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    return {"store_url": store_url, "summary": summary, "client": client, "name": name}
+
+
+def staff_total(store_url: str) -> float:
+    table = read_table(open_store(store_url), "staff_size", 2023)
+    return table.filter(pl.col("year") == 2023).item(0, "staff_count")
+
+
+def test_pipeline_publishes_from_s3(bucket) -> None:
+    assert bucket["summary"]["outcomes"] == {"accepted": 210}
+    assert staff_total(bucket["store_url"]) == 3406
+    assert read_pointer(open_store(bucket["store_url"]), 2023)["version"] == 1
+
+
+def test_the_same_object_ingested_twice_is_a_no_op(bucket) -> None:
+    from flows.ingest import ingest_uploads
+
+    key = f"uploads/2023/{SCHOOL}/staff.xlsx"
+    first = ingest_uploads(bucket["store_url"], [key, key], label="twice")
+    assert [result["was_skipped"] for result in first] == [True, True]
+    records = [
+        record
+        for record in read_records(open_store(bucket["store_url"]), [2023])
+        if record["key"] == key
+    ]
+    assert len(records) == 1
+
+
+def test_a_rejected_upload_keeps_the_accepted_data_and_a_correction_republishes(bucket) -> None:
+    from flows.aggregate import aggregate_and_publish
+    from flows.ingest import ingest_uploads
+
+    store = open_store(bucket["store_url"])
+    # A broken staff file replaces the school's good one in the bucket (same key).
+    broken = "学校代码,教职工编号,是否在编\n3133060003,T0001,也许\n".encode()
+    store.put(f"uploads/2023/{SCHOOL}/staff.csv", broken)
+    results = ingest_uploads(bucket["store_url"], [f"uploads/2023/{SCHOOL}/staff.csv"])
+    assert results[0]["outcome"] == "rejected"
+    report = json.loads(store.get(results[0]["report_key"]))
+    assert {item["rule_id"] for item in report["counts_by_rule"]} >= {"structure.missing_column"}
+    unchanged = aggregate_and_publish(bucket["store_url"], 2023)
+    assert unchanged["is_new_version"] is False
+    assert staff_total(bucket["store_url"]) == 3406
+
+    # The school fixes it: a valid file with one more staff member than before.
+    original = (
+        read_table(store, "staff_size_by_school", 2023)
+        .filter((pl.col("school_code") == SCHOOL) & (pl.col("year") == 2023))
+        .item(0, "staff_count")
+    )
+    header = "学校代码,教职工编号,是否在编,是否专任教师,最高学历,专业技术职称"
+    rows = [f"{SCHOOL},T{index:05d},是,是,大学本科,中级" for index in range(int(original) + 1)]
+    store.put(f"uploads/2023/{SCHOOL}/staff.csv", ("\n".join([header, *rows]) + "\n").encode())
+    results = ingest_uploads(bucket["store_url"], [f"uploads/2023/{SCHOOL}/staff.csv"])
+    assert results[0]["outcome"] == "accepted"
+    republished = aggregate_and_publish(bucket["store_url"], 2023)
+    assert republished["is_new_version"] is True
+    assert staff_total(bucket["store_url"]) == 3407
+
+
+def test_a_late_duplicate_event_for_a_processed_version_is_a_no_op(bucket) -> None:
+    from flows.ingest import ingest_uploads
+
+    store = open_store(bucket["store_url"])
+    key = f"uploads/2023/{SCHOOL}/graduates.xlsx"
+    versions = bucket["client"].list_object_versions(Bucket=bucket["name"], Prefix=key)
+    assert len(versions["Versions"]) == 1
+    # The current version is already processed; re-delivering its event changes nothing.
+    again = ingest_uploads(bucket["store_url"], [key], label="late")
+    assert again[0]["was_skipped"] is True
+    records = [r for r in read_records(store, [2023]) if r["key"] == key]
+    assert len(records) == 1
+
+
+def test_keys_outside_the_layout_are_quarantined(bucket) -> None:
+    from flows.ingest import ingest_uploads
+
+    store = open_store(bucket["store_url"])
+    store.put("uploads/2023/3133060003/../../etc.csv".replace("../", "x/"), b"a,b\n")
+    store.put("uploads/2023/3133060003/graduates.pdf", b"%PDF-1.4 ...")
+    results = ingest_uploads(
+        bucket["store_url"],
+        ["uploads/2023/3133060003/x/x/etc.csv", "uploads/2023/3133060003/graduates.pdf"],
+    )
+    assert [result["outcome"] for result in results] == ["rejected", "rejected"]
+    quarantined = [info.key for info in store.list("quarantine/")]
+    assert any(key.endswith("etc.csv") for key in quarantined)
+    assert any(key.endswith("graduates.pdf.reason.json") for key in quarantined)

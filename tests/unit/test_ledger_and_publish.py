@@ -1,0 +1,119 @@
+"""Which submission counts, and how versions are published."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from vetreport.aggregate import AggregateResult
+from vetreport.ledger import CURRENT_SCHEMA, current_submissions
+from vetreport.publish import csv_bytes, neutralise_formulas, publish, read_pointer, read_table
+from vetreport.storage import open_store
+
+
+def record(submission: str, uploaded_at: str, outcome: str, dataset: str = "graduates") -> dict:
+    return {
+        "submission_id": submission,
+        "key": f"uploads/2023/S00001/{dataset}.csv",
+        "version_token": submission,
+        "uploaded_at": uploaded_at,
+        "year": 2023,
+        "submitter": "S00001",
+        "datasets": [
+            {
+                "dataset": dataset,
+                "outcome": outcome,
+                "curated_key": f"c/{submission}",
+                "row_count": 1,
+            }
+        ],
+    }
+
+
+def test_newest_accepted_upload_wins_whatever_the_processing_order() -> None:
+    newer = record("b", "2023-09-02T00:00:00+00:00", "accepted")
+    older = record("a", "2023-09-01T00:00:00+00:00", "accepted")
+    for records in ([older, newer], [newer, older]):
+        current = current_submissions(records)
+        assert current.get_column("submission_id").to_list() == ["b"]
+
+
+def test_a_rejected_upload_never_replaces_an_accepted_one() -> None:
+    accepted = record("a", "2023-09-01T00:00:00+00:00", "accepted_with_warnings")
+    rejected = record("b", "2023-09-02T00:00:00+00:00", "rejected")
+    current = current_submissions([accepted, rejected])
+    assert current.get_column("submission_id").to_list() == ["a"]
+
+
+def test_no_records_gives_an_empty_typed_frame() -> None:
+    current = current_submissions([])
+    assert current.height == 0
+    assert dict(current.schema) == {name: dtype() for name, dtype in CURRENT_SCHEMA.items()}
+
+
+def result(value: float, text: str = "绍兴市") -> AggregateResult:
+    table = pl.DataFrame({"city_name": [text], "year": [2023], "staff_count": [value]})
+    submissions = pl.DataFrame(
+        {
+            "year": [2023],
+            "dataset": ["staff"],
+            "submitter": ["S00001"],
+            "key": ["uploads/2023/S00001/staff.csv"],
+            "version_token": ["etag1"],
+            "submission_id": ["sub1"],
+        }
+    )
+    values = pl.DataFrame({"indicator_id": ["staff_count"], "indicator_value": [value]})
+    return AggregateResult(2023, values, {"staff_size": table}, submissions)
+
+
+def test_publish_writes_a_version_then_nothing_when_unchanged(store_url: str) -> None:
+    store = open_store(store_url)
+    first = publish(store, result(10.0))
+    again = publish(store, result(10.0))
+    changed = publish(store, result(11.0))
+    assert (first.version, first.is_new_version) == (1, True)
+    assert (again.version, again.is_new_version) == (1, False)
+    assert (changed.version, changed.is_new_version) == (2, True)
+    assert read_pointer(store, 2023)["version"] == 2
+    assert read_table(store, "staff_size", 2023, 1).get_column("staff_count").to_list() == [10.0]
+    assert read_table(store, "staff_size", 2023).get_column("staff_count").to_list() == [11.0]
+
+
+def test_manifest_lists_checksums_and_lineage(store_url: str) -> None:
+    store = open_store(store_url)
+    published = publish(store, result(10.0))
+    manifest = json.loads(store.get(published.prefix + "manifest.json"))
+    entry = manifest["tables"]["staff_size"]
+    assert entry["row_count"] == 1
+    for file in entry["files"].values():
+        import hashlib
+
+        assert hashlib.sha256(store.get(file["key"])).hexdigest() == file["sha256"]
+    assert entry["submissions"][0]["submission_id"] == "sub1"
+    assert store.get(entry["files"]["csv"]["key"]).startswith(b"\xef\xbb\xbf")
+
+
+def test_reader_refuses_a_file_whose_checksum_changed(store_url: str) -> None:
+    store = open_store(store_url)
+    published = publish(store, result(10.0))
+    key = published.prefix + "tables/staff_size.parquet"
+    store.put(key, store.get(published.prefix + "tables/indicator_values.parquet"))
+    with pytest.raises(ValueError, match="checksum"):
+        read_table(store, "staff_size", 2023)
+
+
+def test_formula_cells_are_neutralised_in_csv() -> None:
+    frame = pl.DataFrame(
+        {"name": ['=HYPERLINK("x")', "+1", "-2", "@a", "ok"], "n": [1, 2, 3, 4, 5]}
+    )
+    assert neutralise_formulas(frame).get_column("name").to_list() == [
+        '\'=HYPERLINK("x")',
+        "'+1",
+        "'-2",
+        "'@a",
+        "ok",
+    ]
+    assert b"'=HYPERLINK" in csv_bytes(frame)
