@@ -39,7 +39,6 @@ def write_demo_uploads(store_url: str, seed: int) -> tuple[int, int]:
     import hashlib
 
     from vetreport.demo_data import build_demo_uploads
-    from vetreport.publish import sha256  # noqa: F401  (keeps the import graph light)
     from vetreport.storage import KeyNotFound, open_store
 
     store = open_store(store_url)

@@ -34,7 +34,7 @@ def render_city_table(spec: TableSpec, frame: pl.DataFrame, console: Console) ->
         table = Table(title=f"{spec.report_label} {spec.title_zh}（{city_name[0]}）")
         table.add_column("年份", justify="left")
         for row in rows:
-            unit = "" if row["unit"] in ("%", "1:x") else f"（{row['unit']}）"
+            unit = "" if row["unit"] in ("%", "1:x") else f"\n（{row['unit']}）"
             table.add_column(f"{row['name_zh']}{unit}", justify="right", overflow="fold")
         for record in city_frame.sort("year").to_dicts():
             cells = [str(record["year"])]
