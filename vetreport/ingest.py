@@ -31,12 +31,13 @@ from vetreport.layout import (
     LayoutError,
     curated_key,
     ledger_key,
+    ledger_prefix,
     parse_upload_key,
     quarantine_key,
     report_key,
     submission_id,
 )
-from vetreport.ledger import current_submissions, read_records, write_record
+from vetreport.ledger import current_submissions, read_records_under, write_record
 from vetreport.readers import SOURCE_ROW
 from vetreport.storage import KeyNotFound, ObjectInfo, ObjectStore
 from vetreport.validation import (
@@ -64,9 +65,8 @@ class IngestResult:
 
 def registry_codes(store: ObjectStore, year: int) -> frozenset[str] | None:
     """The school codes of the year's current accepted registry, or None if there is none."""
-    current = current_submissions(read_records(store, [year])).filter(
-        (pl.col("dataset") == "school_registry") & (pl.col("submitter") == CITY_SUBMITTER)
-    )
+    prefix = f"{ledger_prefix(year)}{CITY_SUBMITTER}/school_registry/"
+    current = current_submissions(read_records_under(store, [prefix]))
     if current.height == 0:
         return None
     frame = pl.read_parquet(io.BytesIO(store.get(current.item(0, "curated_key"))))

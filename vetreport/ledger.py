@@ -62,11 +62,13 @@ def processed_submission_ids(store: ObjectStore, prefix: str = "ledger/") -> set
 
 def read_records(store: ObjectStore, years: Iterable[int]) -> list[dict[str, Any]]:
     """Read every ledger record of the given years, in parallel."""
+    return read_records_under(store, [ledger_prefix(year) for year in years])
+
+
+def read_records_under(store: ObjectStore, prefixes: Iterable[str]) -> list[dict[str, Any]]:
+    """Read the ledger records under some prefixes (e.g. one submitter's), in parallel."""
     keys = [
-        info.key
-        for year in years
-        for info in store.list(ledger_prefix(year))
-        if info.key.endswith(".json")
+        info.key for prefix in prefixes for info in store.list(prefix) if info.key.endswith(".json")
     ]
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         return [json.loads(body) for body in pool.map(store.get, keys)]
