@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format bench down clean
+.PHONY: help install demo test test-fast lint format bench up down clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -46,7 +46,11 @@ format: install ## apply ruff fixes and formatting
 	$(VENV_BIN)/ruff format .
 
 bench: install ## benchmarks that print figures (slow; not part of make test)
-	$(VENV_BIN)/python -m benchmarks.run
+	$(VENV_BIN)/python -m benchmarks.run $(BENCH)
+
+up: install ## start the local server, the served deployments and the var/bucket watcher
+	$(VENV_BIN)/vetreport demo-data --out var/bucket
+	$(VENV_BIN)/vetreport up --bucket var/bucket
 
 down: install ## stop the local Prefect server that make demo started
 	$(VENV_BIN)/vetreport server stop

@@ -3,6 +3,11 @@
 Aggregation reads the ledger and curated zone of the report year and the years its tables
 show, computes every indicator, and hands the tables to the publish step, which writes a
 new version only when the numbers differ from the latest one.
+
+In the service, accepted-submission events start it (debounced by the deployment trigger),
+and a global concurrency limit named ``aggregate-{year}`` lets one run per year work at a
+time. Without an explicit status it publishes provisional versions before the year's
+collection deadline and final ones (revisions) after it.
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.ingest import retry_on_storage_errors
+from flows.ingest import artifact_key, retry_on_storage_errors, tag_flow_run
 from vetreport.aggregate import AggregateResult, aggregate
-from vetreport.publish import PROVISIONAL, publish
+from vetreport.service import completeness, status_for, version_changes
 from vetreport.storage import open_store
+
+AGGREGATE_LIMIT_PREFIX = "aggregate-"
 
 
 @task(
@@ -37,10 +44,14 @@ def aggregate_year(store_url: str, report_year: int) -> AggregateResult:
 )
 def publish_version(store_url: str, result: AggregateResult, status: str) -> dict[str, Any]:
     """Publish the tables as a new version when they changed."""
+    from vetreport.publish import publish
+
     published = publish(open_store(store_url), result, status)
     return {
         "report_year": published.report_year,
         "version": published.version,
+        "status": published.status,  # a change after a final is published as a revision
+        "revision_of": published.revision_of,
         "is_new_version": published.is_new_version,
         "prefix": published.prefix,
         "tables": {
@@ -49,23 +60,68 @@ def publish_version(store_url: str, result: AggregateResult, status: str) -> dic
     }
 
 
+def year_limit(report_year: int) -> str:
+    """The name of the global concurrency limit that serialises one year's aggregations."""
+    return f"{AGGREGATE_LIMIT_PREFIX}{report_year}"
+
+
+def _ensure_year_limit(report_year: int) -> bool:
+    """Create the year's limit (1 slot) if missing; False when there is no API to ask."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.upsert_global_concurrency_limit_by_name(year_limit(report_year), 1)
+    except Exception:  # e.g. no server in a plain unit test: run unguarded
+        return False
+    return True
+
+
 @flow(name="aggregate", flow_run_name="aggregate-{report_year}", log_prints=True)
 def aggregate_and_publish(
-    store_url: str, report_year: int, status: str = PROVISIONAL
+    store_url: str, report_year: int, status: str | None = None
 ) -> dict[str, Any]:
-    """Aggregate a report year and publish it if anything changed."""
+    """Aggregate a report year and publish it if anything changed (one run per year at once)."""
+    from prefect.concurrency.sync import concurrency
+
     logger = get_run_logger()
+    if _ensure_year_limit(report_year):  # also means there is an API: tag the run
+        tag_flow_run(f"year:{report_year}")
+        with concurrency(year_limit(report_year), occupy=1):
+            return _aggregate_and_publish(store_url, report_year, status, logger)
+    return _aggregate_and_publish(store_url, report_year, status, logger)
+
+
+def _aggregate_and_publish(
+    store_url: str, report_year: int, status: str | None, logger: Any
+) -> dict[str, Any]:
+    store = open_store(store_url)
+    status = status or status_for(store, report_year)
     result = aggregate_year(store_url, report_year)
     summary = publish_version(store_url, result, status)
     verb = "published" if summary["is_new_version"] else "unchanged; still"
     logger.info("%s: %s v%s at %s", report_year, verb, summary["version"], summary["prefix"])
+    matrix = completeness(store, report_year)
+    create_table_artifact(
+        key=artifact_key("completeness", report_year),
+        table=matrix.to_dicts(),
+        description=f"{report_year} 提交情况 / completeness (school × dataset)",
+    )
     if summary["is_new_version"]:
+        changes = version_changes(store, report_year, summary["version"])
+        lines = [
+            f"| {c['table']} | {c['change']} | {c['previous_rows'] or ''} | {c['rows']} "
+            f"| [csv]({c['csv']}) |"
+            for c in changes
+        ]
         create_markdown_artifact(
-            key=f"publish-{report_year}",
+            key=artifact_key("publish", report_year),
             markdown=(
-                f"# {report_year} v{summary['version']} ({status})\n\n"
+                f"# {report_year} v{summary['version']} ({summary['status']})\n\n"
                 f"Published at `{store_url}/{summary['prefix']}`\n\n"
-                + "\n".join(f"- {name}: {rows} rows" for name, rows in summary["tables"].items())
+                "| table | change | rows before | rows | link |\n|---|---|---|---|---|\n"
+                + "\n".join(lines)
             ),
+            description=f"{report_year} v{summary['version']}: changes and links",
         )
     return summary

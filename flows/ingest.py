@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
+from vetreport.events import emit_accepted
 from vetreport.ingest import ingest_keys
 from vetreport.layout import CITY_SUBMITTER, submission_id
 from vetreport.ledger import processed_submission_ids
@@ -62,6 +63,23 @@ def find_unprocessed_uploads(store_url: str, year: int | None = None) -> list[st
     ]
 
 
+@task(name="announce-accepted", retries=3, retry_delay_seconds=[1, 5, 15])
+def announce_accepted(results: list[dict[str, Any]]) -> int:
+    """Tell Prefect which submissions were newly accepted (this triggers re-aggregation)."""
+    return emit_accepted(results)
+
+
+def _summary_artifact(processed: list[dict[str, Any]]) -> None:
+    create_table_artifact(
+        key="ingest-summary",
+        table=[
+            {"key": r["key"], "outcome": r["outcome"], "report": r["report_key"]}
+            for r in processed[:500]
+        ],
+        description=f"Validation outcome of {len(processed)} uploads",
+    )
+
+
 def _batches(keys: list[str], size: int) -> list[list[str]]:
     return [keys[start : start + size] for start in range(0, len(keys), size)]
 
@@ -72,6 +90,7 @@ def ingest_uploads(
     keys: list[str],
     label: str = "batch",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    announce: bool = True,
 ) -> list[dict[str, Any]]:
     """Ingest the given upload keys: bureau files first, then schools' in parallel batches."""
     logger = get_run_logger()
@@ -91,15 +110,89 @@ def ingest_uploads(
         len(results) - len(processed),
     )
     if processed:
-        create_table_artifact(
-            key="ingest-summary",
-            table=[
-                {"key": r["key"], "outcome": r["outcome"], "report": r["report_key"]}
-                for r in processed[:500]
-            ],
-            description=f"Validation outcome of {len(processed)} uploads",
-        )
+        _summary_artifact(processed)
+        if announce:
+            announce_accepted(processed)
     return results
+
+
+@flow(
+    name="ingest-upload",
+    flow_run_name="ingest-{year}-{school}-{dataset}",
+    log_prints=True,
+)
+def ingest_upload(
+    store_url: str,
+    key: str,
+    year: int = 0,
+    school: str = "",
+    dataset: str = "",
+    version: str = "",
+) -> dict[str, Any]:
+    """Ingest one upload (started by its upload event); report it and announce acceptance.
+
+    The object's current version is read whatever version the event named, so events out
+    of order converge; a version already in the ledger is skipped.
+    """
+    logger = get_run_logger()
+    tag_flow_run(f"year:{year}", f"school:{school}", dataset)
+    results = ingest_batch(store_url, [key])
+    if not results:
+        logger.info("%s no longer exists; nothing to do", key)
+        return {"key": key, "outcome": "missing", "was_skipped": True}
+    result = results[0]
+    if result["was_skipped"]:
+        logger.info("%s (%s) was already processed: %s", key, version, result["outcome"])
+        return result
+    logger.info("%s: %s, report at %s", key, result["outcome"], result["report_key"])
+    create_table_artifact(
+        key=artifact_key("report", year, school, dataset),
+        table=[validation_row(store_url, result)],
+        description=f"校验结果 / validation outcome of {key}",
+    )
+    announce_accepted([result])
+    return result
+
+
+def tag_flow_run(*extra: str) -> None:
+    """Add tags (year, school, dataset) to the running flow run, for filtering in the UI."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    run_id = flow_run.get_id()
+    if not run_id:
+        return
+    tags = sorted(set(flow_run.get_tags()) | set(extra))
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(run_id, tags=tags)
+
+
+def artifact_key(*parts: Any) -> str:
+    """An artifact key from parts: lowercase letters, digits and dashes only."""
+    import re
+
+    text = "-".join(str(part) for part in parts if part not in (None, ""))
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
+
+
+def validation_row(store_url: str, result: dict[str, Any]) -> dict[str, Any]:
+    """One artifact row: the outcome, counts and where the report is."""
+    import json
+
+    store = open_store(store_url)
+    row: dict[str, Any] = {
+        "key": result["key"],
+        "submission": result["submission_id"],
+        "outcome": result["outcome"],
+        "report": f"{store_url}/{result['report_key']}" if result["report_key"] else "",
+    }
+    if result["report_key"]:
+        report = json.loads(store.get(result["report_key"]))
+        row["errors"] = report.get("error_count", 0)
+        row["warnings"] = report.get("warning_count", 0)
+        rules = [item["rule_id"] for item in report.get("counts_by_rule", [])]
+        row["rules"] = ", ".join(rules[:10])
+    return row
 
 
 @flow(name="sweep", flow_run_name="sweep-{year}", log_prints=True)

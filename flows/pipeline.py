@@ -12,22 +12,28 @@ from prefect import flow
 
 from flows.aggregate import aggregate_and_publish
 from flows.ingest import sweep_uploads
-from vetreport.publish import PROVISIONAL
 from vetreport.storage import open_store
+
+
+def upload_years(store_url: str) -> list[int]:
+    """Every year that has anything under uploads/, ascending."""
+    return sorted(
+        {
+            int(info.key.split("/")[1])
+            for info in open_store(store_url).list("uploads/")
+            if info.key.split("/")[1].isdigit()
+        }
+    )
 
 
 def latest_upload_year(store_url: str) -> int | None:
     """The most recent year that has anything under uploads/."""
-    years = {
-        int(info.key.split("/")[1])
-        for info in open_store(store_url).list("uploads/")
-        if info.key.split("/")[1].isdigit()
-    }
+    years = upload_years(store_url)
     return max(years) if years else None
 
 
 @flow(name="pipeline", flow_run_name="pipeline-{report_year}", log_prints=True)
-def run_pipeline(store_url: str, report_year: int, status: str = PROVISIONAL) -> dict[str, Any]:
+def run_pipeline(store_url: str, report_year: int, status: str | None = None) -> dict[str, Any]:
     """Ingest every unprocessed upload, then aggregate and publish the report year."""
     ingested = sweep_uploads(store_url)
     summary = aggregate_and_publish(store_url, report_year, status)
@@ -35,3 +41,14 @@ def run_pipeline(store_url: str, report_year: int, status: str = PROVISIONAL) ->
     for result in ingested:
         outcomes[result["outcome"]] = outcomes.get(result["outcome"], 0) + 1
     return {"ingested": len(ingested), "outcomes": outcomes, "publish": summary}
+
+
+@flow(name="rebuild", flow_run_name="rebuild-nightly", log_prints=True)
+def rebuild(store_url: str) -> dict[int, dict[str, Any]]:
+    """The nightly rebuild: sweep, then aggregate every year with uploads.
+
+    Publishing stays change-only, so a night without changes publishes nothing; it
+    catches whatever an event missed and picks up catalogue changes.
+    """
+    sweep_uploads(store_url)
+    return {year: aggregate_and_publish(store_url, year) for year in upload_years(store_url)}

@@ -118,12 +118,22 @@ def _optional_float(text: str) -> float | None:
     return float(text) if text.strip() else None
 
 
+_TRAILING_BRACKETS = re.compile(r"[(\[【<][^()\[\]【】<>]*[)\]】>]$")
+
+
 def normalise_header(text: str) -> str:
-    """Fold a header for matching: NFKC, lower case, no spaces, no trailing unit in brackets."""
+    """Fold a header for matching.
+
+    NFKC (full-width to half-width), lower case, no spaces or line breaks, no required-field
+    marks (* ※) or trailing colon, and no trailing units in brackets: "初次就业月收入（元/月）*"
+    split over two lines and "Starting monthly income (yuan/month)" fold like the catalogue.
+    """
     folded = unicodedata.normalize("NFKC", str(text)).strip().lower()
     folded = re.sub(r"\s+", "", folded)
-    folded = re.sub(r"[(\[][^()\[\]]*[)\]]$", "", folded)
-    return folded.replace("*", "")
+    folded = folded.replace("*", "").replace("※", "").rstrip(":")
+    while (stripped := _TRAILING_BRACKETS.sub("", folded)) != folded and stripped:
+        folded = stripped
+    return folded
 
 
 @cache
@@ -203,26 +213,44 @@ def header_variants(column: ColumnSpec) -> set[str]:
     return {normalise_header(name) for name in names if name}
 
 
-def header_lookup(dataset_id: str) -> dict[str, str]:
-    """Map each folded header variant of a dataset to its canonical column name."""
+def header_lookup(dataset_id: str, year: int | None = None) -> dict[str, str]:
+    """Map each folded header variant of a dataset to its canonical column name.
+
+    Headers of past years' templates (header_aliases.csv) are recognised in every year, since
+    schools reuse old templates; where years disagree about a header, ``year``'s row wins.
+    """
     lookup: dict[str, str] = {}
     for column in load_datasets()[dataset_id].columns:
         for header in header_variants(column):
             lookup[header] = column.column_name
-    lookup.update(_year_header_aliases(dataset_id))
+    lookup.update(_year_header_aliases(dataset_id, year))
     return lookup
 
 
-def _year_header_aliases(dataset_id: str) -> dict[str, str]:
+def _year_header_aliases(dataset_id: str, year: int | None = None) -> dict[str, str]:
     """Headers used in particular years' templates (header_aliases.csv), as data."""
-    path = CATALOGUE_DIR / "header_aliases.csv"
-    if not path.exists():
-        return {}
-    return {
-        normalise_header(row["header"]): row["column_name"]
-        for row in _read_csv("header_aliases.csv")
-        if row["dataset_id"] == dataset_id
-    }
+    rows = [row for row in load_header_aliases() if row["dataset_id"] == dataset_id]
+    # Rows of other years first, so the requested year's rows overwrite them.
+    rows.sort(key=lambda row: year is not None and row["year"] == str(year))
+    return {normalise_header(row["header"]): row["column_name"] for row in rows}
+
+
+@cache
+def load_header_aliases() -> tuple[dict[str, str], ...]:
+    """Rows of header_aliases.csv (dataset_id, year, header, column_name), checked on load."""
+    if not (CATALOGUE_DIR / "header_aliases.csv").exists():
+        return ()
+    datasets = load_datasets()
+    rows = tuple(_read_csv("header_aliases.csv"))
+    for row in rows:
+        dataset = datasets.get(row["dataset_id"])
+        if dataset is None or row["column_name"] not in dataset.column_names:
+            raise CatalogueError(
+                f"header_aliases.csv: {row['dataset_id']}.{row['column_name']} is not a column"
+            )
+        if row["year"] and not row["year"].isdigit():
+            raise CatalogueError(f"header_aliases.csv: bad year {row['year']!r}")
+    return rows
 
 
 @cache

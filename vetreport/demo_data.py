@@ -2,15 +2,21 @@
 
 What belongs here: making the bytes of every file the bureau and the schools would upload for
 a made-up but realistic Shaoxing — the school registry and city reference data of the bureau,
-and each school's profile, enrolment, staff roster and graduate destinations — for the years
-2021 to 2023. Nothing here reads or writes the bucket; the caller puts the returned bytes
-under the returned keys.
+and each school's profile, enrolment, staff roster and graduate destinations, plus the
+appendix datasets (awards, satisfaction survey, international, service, funding, industry
+partnership) — for the years 2021 to 2023. Nothing here reads or writes the bucket; the
+caller puts the returned bytes under the returned keys.
 
 The files are calibrated: the city totals the pipeline computes from them equal the figures of
 the 2023 Shaoxing quality report. Those figures are data, kept in ``demo_targets.csv`` beside
 this module (the tests read the same file). Each city total is spread over the schools by
 weights (school size, school type) with largest-remainder rounding, so sums are exact, and the
-per-person rows (staff, graduates) are built from the per-school counts.
+per-person rows (staff, graduates) are built from the per-school counts. Where the report
+states an appendix quantity (11/7/3 national medals, 544 training programmes and 117,946
+person-times, 105 enterprise projects, 65 industry colleges, 29,860.31 元 per student, the
+80% private subsidy, the 45.17% long-programme plan…) it is a target too; the other appendix
+figures (survey answers, international work, incomes…) are plausible draws from seeded
+generators.
 
 The 17 schools: 11 carry names the report mentions, the rest are plainly synthetic
 (…示例…). Major codes follow the style of the 2021 national catalogue but are illustrative.
@@ -28,7 +34,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 
 import polars as pl
@@ -38,7 +44,15 @@ from schemas.catalogue import DatasetSpec, load_datasets
 
 PROVINCE = "浙江省"
 CITY = "绍兴市"
-SCHOOL_DATASETS = ("school_profile", "enrollment", "staff", "graduates")
+APPENDIX_DATASETS = (
+    "awards",
+    "survey_responses",
+    "international",
+    "service",
+    "funding",
+    "industry_partnership",
+)
+SCHOOL_DATASETS = ("school_profile", "enrollment", "staff", "graduates", *APPENDIX_DATASETS)
 CITY_DATASETS = ("school_registry", "city_reference")
 TARGETS_FILE = "demo_targets.csv"
 
@@ -359,6 +373,7 @@ def _year_uploads(
         "enrollment": enrollment,
         "staff": _staff_tables(seed, year, targets, students),
         "graduates": _graduate_tables(seed, year, targets, students, enrollment),
+        **_appendix_tables(seed, year, targets, students, enrollment),
     }
     uploads: dict[str, bytes] = {}
     for school in SCHOOLS:
@@ -1052,3 +1067,447 @@ def _xlsx_bytes(frame: pl.DataFrame, title: str, sheet_name: str, year: int) -> 
     sheet.freeze_panes(2, 0)
     workbook.close()
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# Appendix datasets: awards, survey, international, service, funding, industry partnership
+# --------------------------------------------------------------------------------------------
+
+# Relative strength of a school type in contests, service and international work.
+CONTEST_STRENGTH = {
+    "engineering": 1.6,
+    "comprehensive": 1.0,
+    "textile": 1.1,
+    "nursing": 0.7,
+    "finance_tourism": 0.8,
+    "arts": 0.6,
+    "private": 0.1,
+}
+SERVICE_STRENGTH = {
+    "engineering": 1.4,
+    "comprehensive": 1.1,
+    "textile": 1.2,
+    "nursing": 0.9,
+    "finance_tourism": 0.8,
+    "arts": 0.5,
+    "private": 0.3,
+}
+INTERNATIONAL_ACTIVITY = {
+    "engineering": 1.0,
+    "comprehensive": 0.8,
+    "textile": 0.6,
+    "nursing": 1.3,
+    "finance_tourism": 0.7,
+    "arts": 0.4,
+    "private": 0.1,
+}
+# Travel abroad recovered after the pandemic years.
+TRAVEL_FACTOR = {2021: 0.2, 2022: 0.5, 2023: 1.0}
+# Schools in east-west cooperation: the first N of this order (the report names the first).
+EAST_WEST_ORDER = (
+    "绍兴市职业教育中心", "绍兴市中等专业学校", "诸暨市实验职业技术学校", "柯桥区职业教育中心",
+    "上虞区职业教育中心", "绍兴市上虞区职业中等专业学校", "新昌职业高级中学", "绍兴护士学校",
+    "诸暨市职业教育中心",
+)  # fmt: skip
+MEDALS = ("金", "银", "铜")
+AWARD_COLUMNS = (
+    "school_code",
+    "award_id",
+    "contest_name",
+    "contest_type",
+    "contest_level",
+    "participant_type",
+    "award_grade",
+)
+RANKS = ("一等奖", "二等奖", "三等奖")
+ANSWERS = ("很满意", "满意", "一般", "不满意", "很不满意", "无法评估")
+# Answer propensities by respondent type, in the order of ANSWERS.
+ANSWER_WEIGHTS = {
+    "在校生": (0.52, 0.38, 0.07, 0.015, 0.005, 0.01),
+    "毕业生": (0.55, 0.37, 0.06, 0.01, 0.005, 0.005),
+    "家长": (0.58, 0.35, 0.05, 0.01, 0.005, 0.005),
+    "用人单位": (0.50, 0.42, 0.06, 0.01, 0.0, 0.01),
+    "教师": (0.45, 0.42, 0.10, 0.02, 0.005, 0.005),
+}
+STUDENT_ITEMS = ("总体评价", "课堂育人", "课外育人", "管理服务")
+
+
+def _appendix_tables(
+    seed: int,
+    year: int,
+    targets: Targets,
+    students: dict[str, int],
+    enrollment: dict[str, pl.DataFrame],
+) -> dict[str, dict[str, pl.DataFrame]]:
+    """The six appendix datasets of every school for one year."""
+    return {
+        "awards": _award_tables(seed, year, targets, students),
+        "survey_responses": _survey_tables(seed, year, students, targets),
+        "international": _international_tables(seed, year, students),
+        "service": _service_tables(seed, year, targets, students),
+        "funding": _funding_tables(seed, year, targets, students),
+        "industry_partnership": _partnership_tables(seed, year, targets, students, enrollment),
+    }
+
+
+def _strength_weights(
+    seed: int, year: int, purpose: str, students: dict[str, int], strength: dict[str, float]
+) -> list[float]:
+    return [
+        students[school.code]
+        * strength[school.school_type]
+        * _jitter(_rng(seed, year, school.code, purpose), 0.2)
+        for school in SCHOOLS
+    ]
+
+
+def _hundreds(value: float) -> int:
+    """Money as schools report it: whole yuan, rounded to hundreds."""
+    return int(round(value, -2))
+
+
+def _scaled(rng: random.Random, base: float, size: int, factor: float) -> int:
+    """A plausible whole number: base per 2750 students, times a factor, jittered ±30%."""
+    return max(0, round(base * size / 2750 * factor * _jitter(rng, 0.3)))
+
+
+# Awards -------------------------------------------------------------------------------------
+
+
+def _award_tables(
+    seed: int, year: int, targets: Targets, students: dict[str, int]
+) -> dict[str, pl.DataFrame]:
+    medals = {
+        medal: _apportion(
+            _count(targets, f"national_skills_{name}"),
+            _strength_weights(seed, year, f"medal-{name}", students, CONTEST_STRENGTH),
+        )
+        for medal, name in zip(MEDALS, ("gold", "silver", "bronze"), strict=True)
+    }
+    tables = {}
+    for i, school in enumerate(SCHOOLS):
+        rng = _rng(seed, year, school.code, "awards")
+        strength = CONTEST_STRENGTH[school.school_type]
+        size = students[school.code]
+        rows: list[tuple[str, str, str, str, str]] = []
+        for medal in MEDALS:
+            for _ in range(medals[medal][i]):
+                who = "教师" if rng.random() < 0.2 else "学生"
+                rows.append(("全国职业院校技能大赛", "技能大赛", "国家", who, medal))
+        for _ in range(_scaled(rng, 8, size, strength)):
+            grade = rng.choice(MEDALS + RANKS)
+            rows.append(("浙江省职业院校技能大赛", "技能大赛", "省", "学生", grade))
+        for _ in range(_scaled(rng, 3, size, strength)):
+            contest_type = rng.choice(("教学能力比赛", "班主任能力比赛"))
+            rows.append(
+                (f"浙江省职业院校{contest_type}", contest_type, "省", "教师", rng.choice(RANKS))
+            )
+        for _ in range(_scaled(rng, 0.2, size, strength)):
+            rows.append(
+                (
+                    "全国职业院校技能大赛教学能力比赛",
+                    "教学能力比赛",
+                    "国家",
+                    "教师",
+                    rng.choice(RANKS),
+                )
+            )
+        for _ in range(_scaled(rng, 2, size, strength)):
+            rows.append(
+                ("浙江省职业院校创新创业大赛", "创新创业大赛", "省", "学生", rng.choice(RANKS))
+            )
+        for _ in range(_scaled(rng, 20, size, 1.0)):
+            rows.append(("绍兴市职业院校技能大赛", "技能大赛", "市", "学生", rng.choice(RANKS)))
+        used: set[str] = set()
+        ids = [_pseudonym("A", used, seed, school.code, year, "award", n) for n in range(len(rows))]
+        frame = pl.DataFrame(
+            {
+                "school_code": [school.code] * len(rows),
+                "award_id": ids,
+                "contest_name": [row[0] for row in rows],
+                "contest_type": [row[1] for row in rows],
+                "contest_level": [row[2] for row in rows],
+                "participant_type": [row[3] for row in rows],
+                "award_grade": [row[4] for row in rows],
+            },
+            schema=dict.fromkeys(AWARD_COLUMNS, pl.Utf8),
+        )
+        tables[school.code] = frame.sort("award_id")
+    return tables
+
+
+# Satisfaction survey ------------------------------------------------------------------------
+
+
+def _survey_tables(
+    seed: int, year: int, students: dict[str, int], targets: Targets
+) -> dict[str, pl.DataFrame]:
+    counts = _staff_counts(seed, year, targets, students)
+    staff = {
+        school.code: school_counts.full_time
+        for school, school_counts in zip(SCHOOLS, counts, strict=True)
+    }
+    tables = {}
+    for school in SCHOOLS:
+        rng = _rng(seed, year, school.code, "survey")
+        size = students[school.code]
+        respondents = {
+            "在校生": min(max(size // 60, 15), 90),
+            "毕业生": rng.randint(20, 40),
+            "家长": rng.randint(20, 40),
+            "用人单位": rng.randint(6, 15),
+            "教师": min(staff[school.code], rng.randint(15, 30)),
+        }
+        ids: list[str] = []
+        types: list[str] = []
+        items: list[str] = []
+        answers: list[str] = []
+        used: set[str] = set()
+        for respondent_type, count in respondents.items():
+            weights = ANSWER_WEIGHTS[respondent_type]
+            questions = STUDENT_ITEMS if respondent_type == "在校生" else STUDENT_ITEMS[:1]
+            for n in range(count):
+                respondent = _pseudonym("R", used, seed, school.code, year, respondent_type, n)
+                for item in questions:
+                    ids.append(respondent)
+                    types.append(respondent_type)
+                    items.append(item)
+                    answers.append(rng.choices(ANSWERS, weights)[0])
+        frame = pl.DataFrame(
+            {
+                "school_code": [school.code] * len(ids),
+                "respondent_id": ids,
+                "respondent_type": types,
+                "survey_item": items,
+                "answer": answers,
+            }
+        )
+        tables[school.code] = frame.sort("respondent_id", "survey_item")
+    return tables
+
+
+# International ------------------------------------------------------------------------------
+
+
+def _international_tables(
+    seed: int, year: int, students: dict[str, int]
+) -> dict[str, pl.DataFrame]:
+    rows = []
+    for school in SCHOOLS:
+        rng = _rng(seed, year, school.code, "international")
+        size = students[school.code]
+        activity = INTERNATIONAL_ACTIVITY[school.school_type]
+        travel = TRAVEL_FACTOR.get(year, 1.0)
+        certificates = 400 if school.school_type == "nursing" else 15
+        rows.append(
+            {
+                "school_code": school.code,
+                "international_students_count": _scaled(rng, 2, size, activity * travel)
+                if activity >= 1
+                else 0,
+                "foreign_trainee_person_days": _scaled(rng, 60, size, activity * travel),
+                "teacher_overseas_person_days": _scaled(rng, 40, size, activity * travel),
+                "international_posts_count": _scaled(rng, 0.8, size, activity),
+                "international_standards_count": _scaled(rng, 0.7, size, activity),
+                "international_awards_count": _scaled(rng, 1.2, size, activity * travel),
+                "international_certificate_holders_count": _scaled(
+                    rng, certificates, size, activity
+                ),
+                "international_cooperation_projects_count": _scaled(rng, 1.0, size, activity),
+            }
+        )
+    frame = pl.DataFrame(rows)
+    return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}
+
+
+# Service ------------------------------------------------------------------------------------
+
+
+def _service_tables(
+    seed: int, year: int, targets: Targets, students: dict[str, int]
+) -> dict[str, pl.DataFrame]:
+    def split(figure: str, purpose: str) -> list[int]:
+        weights = _strength_weights(seed, year, purpose, students, SERVICE_STRENGTH)
+        return _apportion(_count(targets, figure), weights)
+
+    programmes = split("social_training_programs", "training-programmes")
+    person_times = split("social_training_person_times", "training-person-times")
+    projects = split("enterprise_projects", "enterprise-projects")
+    innovations = split("enterprise_innovations", "enterprise-innovations")
+    east_west = EAST_WEST_ORDER[: _count(targets, "east_west_schools")]
+    rows = []
+    for i, school in enumerate(SCHOOLS):
+        rng = _rng(seed, year, school.code, "service")
+        size = students[school.code]
+        strength = SERVICE_STRENGTH[school.school_type]
+        patents = _scaled(rng, 6, size, strength)
+        rows.append(
+            {
+                "school_code": school.code,
+                "social_training_programs_count": programmes[i],
+                "social_training_person_times": person_times[i],
+                "enterprise_projects_count": projects[i],
+                "enterprise_innovations_count": innovations[i],
+                "technical_service_income_yuan": _hundreds(
+                    projects[i] * rng.uniform(30_000, 80_000)
+                ),
+                "training_income_yuan": _hundreds(person_times[i] * rng.uniform(80, 160)),
+                "patents_count": patents,
+                "invention_patents_count": patents // 5,
+                "is_east_west_cooperation": YES if school.name in east_west else NO,
+                "rural_revitalization_training_person_times": _scaled(rng, 400, size, strength),
+            }
+        )
+    frame = pl.DataFrame(rows)
+    return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}
+
+
+# Funding ------------------------------------------------------------------------------------
+
+
+def _funding_tables(
+    seed: int, year: int, targets: Targets, students: dict[str, int]
+) -> dict[str, pl.DataFrame]:
+    sizes = [students[school.code] for school in SCHOOLS]
+    staff = _staff_counts(seed, year, targets, students)
+    standard = _count(targets, "public_funds_standard_per_student_yuan")
+    subsidy_rate = _count(targets, "private_subsidy_standard_per_student_yuan")
+    subsidy_share = targets["private_subsidy_share_pct"] / 100
+    private = [school.ownership == "民办" for school in SCHOOLS]
+    # Private schools' public money is their subsidy: the public rate x share x students.
+    subsidy = [
+        int(Decimal(subsidy_rate * size) * subsidy_share) if is_private else None
+        for size, is_private in zip(sizes, private, strict=True)
+    ]
+    # Any total within half a yuan per student of the target rounds to it: aim at the middle.
+    fiscal_total = round(targets["per_student_budget_yuan"] * sum(sizes))
+    public_fiscal = _apportion(
+        fiscal_total - sum(value or 0 for value in subsidy),
+        [
+            0.0 if is_private else weight
+            for weight, is_private in zip(
+                _school_weights(seed, year, "fiscal", sizes), private, strict=True
+            )
+        ],
+    )
+    # Schools below the public funds floor: private first, then the smallest.
+    below = len(SCHOOLS) - _count(targets, "public_funds_standard_met_schools")
+    order = sorted(range(len(SCHOOLS)), key=lambda i: (not private[i], sizes[i], i))
+    below_floor = set(order[:below])
+    rows = []
+    for i, school in enumerate(SCHOOLS):
+        rng = _rng(seed, year, school.code, "funding")
+        size = sizes[i]
+        per_student_funds = (
+            rng.uniform(0.85, 0.97) if i in below_floor else rng.uniform(1.05, 1.4)
+        ) * standard
+        established = staff[i].full_time_established + staff[i].other_established
+        part_time = round(staff[i].staff * rng.uniform(0.05, 0.1))
+        hours = round(part_time * rng.uniform(60, 160))
+        rows.append(
+            {
+                "school_code": school.code,
+                "fiscal_appropriation_yuan": subsidy[i] if private[i] else public_fiscal[i],
+                "special_funds_yuan": _hundreds(size * rng.uniform(1500, 4000)),
+                "public_operating_funds_yuan": round(per_student_funds * size),
+                "public_funds_standard_per_student_yuan": standard,
+                "established_posts_count": 0
+                if private[i]
+                else round(established * rng.uniform(1.0, 1.06) + 0.5),
+                "part_time_teacher_count": part_time,
+                "part_time_teacher_hours": hours,
+                "part_time_teacher_pay_yuan": _hundreds(hours * rng.uniform(120, 200)),
+                "private_subsidy_yuan": subsidy[i],
+                "private_subsidy_standard_per_student_yuan": subsidy_rate if private[i] else None,
+            }
+        )
+    frame = pl.DataFrame(
+        rows,
+        schema_overrides={
+            "private_subsidy_yuan": pl.Int64,
+            "private_subsidy_standard_per_student_yuan": pl.Int64,
+        },
+    )
+    return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}
+
+
+# Industry and higher-education partnership --------------------------------------------------
+
+
+def _long_plan_total(plan_total: int, share_pct: Decimal) -> int:
+    """The long-programme plan whose share of the plan rounds half-up to ``share_pct``."""
+    step = Decimal("0.01")
+    guess = int(plan_total * share_pct / 100)
+    for candidate in sorted(range(guess - 3, guess + 4), key=lambda c: abs(c - guess)):
+        share = (Decimal(candidate * 100) / plan_total).quantize(step, rounding=ROUND_HALF_UP)
+        if share == share_pct:
+            return candidate
+    raise ValueError(f"no long-programme plan gives {share_pct}% of {plan_total}")
+
+
+def _partnership_tables(
+    seed: int,
+    year: int,
+    targets: Targets,
+    students: dict[str, int],
+    enrollment: dict[str, pl.DataFrame],
+) -> dict[str, pl.DataFrame]:
+    public = [0.0 if school.ownership == "民办" else 1.0 for school in SCHOOLS]
+
+    def split(figure: str, purpose: str, only_public: bool = False) -> list[int]:
+        # Weights drawn for one fixed year: shares stay put while the totals grow.
+        weights = _strength_weights(seed, 2021, purpose, students, SERVICE_STRENGTH)
+        if only_public:
+            weights = [w * p for w, p in zip(weights, public, strict=True)]
+        return _apportion(_count(targets, figure), weights)
+
+    colleges = split("industry_colleges", "industry-colleges")
+    factories = split("training_factories", "training-factories")
+    groups = split("vocational_groups", "vocational-groups", only_public=True)
+    five_year = split("five_year_programs", "five-year-programmes", only_public=True)
+    regional = split("regional_integrated_programs", "regional-programmes", only_public=True)
+    undergrad = split("undergrad_integrated_programs", "undergraduate-programmes", True)
+    secondary_admissions = [
+        int(
+            enrollment[school.code]
+            .filter(pl.col("program_type") == "中职")["admissions_count"]
+            .sum()
+        )
+        for school in SCHOOLS
+    ]
+    plan = [
+        round(admitted * _jitter(_rng(seed, year, school.code, "plan"), 0.03) + admitted * 0.03)
+        for school, admitted in zip(SCHOOLS, secondary_admissions, strict=True)
+    ]
+    long_plan = _apportion(
+        _long_plan_total(sum(plan), targets["long_program_plan_share_pct"]),
+        [
+            p * (2.0 if programmes else 0.3) * _jitter(_rng(seed, year, s.code, "long-plan"), 0.2)
+            for s, p, programmes in zip(SCHOOLS, plan, five_year, strict=True)
+        ],
+        plan,
+    )
+    rows = []
+    for i, school in enumerate(SCHOOLS):
+        rng = _rng(seed, year, school.code, "partnership")
+        size = students[school.code]
+        strength = SERVICE_STRENGTH[school.school_type]
+        rows.append(
+            {
+                "school_code": school.code,
+                "industry_colleges_count": colleges[i],
+                "training_factories_count": factories[i],
+                "led_vocational_groups_count": groups[i],
+                "partner_enterprises_count": _scaled(rng, 45, size, strength),
+                "order_classes_count": _scaled(rng, 6, size, strength),
+                "apprentices_count": _scaled(rng, 90, size, strength),
+                "enterprise_equipment_value_yuan": _hundreds(size * rng.uniform(800, 2500)),
+                "five_year_integrated_programs_count": five_year[i],
+                "regional_integrated_programs_count": regional[i],
+                "undergraduate_integrated_programs_count": undergrad[i],
+                "admissions_plan_count": plan[i],
+                "long_program_admissions_plan_count": long_plan[i],
+            }
+        )
+    frame = pl.DataFrame(rows)
+    return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}

@@ -6,8 +6,8 @@ the bucket consistent if the process dies at any point:
 1. skip if the ledger already has this submission (same key and version: a no-op);
 2. read and validate (``vetreport.validation``); a file that cannot be read at all is
    also copied to quarantine/ with its reason;
-3. write the reports (JSON for machines; the school-facing formats come from
-   ``vetreport.feedback`` when it is installed in the pipeline);
+3. write the reports: JSON for machines, then the school-facing HTML page and annotated
+   workbook from ``vetreport.feedback`` (a rendering failure is logged, never fatal);
 4. write curated Parquet for each accepted dataset (deterministic keys, so a retry
    overwrites the same object);
 5. write the ledger record last, with put-if-absent: only then does the submission count.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,8 @@ from vetreport.validation import (
 )
 
 QUARANTINE_RULE_LAYERS = ("file",)
+XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,10 @@ def ingest_object(
         json.dumps(report, ensure_ascii=False, indent=2, default=str).encode("utf-8"),
         "application/json",
     )
+    report_keys = [
+        json_report_key,
+        *_write_school_reports(store, upload.year, upload.submitter, submission, data, report),
+    ]
     if _is_file_level_failure(report):
         _quarantine(store, info, upload.year, submission, data, report)
 
@@ -169,6 +176,7 @@ def ingest_object(
         "error_count": report["error_count"],
         "warning_count": report["warning_count"],
         "report_key": json_report_key,
+        "report_keys": report_keys,
         "datasets": entries,
         "schema_version": SCHEMA_VERSION,
     }
@@ -181,6 +189,43 @@ def ingest_object(
         json_report_key,
         tuple(entry["dataset"] for entry in entries if entry["dataset"]),
     )
+
+
+def _write_school_reports(
+    store: ObjectStore,
+    year: int,
+    submitter: str,
+    submission: str,
+    data: bytes,
+    report: dict[str, Any],
+) -> list[str]:
+    """The HTML page and the annotated workbook; returns the keys written.
+
+    Feedback is a courtesy on top of the JSON report: a failure to render it is logged and
+    the upload is still processed.
+    """
+    from vetreport.feedback import annotate_workbook, render_html
+
+    extension = report["key"].rsplit(".", 1)[-1].lower()
+    renderers = [
+        ("html", "text/html; charset=utf-8", lambda: render_html(report).encode("utf-8")),
+    ]
+    # The annotated workbook marks bad cells; a clean upload has none to mark, and copying
+    # every accepted file into a workbook would cost more than validating it.
+    if report["findings"]:
+        renderers.append(
+            ("xlsx", XLSX_CONTENT_TYPE, lambda: annotate_workbook(data, extension, report))
+        )
+    written = []
+    for suffix, content_type, render in renderers:
+        key = report_key(year, submitter, submission, suffix)
+        try:
+            store.put(key, render(), content_type)
+        except Exception:  # rendering must never fail ingest
+            LOGGER.exception("could not write the %s report of %s", suffix, report["key"])
+            continue
+        written.append(key)
+    return written
 
 
 def _with_unknown_school(result: DatasetResult, school_code: str) -> DatasetResult:

@@ -128,3 +128,8 @@ def published_version_prefix(year: int, version: int) -> str:
 def published_pointer_key(year: int) -> str:
     """The pointer to the newest complete version; written last."""
     return f"published/{year}/latest.json"
+
+
+def template_key(year: int) -> str:
+    """The blank Excel template schools download for a year."""
+    return f"templates/{year}/template_{year}.xlsx"

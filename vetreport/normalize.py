@@ -4,6 +4,9 @@ What belongs here: mapping a file's headers to the catalogue's column names, and
 text to the catalogue's types with the unambiguous clean-ups (NFKC full-width to half-width,
 surrounding spaces, thousands separators, "34.30%" to 34.30, 是/否 to booleans). All of it
 is vectorised Polars; a value that cannot be cast becomes null and a finding, never a crash.
+Rows that only repeat totals (合计/总计/小计) are dropped with a warning, so they are never
+counted, and privacy checks (national id numbers anywhere, personal names in id columns)
+run here, on the text as the school wrote it.
 
 Findings are rows of a Polars frame (see ``FINDING_SCHEMA``), so a file with a million
 bad cells is still cheap to report.
@@ -11,12 +14,12 @@ bad cells is still cheap to report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from schemas.catalogue import DatasetSpec, header_lookup, normalise_header
-from vetreport.readers import SOURCE_ROW, HeadedTable
+from vetreport.readers import SOURCE_ROW, HeadedTable, column_position
 
 FINDING_SCHEMA: dict[str, type[pl.DataType]] = {
     "rule_id": pl.Utf8,
@@ -31,7 +34,16 @@ FINDING_SCHEMA: dict[str, type[pl.DataType]] = {
 TRUE_WORDS = ("是", "有", "y", "yes", "true", "t", "1", "√", "✓", "✔")
 FALSE_WORDS = ("否", "无", "n", "no", "false", "f", "0", "×", "✗", "✘")
 NATIONAL_ID_PATTERN = r"^[1-9]\d{5}(18|19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\d{3}[\dXx]$"
+# Row counters schools add in front of a table: not data, ignored without a warning.
+ROW_COUNTER_HEADERS = ("序号", "行号", "序", "no", "no.", "#")
 PERSON_NAME_HEADERS = ("姓名", "学生姓名", "教师姓名", "name", "fullname", "身份证号", "身份证号码")
+# A Chinese personal name: 2 to 4 Han characters (surname and given name, no other text).
+PERSON_NAME_PATTERN = r"^\p{Han}{2,4}$"
+PRIVACY_RULES = ("field.privacy_id_number", "field.privacy_person_name")
+# A cell that only labels a total row: 合计, 总 计, 小计：, Total ... (after NFKC, any case).
+TOTAL_LABEL_PATTERN = (
+    r"(?i)^\s*(合\s*计|总\s*计|小\s*计|共\s*计|sub\s*total|grand\s*total|total)\s*[:：]?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,7 @@ class NormalisedTable:
     frame: pl.DataFrame
     findings: pl.DataFrame
     header_by_column: dict[str, str]
+    column_positions: dict[str, int] = field(default_factory=dict)
 
 
 def empty_findings() -> pl.DataFrame:
@@ -56,9 +69,11 @@ def finding_rows(rows: list[dict[str, object]]) -> pl.DataFrame:
     return pl.DataFrame(complete, schema=FINDING_SCHEMA)
 
 
-def map_headers(table: HeadedTable, dataset: DatasetSpec) -> tuple[dict[str, str], pl.DataFrame]:
+def map_headers(
+    table: HeadedTable, dataset: DatasetSpec, year: int | None = None
+) -> tuple[dict[str, str], pl.DataFrame]:
     """Map positional columns to canonical names; report missing, repeated and unknown ones."""
-    lookup = header_lookup(dataset.dataset_id)
+    lookup = header_lookup(dataset.dataset_id, year)
     mapping: dict[str, str] = {}
     header_by_column: dict[str, str] = {}
     problems: list[dict[str, object]] = []
@@ -68,6 +83,8 @@ def map_headers(table: HeadedTable, dataset: DatasetSpec) -> tuple[dict[str, str
             continue
         folded = normalise_header(header)
         canonical = lookup.get(folded)
+        if canonical is None and folded in ROW_COUNTER_HEADERS:
+            continue
         if folded in {normalise_header(word) for word in PERSON_NAME_HEADERS}:
             problems.append(
                 {"rule_id": "structure.privacy_column", "sheet": sheet, "header": header}
@@ -102,92 +119,194 @@ def map_headers(table: HeadedTable, dataset: DatasetSpec) -> tuple[dict[str, str
     return mapping, finding_rows(problems)
 
 
-def _clean_text(name: str) -> pl.Expr:
-    text = pl.col(name).str.normalize("NFKC").str.strip_chars()
+# Characters NFKC leaves alone: ASCII and the CJK unified ideographs. A column with nothing
+# else (most columns of most files) skips the costly NFKC pass.
+NFKC_STABLE_TEXT = r"^[\x00-\x7F\u4E00-\u9FFF]*$"
+TOTAL_LABEL_COLUMNS = 3
+
+
+def _clean_text(name: str, nfkc: bool = True) -> pl.Expr:
+    text = pl.col(name).str.normalize("NFKC") if nfkc else pl.col(name)
+    text = text.str.strip_chars()
     return pl.when(text.str.len_chars() == 0).then(None).otherwise(text)
 
 
-def _number_text(name: str) -> pl.Expr:
-    return _clean_text(name).str.replace_all(r"[,\s]", "").str.replace(r"^(-?[0-9.]+)%$", "$1")
+def _columns_needing_nfkc(frame: pl.DataFrame, names: list[str]) -> set[str]:
+    """The text columns with at least one character NFKC may change (e.g. full-width １２３)."""
+    if not names:
+        return set()
+    flags = frame.select(
+        (~pl.col(name).str.contains(NFKC_STABLE_TEXT)).fill_null(False).any().alias(name)
+        for name in names
+    ).row(0)
+    return {name for name, flag in zip(names, flags, strict=True) if flag}
 
 
-def _cast_expression(name: str, data_type: str) -> pl.Expr:
-    if data_type == "string":
-        return _clean_text(name)
-    if data_type == "number":
-        return _number_text(name).cast(pl.Float64, strict=False)
-    if data_type == "integer":
-        number = _number_text(name).cast(pl.Float64, strict=False)
-        return pl.when(number == number.round(0)).then(number).otherwise(None).cast(pl.Int64)
-    if data_type == "boolean":
-        words = {word: True for word in TRUE_WORDS} | {word: False for word in FALSE_WORDS}
-        return (
-            _clean_text(name)
-            .str.to_lowercase()
-            .replace_strict(words, default=None, return_dtype=pl.Boolean)
-        )
-    raise ValueError(f"unknown data type {data_type}")
+def is_id_column(name: str) -> bool:
+    """Columns that hold pseudonymous ids: staff_id, graduate_id and any other ``*_id``."""
+    return name.endswith("_id")
 
 
-def normalise(table: HeadedTable, dataset: DatasetSpec) -> NormalisedTable:
+def _split_total_rows(
+    table: HeadedTable, key_positions: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Drop total rows and report each as a warning, so totals are never counted.
+
+    A total row has a cell that only says 合计/总计/小计 (or Total) in one of the key columns
+    or the first few columns of the sheet, where such labels are written.
+    """
+    frame = table.frame
+    value_columns = [name for name in frame.columns if name != SOURCE_ROW]
+    value_columns = sorted(
+        set(value_columns[:TOTAL_LABEL_COLUMNS]) | set(key_positions) & set(value_columns),
+        key=column_position,
+    )
+    if not value_columns:
+        return frame, empty_findings()
+    labels = [
+        pl.when(pl.col(name).str.contains(TOTAL_LABEL_PATTERN)).then(pl.col(name))
+        for name in value_columns
+    ]
+    marked = frame.with_columns(pl.coalesce(labels).alias("_total_label"))
+    is_total = pl.col("_total_label").is_not_null()
+    totals = marked.filter(is_total)
+    if totals.height == 0:
+        return frame, empty_findings()
+    findings = totals.select(
+        pl.lit("row.total_row").alias("rule_id"),
+        pl.lit(table.sheet_name, dtype=pl.Utf8).alias("sheet"),
+        pl.col(SOURCE_ROW).alias("row_number"),
+        pl.lit(None, dtype=pl.Utf8).alias("column"),
+        pl.lit(None, dtype=pl.Utf8).alias("header"),
+        pl.col("_total_label").str.strip_chars().alias("value"),
+        pl.lit("total row dropped: it is not counted").alias("detail"),
+    )
+    return marked.filter(~is_total).drop("_total_label"), findings
+
+
+def normalise(table: HeadedTable, dataset: DatasetSpec, year: int | None = None) -> NormalisedTable:
     """Rename, clean and cast one headed table to the dataset's canonical typed columns."""
-    mapping, header_findings = map_headers(table, dataset)
-    renamed = table.frame.select([SOURCE_ROW, *mapping]).rename(mapping)
+    mapping, header_findings = map_headers(table, dataset, year)
     header_by_column = {
-        canonical: table.headers[int(position.split("_")[1])]
+        canonical: table.headers[column_position(position)]
         for position, canonical in mapping.items()
     }
-    for column in dataset.columns:
-        if column.column_name not in renamed.columns:
-            renamed = renamed.with_columns(pl.lit(None, dtype=pl.Utf8).alias(column.column_name))
-
-    casts = [
-        _cast_expression(column.column_name, column.data_type).alias(column.column_name)
-        for column in dataset.columns
+    column_positions = {
+        canonical: column_position(position) for position, canonical in mapping.items()
+    }
+    key_positions = [
+        position for position, canonical in mapping.items() if canonical in dataset.key_columns
     ]
-    typed = renamed.select([pl.col(SOURCE_ROW), *casts])
+    body, total_findings = _split_total_rows(table, key_positions)
+    renamed = body.select([SOURCE_ROW, *mapping]).rename(mapping)
+    missing = [name for name in dataset.column_names if name not in renamed.columns]
+    renamed = renamed.with_columns(pl.lit(None, dtype=pl.Utf8).alias(name) for name in missing)
 
-    failures: list[pl.DataFrame] = []
+    # One pass of cleaning (NFKC where needed, trim, blank to null), then casts from it.
+    needs_nfkc = _columns_needing_nfkc(renamed, dataset.column_names)
+    cleaned = renamed.select(
+        SOURCE_ROW,
+        *[_clean_text(name, name in needs_nfkc).alias(name) for name in dataset.column_names],
+    )
+    typed = cleaned.select(
+        pl.col(SOURCE_ROW),
+        *[
+            _cast_clean(column.column_name, column.data_type).alias(column.column_name)
+            for column in dataset.columns
+        ],
+    )
+
+    checks = cleaned.lazy().with_columns(
+        pl.col(SOURCE_ROW),
+        *[
+            renamed.get_column(column.column_name).alias(f"_raw_{column.column_name}")
+            for column in dataset.columns
+            if column.data_type != "string"
+        ],
+        *[
+            typed.get_column(column.column_name).alias(f"_typed_{column.column_name}")
+            for column in dataset.columns
+            if column.data_type != "string"
+        ],
+    )
+    failures: list[pl.LazyFrame] = []
     for column in dataset.columns:
         name = column.column_name
         if column.data_type == "string":
             continue
-        present = _clean_text(name).is_not_null()
-        with_typed = renamed.with_columns(typed.get_column(name).alias("_typed"))
-        failed = with_typed.filter(present & pl.col("_typed").is_null()).select(
-            pl.lit("field.type").alias("rule_id"),
-            pl.lit(table.sheet_name, dtype=pl.Utf8).alias("sheet"),
-            pl.col(SOURCE_ROW).alias("row_number"),
-            pl.lit(name).alias("column"),
-            pl.lit(header_by_column.get(name, column.header_zh)).alias("header"),
-            pl.col(name).alias("value"),
-            pl.lit(f"expected {column.data_type}").alias("detail"),
-        )
-        failures.append(failed)
-    failures.append(_national_id_findings(renamed, table.sheet_name, header_by_column))
-    findings = pl.concat([header_findings, *failures], how="vertical_relaxed")
-    return NormalisedTable(typed, findings, header_by_column)
-
-
-def _national_id_findings(
-    renamed: pl.DataFrame, sheet: str | None, header_by_column: dict[str, str]
-) -> pl.DataFrame:
-    """Any text cell that looks like a resident id number is a privacy error."""
-    parts = []
-    for name in renamed.columns:
-        if name == SOURCE_ROW:
-            continue
-        hit = _clean_text(name).str.contains(NATIONAL_ID_PATTERN).fill_null(False)
-        parts.append(
-            renamed.filter(hit).select(
-                pl.lit("field.privacy_id_number").alias("rule_id"),
-                pl.lit(sheet, dtype=pl.Utf8).alias("sheet"),
+        failures.append(
+            checks.filter(pl.col(name).is_not_null() & pl.col(f"_typed_{name}").is_null()).select(
+                pl.lit("field.type").alias("rule_id"),
+                pl.lit(table.sheet_name, dtype=pl.Utf8).alias("sheet"),
                 pl.col(SOURCE_ROW).alias("row_number"),
                 pl.lit(name).alias("column"),
-                pl.lit(header_by_column.get(name, name)).alias("header"),
-                # Never echo a national id back in a report: mask all but the last 4 digits.
-                (pl.lit("**************") + pl.col(name).str.slice(-4)).alias("value"),
-                pl.lit(None, dtype=pl.Utf8).alias("detail"),
+                pl.lit(header_by_column.get(name, column.header_zh)).alias("header"),
+                pl.col(f"_raw_{name}").alias("value"),
+                pl.lit(f"expected {column.data_type}").alias("detail"),
             )
         )
-    return pl.concat(parts, how="vertical_relaxed") if parts else empty_findings()
+    failures.extend(_privacy_findings(cleaned.lazy(), dataset, table.sheet_name, header_by_column))
+    collected = pl.collect_all(failures) if failures else []
+    findings = pl.concat(
+        [header_findings, total_findings, *collected], how="vertical_relaxed"
+    ).cast(FINDING_SCHEMA)
+    return NormalisedTable(typed, findings, header_by_column, column_positions)
+
+
+def _cast_clean(name: str, data_type: str) -> pl.Expr:
+    """Cast an already cleaned text column (see ``_clean_text``) to a catalogue type."""
+    text = pl.col(name)
+    if data_type == "string":
+        return text
+    number_text = text.str.replace_all(r"[,\s]", "").str.replace(r"^(-?[0-9.]+)%$", "$1")
+    if data_type == "number":
+        return number_text.cast(pl.Float64, strict=False)
+    if data_type == "integer":
+        number = number_text.cast(pl.Float64, strict=False)
+        return pl.when(number == number.round(0)).then(number).otherwise(None).cast(pl.Int64)
+    if data_type == "boolean":
+        words = {word: True for word in TRUE_WORDS} | {word: False for word in FALSE_WORDS}
+        return text.str.to_lowercase().replace_strict(words, default=None, return_dtype=pl.Boolean)
+    raise ValueError(f"unknown data type {data_type}")
+
+
+def _privacy_findings(
+    cleaned: pl.LazyFrame, dataset: DatasetSpec, sheet: str | None, header_by_column: dict[str, str]
+) -> list[pl.LazyFrame]:
+    """National id numbers in any cell, and personal names in id columns, are privacy errors.
+
+    The value is never echoed back in a report: all but the last 4 characters of an id
+    number and all but the first character of a name are masked.
+    """
+    parts = []
+    for column in dataset.columns:
+        name = column.column_name
+        checks = [
+            (
+                "field.privacy_id_number",
+                pl.col(name).str.contains(NATIONAL_ID_PATTERN),
+                pl.lit("**************") + pl.col(name).str.slice(-4),
+            )
+        ]
+        if column.data_type == "string" and is_id_column(name):
+            checks.append(
+                (
+                    "field.privacy_person_name",
+                    pl.col(name).str.contains(PERSON_NAME_PATTERN),
+                    pl.col(name).str.slice(0, 1)
+                    + pl.col(name).str.slice(1).str.replace_all(".", "*"),
+                )
+            )
+        for rule_id, hit, masked in checks:
+            parts.append(
+                cleaned.filter(hit.fill_null(False)).select(
+                    pl.lit(rule_id).alias("rule_id"),
+                    pl.lit(sheet, dtype=pl.Utf8).alias("sheet"),
+                    pl.col(SOURCE_ROW).alias("row_number"),
+                    pl.lit(name).alias("column"),
+                    pl.lit(header_by_column.get(name, column.header_zh)).alias("header"),
+                    masked.alias("value"),
+                    pl.lit(None, dtype=pl.Utf8).alias("detail"),
+                )
+            )
+    return parts

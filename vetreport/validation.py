@@ -21,15 +21,22 @@ from pandera.errors import SchemaErrors
 from schemas.catalogue import (
     SCHEMA_VERSION,
     DatasetSpec,
-    header_variants,
+    header_lookup,
     load_datasets,
     load_rules,
     normalise_header,
     pandera_schema,
     row_rules,
 )
-from vetreport.normalize import empty_findings, finding_rows, normalise
-from vetreport.readers import SOURCE_ROW, ReadError, find_header, read_grids
+from vetreport.normalize import PRIVACY_RULES, empty_findings, finding_rows, normalise
+from vetreport.readers import (
+    SOURCE_ROW,
+    RawSheet,
+    ReadError,
+    find_header,
+    header_score,
+    read_grids,
+)
 
 FINDING_LIMIT = 1000
 ACCEPTED = "accepted"
@@ -71,6 +78,12 @@ class DatasetResult:
     row_count: int = 0
     sheet_name: str | None = None
     header_by_column: dict[str, str] = field(default_factory=dict)
+    # Where the table sits in the file, for reports that point at cells: the header's
+    # Excel row (1-based), the header text of each sheet column (0-based), and the sheet
+    # column of each canonical column.
+    header_row_number: int | None = None
+    headers: list[str] = field(default_factory=list)
+    column_positions: dict[str, int] = field(default_factory=dict)
 
     @property
     def outcome(self) -> str:
@@ -133,31 +146,61 @@ def _failed(dataset_id: str | None, rule_id: str, detail: str) -> DatasetResult:
     return DatasetResult(dataset_id, None, finding_rows([{"rule_id": rule_id, "detail": detail}]))
 
 
-def _pick_sheet(sheets: list, dataset_id: str):
-    """For a single-dataset file: the sheet named after the dataset, else the first with data."""
+def _visible(sheets: list[RawSheet]) -> list[RawSheet]:
+    """Hidden sheets (lookup lists, old copies) are ignored unless nothing else is visible."""
+    return [sheet for sheet in sheets if not sheet.is_hidden] or sheets
+
+
+def _pick_sheet(sheets: list[RawSheet], dataset_id: str) -> RawSheet:
+    """For a single-dataset file: the sheet named after the dataset, else the best header.
+
+    Only visible sheets count; without a sheet named after the dataset, the sheet whose header
+    row names the most columns of the dataset wins (sheets of notes or pivots are skipped).
+    """
     dataset = load_datasets()[dataset_id]
     names = {normalise_header(dataset_id), normalise_header(dataset.name_zh)}
-    for sheet in sheets:
+    visible = _visible(sheets)
+    for sheet in visible:
         if sheet.sheet_name and normalise_header(sheet.sheet_name) in names:
             return sheet
-    with_rows = [sheet for sheet in sheets if sheet.grid.height > 0]
-    return with_rows[0] if with_rows else sheets[0]
+    known = set(header_lookup(dataset_id))
+    scores = [header_score(sheet, known) for sheet in visible]
+    return visible[scores.index(max(scores))]
 
 
-def _match_workbook_sheets(sheets: list, datasets: dict[str, DatasetSpec]) -> list:
+def _match_workbook_sheets(
+    sheets: list[RawSheet], datasets: dict[str, DatasetSpec]
+) -> list[tuple[DatasetSpec, RawSheet]]:
+    """Pair a workbook's visible sheets with datasets.
+
+    By sheet name (dataset id or Chinese name); failing any name match, each sheet goes to the
+    dataset whose headers it names best.
+    """
     by_name = {}
     for dataset in datasets.values():
         by_name[normalise_header(dataset.dataset_id)] = dataset
         by_name[normalise_header(dataset.name_zh)] = dataset
-    return [
-        (by_name[normalise_header(sheet.sheet_name)], sheet)
-        for sheet in sheets
-        if sheet.sheet_name and normalise_header(sheet.sheet_name) in by_name
-    ]
+    matched: dict[str, tuple[DatasetSpec, RawSheet]] = {}
+    for sheet in _visible(sheets):
+        dataset = by_name.get(normalise_header(sheet.sheet_name or ""))
+        if dataset is not None and dataset.dataset_id not in matched:
+            matched[dataset.dataset_id] = (dataset, sheet)
+    if matched:
+        return list(matched.values())
+    for sheet in _visible(sheets):
+        best, best_score = None, 0
+        for dataset in datasets.values():
+            score = header_score(sheet, set(header_lookup(dataset.dataset_id)))
+            required = sum(column.is_required for column in dataset.columns)
+            if score > best_score and score >= max(2, required // 2):
+                best, best_score = dataset, score
+        if best is not None and best.dataset_id not in matched:
+            matched[best.dataset_id] = (best, sheet)
+    return list(matched.values())
 
 
-def _validate_sheet(sheet, dataset: DatasetSpec, context: UploadContext) -> DatasetResult:
-    known = set().union(*(header_variants(column) for column in dataset.columns))
+def _validate_sheet(sheet: RawSheet, dataset: DatasetSpec, context: UploadContext) -> DatasetResult:
+    known = set(header_lookup(dataset.dataset_id, context.year))
     try:
         headed = find_header(sheet, known)
     except ReadError as error:
@@ -165,7 +208,7 @@ def _validate_sheet(sheet, dataset: DatasetSpec, context: UploadContext) -> Data
     if headed.frame.height == 0:
         return _failed(dataset.dataset_id, "file.empty", "the header has no data rows under it")
 
-    normalised = normalise(headed, dataset)
+    normalised = normalise(headed, dataset, context.year)
     typed = normalised.frame
     structure_errors = normalised.findings.filter(pl.col("rule_id") == "structure.missing_column")
     findings = [normalised.findings]
@@ -173,7 +216,7 @@ def _validate_sheet(sheet, dataset: DatasetSpec, context: UploadContext) -> Data
         findings.append(_pandera_findings(typed, dataset, headed.sheet_name, normalised))
         findings.append(_row_rule_findings(typed, dataset, headed.sheet_name, normalised))
         findings.append(_cross_findings(typed, context, headed.sheet_name, normalised))
-    all_findings = pl.concat(findings, how="vertical_relaxed")
+    all_findings = _without_findings_on_private_cells(pl.concat(findings, how="vertical_relaxed"))
     return DatasetResult(
         dataset_id=dataset.dataset_id,
         frame=typed,
@@ -181,7 +224,25 @@ def _validate_sheet(sheet, dataset: DatasetSpec, context: UploadContext) -> Data
         row_count=typed.height,
         sheet_name=headed.sheet_name,
         header_by_column=normalised.header_by_column,
+        header_row_number=headed.header_row_number,
+        headers=headed.headers,
+        column_positions=normalised.column_positions,
     )
+
+
+def _without_findings_on_private_cells(findings: pl.DataFrame) -> pl.DataFrame:
+    """Report a cell holding an id number or a name once, as a privacy error.
+
+    Other findings on the same cell would echo the personal data back in the report.
+    """
+    is_privacy = pl.col("rule_id").is_in(PRIVACY_RULES)
+    private_cells = findings.filter(is_privacy).select("row_number", "column").unique()
+    if private_cells.height == 0:
+        return findings
+    others = findings.filter(~is_privacy).join(
+        private_cells, on=["row_number", "column"], how="anti", nulls_equal=False
+    )
+    return pl.concat([findings.filter(is_privacy), others], how="vertical_relaxed")
 
 
 def _pandera_findings(
@@ -355,6 +416,9 @@ def build_report(
                 "sheet": result.sheet_name,
                 "outcome": result.outcome,
                 "row_count": result.row_count,
+                "header_row_number": result.header_row_number,
+                "headers": result.headers,
+                "column_positions": result.column_positions,
             }
             for result in results
         ],

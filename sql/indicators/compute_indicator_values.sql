@@ -3,7 +3,11 @@
 -- ratio is sum(numerator) / sum(denominator), never an average of school ratios.
 -- Inputs: core_school__yearly_measures (long measures), core_school__yearly_registry,
 -- indicator_terms (indicator_id, role numerator|denominator, measure_id) and
--- indicator_catalogue (multiplier, decimals, is_school_level).
+-- indicator_catalogue (multiplier, decimals, aggregation, rounding, is_school_level).
+-- Aggregation 'sum' (the default) sums numerator and denominator over the schools of a
+-- region; 'max' / 'min' take the largest / smallest school value of a single measure (a
+-- standard or floor that applies to every school). Rounding 'half_up' rounds as reports
+-- round; 'down' truncates toward zero.
 -- Output grain: one row per (year, region_level, region key, indicator_id).
 with measures as (
     select * from core_school__yearly_measures
@@ -18,7 +22,7 @@ terms as (
 ),
 
 catalogue as (
-    select distinct indicator_id, multiplier, decimals, is_school_level
+    select distinct indicator_id, multiplier, decimals, aggregation, rounding, is_school_level
     from indicator_catalogue
 ),
 
@@ -61,7 +65,9 @@ summed as (
         school_code,
         case when grouping(school_code) = 0 then min(school_name) end as school_name,
         indicator_id,
-        sum(measure_value) filter (where role = 'numerator') as numerator,
+        sum(measure_value) filter (where role = 'numerator') as numerator_sum,
+        max(measure_value) filter (where role = 'numerator') as numerator_max,
+        min(measure_value) filter (where role = 'numerator') as numerator_min,
         sum(measure_value) filter (where role = 'denominator') as denominator,
         count(*) filter (where role = 'denominator') as denominator_terms
     from term_values
@@ -72,21 +78,34 @@ summed as (
     )
 ),
 
-valued as (
+aggregated as (
     select
         summed.*,
-        catalogue.decimals,
-        case
-            -- Indicators built on city-only measures have no county or school value.
-            when summed.region_level <> 'city' and not catalogue.is_school_level then null
-            when summed.denominator_terms = 0 then summed.numerator * catalogue.multiplier
-            when summed.denominator = 0 then null
-            else summed.numerator * catalogue.multiplier / summed.denominator
-        end as value_unrounded
+        case catalogue.aggregation
+            when 'max' then summed.numerator_max
+            when 'min' then summed.numerator_min
+            else summed.numerator_sum
+        end as numerator
     from summed
     inner join catalogue on summed.indicator_id = catalogue.indicator_id
-    where not (summed.region_level = 'school' and summed.school_code is null)
-        and not (summed.region_level = 'county' and summed.county_name is null)
+),
+
+valued as (
+    select
+        aggregated.*,
+        catalogue.decimals,
+        catalogue.rounding,
+        case
+            -- Indicators built on city-only measures have no county or school value.
+            when aggregated.region_level <> 'city' and not catalogue.is_school_level then null
+            when aggregated.denominator_terms = 0 then aggregated.numerator * catalogue.multiplier
+            when aggregated.denominator = 0 then null
+            else aggregated.numerator * catalogue.multiplier / aggregated.denominator
+        end as value_unrounded
+    from aggregated
+    inner join catalogue on aggregated.indicator_id = catalogue.indicator_id
+    where not (aggregated.region_level = 'school' and aggregated.school_code is null)
+        and not (aggregated.region_level = 'county' and aggregated.county_name is null)
 ),
 
 final as (
@@ -102,8 +121,13 @@ final as (
         case when denominator_terms = 0 then null else denominator end as denominator,
         value_unrounded,
         -- Half-up rounding as reports round; the epsilon keeps 34.855 from becoming 34.85
-        -- through binary floating point.
-        round(value_unrounded + sign(value_unrounded) * 1e-9, decimals::integer) as indicator_value
+        -- through binary floating point (and 0.29 * 100 from truncating to 28).
+        case rounding
+            when 'down' then
+                trunc(value_unrounded * pow(10, decimals) + sign(value_unrounded) * 1e-9)
+                / pow(10, decimals)
+            else round(value_unrounded + sign(value_unrounded) * 1e-9, decimals::integer)
+        end as indicator_value
     from valued
 )
 

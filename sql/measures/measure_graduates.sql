@@ -1,6 +1,7 @@
 -- measure_graduates: per school and year, graduate destinations, field match, starting
 -- income and the undergraduate cut-off, from the one-row-per-graduate file.
--- 参军入伍 and 自主创业 count as employed but are neither direct employment nor study.
+-- 参军入伍 and 自主创业 count as employed but are neither direct employment nor study;
+-- they are also counted on their own (enlisted, self-employed).
 -- Output grain: one row per (year, school_code, measure_id).
 with graduates as (
     select * from curated_graduates
@@ -25,7 +26,9 @@ per_school as (
             where destination in ('五年制转段', '自主招生', '保送', '高级工技师段')
         )::double as other_further_study_count,
         count(*) filter (where coalesce(is_undergraduate_line_reached, false))::double
-            as undergraduate_line_count
+            as undergraduate_line_count,
+        count(*) filter (where destination = '自主创业')::double as self_employed_count,
+        count(*) filter (where destination = '参军入伍')::double as enlisted_count
     from graduates
     group by year, school_code
 ),

@@ -20,7 +20,18 @@ import pytest
 from vetreport.demo_data import build_demo_uploads
 
 YEARS = (2021, 2022, 2023)
-SCHOOL_DATASETS = ("school_profile", "enrollment", "staff", "graduates")
+SCHOOL_DATASETS = (
+    "school_profile",
+    "enrollment",
+    "staff",
+    "graduates",
+    "awards",
+    "survey_responses",
+    "international",
+    "service",
+    "funding",
+    "industry_partnership",
+)
 BOM = b"\xef\xbb\xbf"
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 NATIONAL_ID = re.compile(r"^\d{17}[\dXx]$")
@@ -180,7 +191,79 @@ def compute_figures(uploads: dict[str, bytes], year: int) -> dict[str, Decimal]:
         "further_study_rate_pct": ratio(exam + other, graduates.height, 100),
         "undergrad_line": count(graduates, pl.col("is_undergraduate_line_reached") == yes),
     }
+    figures |= appendix_figures(uploads, year, students, registry)
     return {name: Decimal(value) for name, value in figures.items()}
+
+
+def appendix_figures(
+    uploads: dict[str, bytes], year: int, students: int, registry: pl.DataFrame
+) -> dict[str, int | Decimal]:
+    """The figures of the appendix datasets (awards, service, funding, partnership)."""
+    awards = school_table(uploads, year, "awards")
+    service = school_table(uploads, year, "service")
+    funding = school_table(uploads, year, "funding")
+    partnership = school_table(uploads, year, "industry_partnership")
+    enrollment = school_table(uploads, year, "enrollment")
+    national_skills = awards.filter(
+        (pl.col("contest_type") == "技能大赛") & (pl.col("contest_level") == "国家")
+    )
+    per_school_students = enrollment.group_by("school_code").agg(
+        pl.col("enrolled_count").cast(pl.Int64).sum().alias("students")
+    )
+    funds = funding.join(per_school_students, on="school_code").with_columns(
+        pl.col("public_operating_funds_yuan", "public_funds_standard_per_student_yuan").cast(
+            pl.Float64
+        )
+    )
+    private = funds.filter(
+        pl.col("school_code").is_in(
+            registry.filter(pl.col("ownership") == "民办")["school_code"].to_list()
+        )
+    )
+    entitlement = int(
+        (
+            private["private_subsidy_standard_per_student_yuan"].cast(pl.Int64)
+            * private["students"]
+        ).sum()
+    )
+    return {
+        "national_skills_gold": count(national_skills, pl.col("award_grade") == "金"),
+        "national_skills_silver": count(national_skills, pl.col("award_grade") == "银"),
+        "national_skills_bronze": count(national_skills, pl.col("award_grade") == "铜"),
+        "social_training_programs": total(service, "social_training_programs_count"),
+        "social_training_person_times": total(service, "social_training_person_times"),
+        "enterprise_projects": total(service, "enterprise_projects_count"),
+        "enterprise_innovations": total(service, "enterprise_innovations_count"),
+        "east_west_schools": count(service, pl.col("is_east_west_cooperation") == "是"),
+        "industry_colleges": total(partnership, "industry_colleges_count"),
+        "training_factories": total(partnership, "training_factories_count"),
+        "vocational_groups": total(partnership, "led_vocational_groups_count"),
+        "five_year_programs": total(partnership, "five_year_integrated_programs_count"),
+        "regional_integrated_programs": total(partnership, "regional_integrated_programs_count"),
+        "undergrad_integrated_programs": total(
+            partnership, "undergraduate_integrated_programs_count"
+        ),
+        "long_program_plan_share_pct": ratio(
+            total(partnership, "long_program_admissions_plan_count"),
+            total(partnership, "admissions_plan_count"),
+            100,
+        ),
+        "per_student_budget_yuan": ratio(total(funding, "fiscal_appropriation_yuan"), students),
+        "public_funds_standard_per_student_yuan": int(
+            funds["public_funds_standard_per_student_yuan"].max()
+        ),
+        "public_funds_standard_met_schools": count(
+            funds,
+            pl.col("public_operating_funds_yuan")
+            >= pl.col("public_funds_standard_per_student_yuan") * pl.col("students"),
+        ),
+        "private_subsidy_share_pct": ratio(
+            total(private, "private_subsidy_yuan"), entitlement, 100
+        ),
+        "private_subsidy_standard_per_student_yuan": int(
+            private["private_subsidy_standard_per_student_yuan"].cast(pl.Int64).max()
+        ),
+    }
 
 
 def round_like(value: Decimal, target: Decimal) -> Decimal:
@@ -233,7 +316,7 @@ def test_every_expected_key_exists(uploads: dict[str, bytes], school_codes: list
         for dataset in ("school_registry", "city_reference"):
             key = f"uploads/{year}/_city/{dataset}.csv"
             assert uploads[key].startswith(BOM), key
-    assert len(uploads) == 17 * 4 * 3 + 2 * 3
+    assert len(uploads) == 17 * len(SCHOOL_DATASETS) * 3 + 2 * 3
 
 
 def test_registry_lists_the_shaoxing_schools(uploads: dict[str, bytes]) -> None:
@@ -378,6 +461,37 @@ def test_2023_approximate_figures_fit_the_report_text() -> None:
     assert 1_925_000 <= values["land_area_m2"] < 1_935_000  # 约193万
     assert 1_470_000 <= values["building_area_m2"] < 1_480_000  # 147万余
     assert 1_940_000 <= values["ebooks"] < 1_950_000  # 194万余
+
+
+def test_appendix_rows_follow_the_row_rules(uploads: dict[str, bytes]) -> None:
+    for year in YEARS:
+        awards = school_table(uploads, year, "awards")
+        medals = awards.filter(pl.col("award_grade").is_in(["金", "银", "铜"]))
+        assert set(medals["contest_level"]) <= {"国家", "省"}
+        survey = school_table(uploads, year, "survey_responses")
+        assert survey.filter(
+            (pl.col("survey_item") != "总体评价") & (pl.col("respondent_type") != "在校生")
+        ).is_empty()
+        assert set(survey["respondent_type"]) == {"在校生", "毕业生", "家长", "用人单位", "教师"}
+        assert "无法评估" in set(survey["answer"])
+        partnership = school_table(uploads, year, "industry_partnership").with_columns(
+            pl.all().exclude("school_code").cast(pl.Int64)
+        )
+        assert partnership.filter(
+            pl.col("long_program_admissions_plan_count") > pl.col("admissions_plan_count")
+        ).is_empty()
+        service = school_table(uploads, year, "service").with_columns(
+            pl.col("patents_count", "invention_patents_count").cast(pl.Int64)
+        )
+        assert service.filter(
+            pl.col("invention_patents_count") > pl.col("patents_count")
+        ).is_empty()
+        funding = school_table(uploads, year, "funding").with_columns(
+            pl.col("part_time_teacher_count", "part_time_teacher_hours").cast(pl.Int64)
+        )
+        assert funding.filter(
+            pl.col("part_time_teacher_hours") > pl.col("part_time_teacher_count") * 1000
+        ).is_empty()
 
 
 # ------------------------------------------------------------------------------------------

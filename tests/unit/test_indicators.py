@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
 from schemas.catalogue import load_datasets
 from vetreport.aggregate import (
+    IndicatorCatalogueError,
     _empty_curated,
     compute_indicator_values,
     indicator_terms,
     load_indicator_catalogue,
+    load_measure_catalogue,
     shape_tables,
 )
 
@@ -185,17 +189,180 @@ def test_city_only_indicators_have_no_school_value() -> None:
     assert "vocational_admissions_share_pct" not in tables["admissions_by_school"].columns
 
 
-def test_catalogue_terms_name_only_measures_the_sql_produces() -> None:
-    import re
-    from pathlib import Path
+def test_measure_catalogue_lists_exactly_what_the_sql_produces() -> None:
+    from tests.unit.test_indicator_cases import load_case_frames
+    from vetreport.aggregate import compute_measures
 
-    sql = "\n".join(path.read_text() for path in Path("sql/measures").glob("*.sql"))
-    produced = set(re.findall(r"\bas (\w+)", sql))
+    # The indicator cases fill every dataset, so every measure shows up.
+    produced = set(compute_measures(load_case_frames()).get_column("measure_id").to_list())
+    listed = set(load_measure_catalogue().get_column("measure_id").to_list())
+    assert listed == produced
     terms = indicator_terms(load_indicator_catalogue())
-    unknown = set(terms.get_column("measure_id").to_list()) - produced
-    assert not unknown
+    assert set(terms.get_column("measure_id").to_list()) <= listed
 
 
-@pytest.mark.parametrize("column", ["numerator", "table_id", "decimals"])
+@pytest.mark.parametrize("column", ["numerator", "table_id", "decimals", "aggregation"])
 def test_catalogue_rows_are_complete(column: str) -> None:
     assert load_indicator_catalogue().get_column(column).null_count() == 0
+
+
+def write_catalogue(tmp_path, edit) -> Path:
+    import csv
+    from pathlib import Path
+
+    from schemas.catalogue import CATALOGUE_DIR
+
+    with (CATALOGUE_DIR / "indicators.csv").open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    rows = edit(rows)
+    path = Path(tmp_path) / "indicators.csv"
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_unknown_measure_ids_are_listed(tmp_path) -> None:
+    def edit(rows):
+        rows[0]["numerator"] = "no_such_measure+admissions_count"
+        rows[1]["denominator"] = "other_missing_count"
+        return rows
+
+    with pytest.raises(IndicatorCatalogueError, match="no_such_measure.*other_missing_count"):
+        load_indicator_catalogue(write_catalogue(tmp_path, edit))
+
+
+def test_duplicate_rows_are_refused(tmp_path) -> None:
+    with pytest.raises(IndicatorCatalogueError, match="twice in a table"):
+        load_indicator_catalogue(write_catalogue(tmp_path, lambda rows: rows + [rows[0]]))
+
+
+@pytest.mark.parametrize("decimals", ["", "-1", "1.5", "x", "7"])
+def test_bad_decimals_are_refused(tmp_path, decimals: str) -> None:
+    def edit(rows):
+        rows[2]["decimals"] = decimals
+        return rows
+
+    with pytest.raises(IndicatorCatalogueError, match="decimals"):
+        load_indicator_catalogue(write_catalogue(tmp_path, edit))
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("aggregation", "average", "aggregation must be one of"),
+        ("rounding", "banker", "rounding must be one of"),
+        ("table_id", "no_such_table", "unknown tables"),
+        ("multiplier", "abc", "must be numbers"),
+    ],
+)
+def test_bad_rules_are_refused(tmp_path, column: str, value: str, message: str) -> None:
+    def edit(rows):
+        rows[0][column] = value
+        return rows
+
+    with pytest.raises(IndicatorCatalogueError, match=message):
+        load_indicator_catalogue(write_catalogue(tmp_path, edit))
+
+
+def test_max_takes_a_single_measure(tmp_path) -> None:
+    def edit(rows):
+        rows[0]["aggregation"] = "max"
+        rows[0]["numerator"] = "admissions_count+general_high_school_admissions_count"
+        return rows
+
+    with pytest.raises(IndicatorCatalogueError, match="max/min"):
+        load_indicator_catalogue(write_catalogue(tmp_path, edit))
+
+
+def test_an_indicator_is_defined_the_same_way_in_every_table(tmp_path) -> None:
+    def edit(rows):
+        for row in rows:
+            if row["indicator_id"] == "graduates_count" and row["table_id"] == "scorecard":
+                row["decimals"] = "1"
+        return rows
+
+    with pytest.raises(IndicatorCatalogueError, match="graduates_count"):
+        load_indicator_catalogue(write_catalogue(tmp_path, edit))
+
+
+def test_rounding_down_and_max_aggregation(monkeypatch) -> None:
+    import vetreport.aggregate as aggregate_module
+
+    catalogue = load_indicator_catalogue()
+    changed = catalogue.with_columns(
+        pl.when(pl.col("indicator_id") == "senior_title_teacher_share_pct")
+        .then(pl.lit("down"))
+        .otherwise(pl.col("rounding"))
+        .alias("rounding"),
+        pl.when(pl.col("indicator_id") == "paper_books_count")
+        .then(pl.lit("max"))
+        .otherwise(pl.col("aggregation"))
+        .alias("aggregation"),
+    )
+    monkeypatch.setattr(aggregate_module, "load_indicator_catalogue", lambda: changed)
+    staff = pl.DataFrame(
+        {
+            "year": 2023,
+            "school_code": "S00001",
+            "staff_id": [f"T{index:05d}" for index in range(7)],
+            "is_established": True,
+            "is_full_time_teacher": True,
+            "highest_education": "大学本科",
+            "professional_title": ["副高级"] * 2 + ["中级"] * 5,
+        }
+    )
+    profile = pl.DataFrame(
+        {
+            "year": 2023,
+            "school_code": ["S00001", "S00002"],
+            "land_area_m2": [1.0, 1.0],
+            "building_area_m2": [1.0, 1.0],
+            "equipment_value_yuan": [1.0, 1.0],
+            "paper_books_count": [300, 500],
+        }
+    )
+    frames = curated(
+        school_registry=registry(("S00001", "越城区", "公办"), ("S00002", "柯桥区", "公办")),
+        staff=staff,
+        school_profile=profile,
+    )
+    values = compute_indicator_values(frames)
+    # 2 / 7 = 28.5714...: truncated to 28.57 (half-up would give the same), and 1 decimal place
+    # below shows the difference: 28.57 -> down keeps 28.57
+    assert value(values, "senior_title_teacher_share_pct") == 28.57
+    assert value(values, "paper_books_count") == 500
+    assert value(values, "paper_books_count", "school", school_code="S00001") == 300
+
+
+def test_years_shown_per_indicator_blanks_earlier_years(monkeypatch) -> None:
+    import vetreport.aggregate as aggregate_module
+
+    catalogue = load_indicator_catalogue().with_columns(
+        pl.when(pl.col("indicator_id") == "graduates_count")
+        .then(pl.lit(1, dtype=pl.Int64))
+        .otherwise(pl.col("years_shown"))
+        .alias("years_shown")
+    )
+    monkeypatch.setattr(aggregate_module, "load_indicator_catalogue", lambda: catalogue)
+    frames = curated(
+        school_registry=pl.concat(
+            [
+                registry(("S00001", "越城区", "公办")).with_columns(pl.lit(year).alias("year"))
+                for year in (2022, 2023)
+            ]
+        ),
+        graduates=pl.concat(
+            [
+                graduates("S00001", ["直接就业"], [True]).with_columns(pl.lit(year).alias("year"))
+                for year in (2022, 2023)
+            ]
+        ),
+    )
+    tables = shape_tables(compute_indicator_values(frames), 2023)
+    row = tables["scorecard"].filter(pl.col("indicator_id") == "graduates_count")
+    assert row["value_2023"].to_list() == [1.0]
+    assert row["value_2022"].to_list() == [None]
+    rate = tables["scorecard"].filter(pl.col("indicator_id") == "direct_employment_rate_pct")
+    assert rate["value_2022"].to_list() == [100.0]

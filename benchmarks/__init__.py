@@ -1,0 +1,1 @@
+"""Benchmarks that print figures: run by `make bench`, never by `make test`."""

@@ -1,0 +1,282 @@
+"""The long-running service: the flows as Prefect deployments with their triggers and schedules.
+
+Deployments (all served by one ``prefect.serve`` process, or by workers of a work pool
+through ``infra/prefect.yaml``):
+
+- ``ingest-upload/on-upload``: one run per ``vetreport.upload.created`` event, parameters
+  from the event payload (key, year, school, dataset, version);
+- ``aggregate/on-accepted``: started by ``vetreport.submission.accepted`` events through a
+  *proactive* trigger per year: each accepted event restarts a quiet window, and the run
+  starts once no event came for ``VETREPORT_AGGREGATE_QUIET_SECONDS`` (>= 10 s). A burst
+  of uploads gives one run; a global concurrency limit ``aggregate-{year}`` keeps one run
+  per year at a time. It also carries one schedule per collection deadline (status final);
+- ``sweep/every-minute``: lists uploads/ against the ledger (catches lost events);
+- ``rebuild/nightly``: sweep plus re-aggregation of every year.
+
+Prefect's ``serve`` recreates deployment automations on each start (events in that gap are
+left to the sweep) and, with ``pause_on_shutdown=False``, leaves schedules running.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.events.schemas.automations import Posture
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from prefect.schedules import Cron, Interval, RRule
+
+from flows.aggregate import aggregate_and_publish
+from flows.ingest import ingest_upload, sweep_uploads
+from flows.pipeline import rebuild
+from vetreport.events import ACCEPTED_EVENT, UPLOAD_EVENT
+from vetreport.publish import FINAL
+from vetreport.service import (
+    ServiceSettings,
+    deadline_rrule,
+    ensure_failure_automation,
+    load_deadlines,
+)
+
+logger = logging.getLogger("vetreport.service")
+
+
+def ingest_trigger(store_url: str) -> DeploymentEventTrigger:
+    """One ingest run per upload event, parameters rendered from the event payload."""
+    return DeploymentEventTrigger(
+        name="vetreport-ingest-on-upload",
+        description="Ingest an upload as soon as its event arrives",
+        expect={UPLOAD_EVENT},
+        match={"prefect.resource.id": "vetreport.upload.*"},
+        posture=Posture.Reactive,
+        threshold=1,
+        within=timedelta(0),
+        parameters={
+            "store_url": store_url,
+            "key": "{{ event.payload.key }}",
+            "year": "{{ event.payload.year }}",
+            "school": "{{ event.payload.school }}",
+            "dataset": "{{ event.payload.dataset }}",
+            "version": "{{ event.payload.version }}",
+        },
+    )
+
+
+def aggregate_trigger(store_url: str, quiet_seconds: float) -> DeploymentEventTrigger:
+    """Debounced re-aggregation: fire once a year's accepted events have gone quiet.
+
+    ``after`` and ``expect`` name the same event, so each event restarts the window and
+    the trigger fires (proactively) when a window passes without one.
+    """
+    return DeploymentEventTrigger(
+        name="vetreport-aggregate-when-quiet",
+        description=f"Aggregate a year {quiet_seconds:g} s after its last accepted submission",
+        after={ACCEPTED_EVENT},
+        expect={ACCEPTED_EVENT},
+        match={"prefect.resource.id": "vetreport.submission.*"},
+        for_each={"vetreport.year"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=quiet_seconds),
+        parameters={"store_url": store_url, "report_year": "{{ event.payload.year }}"},
+    )
+
+
+def deployment_specs(settings: ServiceSettings) -> list[tuple[Any, dict[str, Any]]]:
+    """Each deployment as (flow, options); the options fit ``to_deployment`` and ``add_flow``."""
+    store_url = settings.store_url
+    deadline_schedules = [
+        RRule(
+            deadline_rrule(moment),
+            parameters={"store_url": store_url, "report_year": year, "status": FINAL},
+            slug=f"deadline-{year}",
+        )
+        for year, moment in sorted(load_deadlines().items())
+    ]
+    return [
+        (
+            ingest_upload,
+            {
+                "name": "on-upload",
+                "parameters": {"store_url": store_url},
+                "triggers": [ingest_trigger(store_url)],
+                "tags": ["vetreport", "ingest"],
+                "description": "Validate one upload and report to its school",
+            },
+        ),
+        (
+            aggregate_and_publish,
+            {
+                "name": "on-accepted",
+                "parameters": {"store_url": store_url},
+                "triggers": [aggregate_trigger(store_url, settings.aggregate_quiet_seconds)],
+                "schedules": deadline_schedules,
+                "tags": ["vetreport", "aggregate"],
+                "description": "Aggregate a year and publish when the tables changed",
+            },
+        ),
+        (
+            sweep_uploads,
+            {
+                "name": "every-minute",
+                "parameters": {"store_url": store_url},
+                "schedules": [Interval(timedelta(seconds=settings.sweep_seconds), slug="sweep")],
+                # a late sweep while one is running has nothing to add: drop it
+                "concurrency_limit": ConcurrencyLimitConfig(
+                    limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+                ),
+                "tags": ["vetreport", "sweep"],
+                "description": "Ingest uploads that no event brought in",
+            },
+        ),
+        (
+            rebuild,
+            {
+                "name": "nightly",
+                "parameters": {"store_url": store_url},
+                "schedules": [
+                    Cron(settings.nightly_cron, timezone=settings.timezone, slug="nightly")
+                ],
+                "tags": ["vetreport", "rebuild"],
+                "description": "Sweep and re-aggregate every year",
+            },
+        ),
+    ]
+
+
+def build_deployments(settings: ServiceSettings) -> list[Any]:
+    """The service's deployments as RunnerDeployments (for ``prefect.serve`` or a work pool)."""
+    return [flow.to_deployment(**options) for flow, options in deployment_specs(settings)]
+
+
+# Modules the flow-run processes need, imported once in the fork server (see below).
+PRELOAD_MODULES = [
+    "prefect.flow_engine",
+    "flows.ingest",
+    "flows.aggregate",
+    "flows.pipeline",
+    "vetreport.ingest",
+    "vetreport.aggregate",
+    "vetreport.publish",
+    "vetreport.validation",
+    "vetreport.readers",
+    "vetreport.normalize",
+    "vetreport.service",
+]
+
+
+class _ForkServerMultiprocessing:
+    """Stands in for ``multiprocessing`` inside ``prefect.flow_engine``: forkserver, not spawn."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        self._real = multiprocessing
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(PRELOAD_MODULES)
+
+    def get_context(self, method: str | None = None) -> Any:
+        return self._context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def use_fork_server() -> None:
+    """Start served flow runs from a fork server that has our modules already imported.
+
+    Prefect's runner starts each served flow run with ``multiprocessing`` "spawn", so every
+    run pays a fresh interpreter and imports of Prefect, Polars and Pandera (5 s and more
+    on a small machine), which alone misses the 3 s upload-to-report target. A
+    "forkserver" context with the modules preloaded forks a warm, single-threaded process
+    instead. Everything else (state handling, logs, cancellation) is Prefect's own code.
+    Set ``VETREPORT_RUNNER_START=spawn`` to keep Prefect's default.
+    """
+    import prefect.flow_engine as engine
+
+    if not isinstance(engine.multiprocessing, _ForkServerMultiprocessing):
+        engine.multiprocessing = _ForkServerMultiprocessing()  # type: ignore[assignment]
+
+
+def start_event_sources(
+    stop: threading.Event,
+    watch: Path | None = None,
+    sqs_queue_url: str | None = None,
+    receiver: tuple[str, int, str] | None = None,
+) -> list[threading.Thread]:
+    """Start the event sources this process runs beside the deployments, as daemon threads."""
+    from vetreport.events import LocalWatcher, SqsPoller, make_receiver
+
+    threads: list[threading.Thread] = []
+    if watch is not None:
+        watcher = LocalWatcher(watch)
+        threads.append(threading.Thread(target=watcher.run, args=(stop,), name="watcher"))
+    if sqs_queue_url:
+        poller = SqsPoller(sqs_queue_url)
+        threads.append(threading.Thread(target=poller.run, args=(stop,), name="sqs"))
+    if receiver is not None:
+        host, port, token = receiver
+        server = make_receiver(host, port, token)
+        threads.append(threading.Thread(target=server.serve_forever, name="receiver"))
+
+        def close_receiver() -> None:
+            stop.wait()
+            server.shutdown()
+
+        threads.append(threading.Thread(target=close_receiver, name="receiver-stop"))
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    return threads
+
+
+def serve_service(
+    settings: ServiceSettings,
+    watch: Path | None = None,
+    sqs_queue_url: str | None = None,
+    receiver: tuple[str, int, str] | None = None,
+) -> None:
+    """Serve the deployments (blocking) with the chosen event sources beside them.
+
+    Like ``prefect.serve`` with ``pause_on_shutdown=False``, but the flows are added with
+    ``Runner.add_flow`` so runs start from the in-memory flow (no code download), from a
+    preloaded fork server unless ``VETREPORT_RUNNER_START=spawn``.
+    """
+    import asyncio
+    import os
+    import signal
+
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    if os.environ.get("VETREPORT_RUNNER_START", "forkserver") == "forkserver":
+        use_fork_server()
+    if settings.failure_webhook_url:
+        ensure_failure_automation(settings.failure_webhook_url)
+        logger.info("failure webhook automation created")
+    runner = Runner(
+        name="vetreport-service",
+        pause_on_shutdown=False,
+        limit=settings.runner_limit,
+        query_seconds=settings.runner_poll_seconds,
+    )
+    for flow, options in deployment_specs(settings):
+        runner.add_flow(flow, **options)
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # stop the runner (and its flow-run processes) cleanly
+
+    signal.signal(signal.SIGTERM, terminate)
+    stop = threading.Event()
+    start_event_sources(stop, watch, sqs_queue_url, receiver)
+    print("serving: " + ", ".join(f"{f.name}/{o['name']}" for f, o in deployment_specs(settings)))
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):
+        logger.info("shutting down")
+    finally:
+        stop.set()

@@ -1,0 +1,372 @@
+"""The running service end to end: moto S3 -> SQS notifications -> served Prefect deployments.
+
+A full ``prefect server start`` (SQLite, temporary) is used rather than the test harness,
+because the harness's ephemeral server runs neither the scheduler (the sweep) nor
+proactive triggers (the debounced aggregation). ``vetreport serve`` runs in a subprocess
+against it, polling the queue that the moto bucket notifies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import make_bucket
+from vetreport.demo_data import build_demo_uploads
+from vetreport.layout import submission_id
+from vetreport.ledger import current_submissions, processed_submission_ids, read_records
+from vetreport.publish import read_pointer
+from vetreport.storage import open_store
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
+SEEDED = ("/_city/", "/school_profile.", "/staff.")  # enough for a registry and tables
+YEAR = 2023
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = "学校代码,教职工编号,是否在编,是否专任教师,最高学历,专业技术职称"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def staff_csv(school: str, rows: int) -> bytes:
+    lines = [HEADER, *(f"{school},T{index:05d},是,是,大学本科,中级" for index in range(rows))]
+    return ("\n".join(lines) + "\n").encode()
+
+
+class Recorder(BaseHTTPRequestHandler):
+    calls: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Recorder.calls.append({"path": self.path, "body": body.decode("utf-8", "replace")})
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
+    )
+    env.pop("PREFECT_API_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+        + ["--port", str(port)],
+        env=env,
+        stdout=(home / "server.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    wait_for(healthy, 150, "the Prefect server")
+    return process, url
+
+
+@pytest.fixture(scope="module")
+def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from vetreport.aggregate import aggregate
+    from vetreport.ingest import ingest_keys
+    from vetreport.publish import publish
+
+    home = tmp_path_factory.mktemp("prefect")
+    server, api_url = start_prefect_server(home)
+
+    name = make_bucket(s3_endpoint, versioned=True)
+    store_url = f"s3://{name}"
+    store = open_store(store_url)
+    uploads = {
+        key: body
+        for key, body in build_demo_uploads(2023).items()
+        if key.startswith(f"uploads/{YEAR}/") and any(part in key for part in SEEDED)
+    }
+    for key, body in uploads.items():
+        store.put(key, body)
+    ingest_keys(store, sorted(uploads))
+    publish(store, aggregate(store, YEAR))
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    sqs = boto3.client("sqs", endpoint_url=s3_endpoint, region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName=f"n-{name}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    notifications = {
+        "QueueConfigurations": [
+            {
+                "QueueArn": arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}},
+            }
+        ]
+    }
+    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=notifications)
+
+    Recorder.calls = []
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+
+    env = dict(os.environ)
+    env.update(
+        PREFECT_API_URL=api_url,
+        PREFECT_HOME=str(home),
+        VETREPORT_S3_ENDPOINT_URL=s3_endpoint,
+        VETREPORT_S3_ADDRESSING="path",
+        VETREPORT_SWEEP_SECONDS="15",
+        VETREPORT_RUNNER_LIMIT="4",
+        # wider than the gaps between reports on a loaded 2-core machine
+        VETREPORT_AGGREGATE_QUIET_SECONDS="20",
+        VETREPORT_DEADLINES="{}",
+        VETREPORT_FAILURE_WEBHOOK_URL=f"http://127.0.0.1:{hook.server_address[1]}/hook",
+    )
+    served = subprocess.Popen(
+        [sys.executable, "-m", "vetreport.cli", "serve", "--bucket", store_url]
+        + ["--sqs-queue-url", queue_url],
+        cwd=ROOT,
+        env=env,
+        stdout=(home / "serve.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        from prefect.client.orchestration import get_client
+
+        def ready() -> bool:
+            with get_client(sync_client=True) as client:
+                names = {automation.name for automation in client.read_automations()}
+            return {
+                "vetreport-ingest-on-upload",
+                "vetreport-aggregate-when-quiet",
+                "vetreport-run-failed-webhook",
+            } <= names
+
+        wait_for(ready, 120, "the served deployments and their automations")
+        yield {
+            "store_url": store_url,
+            "store": store,
+            "bucket": name,
+            "s3": s3,
+            "sqs": sqs,
+            "queue_url": queue_url,
+            "notifications": notifications,
+            "schools": sorted({key.split("/")[2] for key in uploads} - {"_city"}),
+            "log": home / "serve.log",
+        }
+    for process in (served, server):
+        stop_group(process)
+    hook.shutdown()
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session, with everything it started."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def flow_runs(flow_name: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), limit=200
+        )
+
+
+def record_for(service: dict, key: str, version: str) -> dict | None:
+    wanted = submission_id(key, version)
+    for record in read_records(service["store"], [YEAR]):
+        if record["submission_id"] == wanted:
+            return record
+    return None
+
+
+def put(service: dict, key: str, body: bytes) -> str:
+    reply = service["s3"].put_object(Bucket=service["bucket"], Key=key, Body=body)
+    return reply["VersionId"]
+
+
+def published_version(service: dict) -> int:
+    return (read_pointer(service["store"], YEAR) or {}).get("version", 0)
+
+
+def quiet_aggregation(service: dict, since: datetime) -> list[Any]:
+    """Aggregate runs created since a moment, once none of them is still unfinished."""
+    runs = [run for run in flow_runs("aggregate") if run.created and run.created >= since]
+    if any(run.state is None or not run.state.is_final() for run in runs):
+        return []
+    return runs
+
+
+def test_a_burst_from_every_school_gives_one_aggregate_run(service: dict) -> None:
+    before = published_version(service)
+    started = datetime.now(UTC)
+    versions = {
+        school: put(service, f"uploads/{YEAR}/{school}/staff.csv", staff_csv(school, 60 + i))
+        for i, school in enumerate(service["schools"])
+    }
+    for school, version in versions.items():
+        wait_for(
+            lambda s=school, v=version: record_for(service, f"uploads/{YEAR}/{s}/staff.csv", v),
+            120,
+            f"the report of {school}",
+        )
+    wait_for(lambda: published_version(service) > before, 90, "a new published version")
+    runs = wait_for(lambda: quiet_aggregation(service, started), 60, "aggregation to finish")
+    time.sleep(3)  # nothing else may follow the burst
+    runs = [run for run in flow_runs("aggregate") if run.created and run.created >= started]
+    assert [run.name for run in runs] == [f"aggregate-{YEAR}"]
+    assert published_version(service) == before + 1
+
+
+def test_upload_notification_ingest_aggregate_publish(service: dict) -> None:
+    school = service["schools"][0]
+    key = f"uploads/{YEAR}/{school}/staff.csv"
+    before = published_version(service)
+    version = put(service, key, staff_csv(school, 33))
+    record = wait_for(lambda: record_for(service, key, version), 60, "the ledger record")
+    assert record["outcome"] == "accepted"
+    report = json.loads(service["store"].get(record["report_key"]))
+    assert report["outcome"] == "accepted"
+    named = [
+        run for run in flow_runs("ingest-upload") if run.name == f"ingest-{YEAR}-{school}-staff"
+    ]
+    assert named and {f"year:{YEAR}", f"school:{school}", "staff"} <= set(named[-1].tags)
+    wait_for(lambda: published_version(service) > before, 90, "the republished tables")
+
+
+def test_the_same_notification_twice_is_processed_once(service: dict) -> None:
+    school = service["schools"][1]
+    key = f"uploads/{YEAR}/{school}/staff.csv"
+    version = put(service, key, staff_csv(school, 44))
+    wait_for(lambda: record_for(service, key, version), 60, "the first ledger record")
+    etag = service["s3"].head_object(Bucket=service["bucket"], Key=key)["ETag"].strip('"')
+    body = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"object": {"key": key.replace("/", "%2F"), "eTag": etag}},
+            }
+        ]
+    }
+    count = len(processed_submission_ids(service["store"]))
+    for _ in range(2):
+        service["sqs"].send_message(QueueUrl=service["queue_url"], MessageBody=json.dumps(body))
+    wait_for(
+        lambda: (
+            service["sqs"].get_queue_attributes(
+                QueueUrl=service["queue_url"], AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]["ApproximateNumberOfMessages"]
+            == "0"
+        ),
+        30,
+        "the queue to drain",
+    )
+    time.sleep(4)
+    assert len(processed_submission_ids(service["store"])) == count
+    wanted = submission_id(key, version)
+    records = read_records(service["store"], [YEAR])
+    assert sum(1 for record in records if record["submission_id"] == wanted) == 1
+
+
+def test_notifications_out_of_order_keep_the_newest_upload(service: dict) -> None:
+    school = service["schools"][2]
+    key = f"uploads/{YEAR}/{school}/staff.csv"
+    older = put(service, key, staff_csv(school, 51))
+    newer = put(service, key, staff_csv(school, 52))
+    wait_for(lambda: record_for(service, key, newer), 60, "the newer version's record")
+    late = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"object": {"key": key, "versionId": older, "eTag": "late"}},
+            }
+        ]
+    }
+    service["sqs"].send_message(QueueUrl=service["queue_url"], MessageBody=json.dumps(late))
+    time.sleep(5)
+    current = current_submissions(read_records(service["store"], [YEAR]))
+    row = current.filter(
+        (current["submitter"] == school) & (current["dataset"] == "staff")
+    ).to_dicts()
+    assert [entry["submission_id"] for entry in row] == [submission_id(key, newer)]
+
+
+def test_a_lost_notification_is_caught_by_the_sweep(service: dict) -> None:
+    school = service["schools"][3]
+    key = f"uploads/{YEAR}/{school}/staff.csv"
+    s3, bucket = service["s3"], service["bucket"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    try:
+        version = put(service, key, staff_csv(school, 77))
+    finally:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=service["notifications"]
+        )
+    record = wait_for(lambda: record_for(service, key, version), 60, "the sweep")
+    assert record["outcome"] == "accepted"
+
+
+def test_a_failed_run_calls_the_failure_webhook(service: dict) -> None:
+    from prefect.deployments import run_deployment
+
+    run_deployment(
+        "aggregate/on-accepted",
+        parameters={"store_url": "nosuch://bucket", "report_year": YEAR},
+        timeout=0,
+    )
+    wait_for(lambda: Recorder.calls, 90, "the webhook call")
+    payload = json.loads(Recorder.calls[0]["body"])
+    assert payload["state"] == "Failed" and payload["flow_run"] == f"aggregate-{YEAR}"

@@ -1,0 +1,248 @@
+"""The school-facing reports: the HTML page (rendered in headless Chromium) and the workbook
+with bad cells marked, and that ingest writes both for every upload."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import openpyxl
+import pytest
+import xlsxwriter
+
+from vetreport.feedback import (
+    ERROR_FILL_RGB,
+    SUMMARY_SHEET,
+    WARNING_FILL_RGB,
+    annotate_workbook,
+    render_html,
+)
+from vetreport.ingest import ingest_keys
+from vetreport.storage import open_store
+from vetreport.validation import UploadContext, build_report, validate_upload
+
+SCHOOL = "3306020001"
+HEADER = [
+    "学校代码",
+    "毕业生编号",
+    "专业名称",
+    "毕业去向",
+    "是否对口就业",
+    "初次就业月收入（元/月）",
+    "是否上本科线",
+]
+ROWS = [
+    [SCHOOL, "G0001", "护理", "直接就业", "是", "abc", "否"],  # income not a number: error
+    [SCHOOL, "G0002", "护理", "去火星", "", "", "否"],  # destination not allowed: error
+    [SCHOOL, "G0003", "护理", "单考单招", "是", "", "否"],  # matched although not employed: warning
+    [SCHOOL, "G0004", "护理", "待就业", "", "", "<script>alert(1)</script>"],
+]
+
+
+def report_of(data: bytes, extension: str) -> dict:
+    context = UploadContext(
+        f"uploads/2024/{SCHOOL}/graduates.{extension}", 2024, SCHOOL, "graduates", extension
+    )
+    return build_report(validate_upload(data, context), context, "sub123")
+
+
+def school_workbook() -> bytes:
+    """A school's own workbook: a notes sheet, then a title row above the header at B3."""
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    workbook.add_worksheet("填表说明").write(0, 0, "说明")
+    sheet = workbook.add_worksheet("毕业生")
+    sheet.merge_range(0, 1, 0, 7, "2024年 毕业生去向")
+    sheet.write_row(2, 1, [*HEADER, "备注"])
+    for index, row in enumerate(ROWS, start=3):
+        sheet.write_row(index, 1, row)
+    workbook.close()
+    return buffer.getvalue()
+
+
+def csv_upload() -> bytes:
+    lines = [
+        ",".join(HEADER),
+        *(",".join(row) for row in ROWS),
+        "=HYPERLINK(1),G0005,护理,待就业,,,否",
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def cell_notes(sheet) -> dict[str, tuple[str, str]]:
+    return {
+        cell.coordinate: (cell.fill.start_color.rgb, cell.comment.text)
+        for row in sheet.iter_rows()
+        for cell in row
+        if cell.comment is not None
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# HTML
+# ------------------------------------------------------------------------------------------
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_html_report_of_a_rejected_upload_renders_in_chromium(tmp_path: Path) -> None:
+    browser = chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "CI is set but chromium is not installed: the HTML report cannot be checked"
+            )
+        pytest.skip(
+            "chromium is not installed (apt-get install chromium); set CI=true to require it"
+        )
+    report = report_of(csv_upload(), "csv")
+    assert report["outcome"] == "rejected"
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    completed = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    dom = completed.stdout
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "未通过（已退回）" in dom  # the outcome banner
+    assert "取值不在允许的选项中" in dom  # a finding's message (field.enum on 去火星)
+    assert "请从下拉选项中选择" in dom  # ... and its fix
+    assert "去火星" in dom
+    # the school's text is escaped, never run
+    assert "<script>alert(1)</script>" not in dom
+    assert "&lt;script&gt;" in dom
+
+
+def test_html_report_escapes_values_and_says_when_the_listing_is_truncated() -> None:
+    report = report_of(csv_upload(), "csv")
+    report["is_truncated"] = True
+    report["finding_limit"] = len(report["findings"])
+    html = render_html(report)
+    assert "<script>" not in html
+    assert 'id="truncated"' in html
+    assert "http://" not in html and "https://" not in html  # self-contained
+
+
+# ------------------------------------------------------------------------------------------
+# Annotated workbooks
+# ------------------------------------------------------------------------------------------
+
+
+def test_xlsx_upload_is_returned_with_bad_cells_filled_and_commented() -> None:
+    data = school_workbook()
+    report = report_of(data, "xlsx")
+    workbook = openpyxl.load_workbook(io.BytesIO(annotate_workbook(data, "xlsx", report)))
+    assert workbook.sheetnames == [SUMMARY_SHEET, "填表说明", "毕业生"]
+    notes = cell_notes(workbook["毕业生"])
+    # header at Excel row 3 starting in column B: row 4 is the first data row
+    assert notes["G4"][0] == ERROR_FILL_RGB and "field.type" in notes["G4"][1]
+    assert "数据类型不正确" in notes["G4"][1]
+    assert notes["E5"][0] == ERROR_FILL_RGB and "field.enum" in notes["E5"][1]
+    assert "请从下拉选项中选择" in notes["E5"][1]
+    assert notes["F6"][0] == WARNING_FILL_RGB and "row.matched_only_if_employed" in notes["F6"][1]
+    assert notes["I3"][0] == WARNING_FILL_RGB and "structure.unknown_column" in notes["I3"][1]
+    assert workbook["毕业生"]["G4"].value == "abc"  # the school's data is kept
+    summary = [row for row in workbook[SUMMARY_SHEET].iter_rows(values_only=True)]
+    assert summary[0][0] == "校验结果：未通过（已退回）"
+    assert any(row[-1] == "structure.unknown_column" for row in summary if row)
+
+
+def test_csv_upload_comes_back_as_a_workbook_with_the_same_marks() -> None:
+    data = csv_upload()
+    report = report_of(data, "csv")
+    workbook = openpyxl.load_workbook(io.BytesIO(annotate_workbook(data, "csv", report)))
+    assert workbook.sheetnames == [SUMMARY_SHEET, "graduates"]
+    sheet = workbook["graduates"]
+    notes = cell_notes(sheet)
+    assert notes["F2"][0] == ERROR_FILL_RGB and "field.type" in notes["F2"][1]
+    assert notes["D3"][0] == ERROR_FILL_RGB and "field.enum" in notes["D3"][1]
+    assert notes["E4"][0] == WARNING_FILL_RGB
+    assert sheet["A6"].value == "=HYPERLINK(1)" and sheet["A6"].data_type == "s"
+
+
+def test_file_level_failure_gives_a_summary_only_workbook() -> None:
+    data = b"%PDF-1.7 not a csv" + bytes(range(16))
+    report = report_of(data, "csv")
+    workbook = openpyxl.load_workbook(io.BytesIO(annotate_workbook(data, "csv", report)))
+    assert workbook.sheetnames == [SUMMARY_SHEET]
+    rules = [row[-1] for row in workbook[SUMMARY_SHEET].iter_rows(values_only=True) if row]
+    assert "file.type_mismatch" in rules
+
+
+# ------------------------------------------------------------------------------------------
+# Ingest writes them
+# ------------------------------------------------------------------------------------------
+
+
+def test_ingest_writes_html_and_workbook_reports_for_good_and_bad_uploads(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "bucket"))
+    good = "\n".join([",".join(HEADER), f"{SCHOOL},G0001,护理,直接就业,是,3800,否"]) + "\n"
+    keys = {
+        f"uploads/2024/{SCHOOL}/graduates.csv": good.encode(),
+        f"uploads/2024/{SCHOOL}/staff.xlsx": b"%PDF-1.4 renamed" + bytes(range(32)),
+        f"uploads/2024/{SCHOOL}/workbook.xlsx": school_workbook(),
+    }
+    for key, body in keys.items():
+        store.put(key, body)
+    results = ingest_keys(store, list(keys))
+    outcomes = {result.key: result.outcome for result in results}
+    assert outcomes[f"uploads/2024/{SCHOOL}/graduates.csv"] == "accepted"
+    assert outcomes[f"uploads/2024/{SCHOOL}/staff.xlsx"] == "rejected"
+    for result in results:
+        base = f"reports/2024/{SCHOOL}/{result.submission_id}"
+        html = store.get(base + ".html").decode("utf-8")
+        assert "数据校验报告" in html
+        ledger = [
+            info.key for info in store.list("ledger/2024/") if result.submission_id in info.key
+        ]
+        record = json.loads(store.get(ledger[0]))
+        if result.outcome == "accepted":
+            # nothing to mark: no annotated workbook for a clean upload
+            assert record["report_keys"] == [base + ".json", base + ".html"]
+            assert not store.exists(base + ".xlsx")
+            continue
+        workbook = openpyxl.load_workbook(io.BytesIO(store.get(base + ".xlsx")))
+        assert workbook.sheetnames[0] == SUMMARY_SHEET
+        assert record["report_keys"] == [base + ".json", base + ".html", base + ".xlsx"]
+
+
+def test_a_rendering_failure_never_fails_ingest(tmp_path: Path, monkeypatch) -> None:
+    import vetreport.feedback
+
+    def broken(*_arguments, **_keywords):
+        raise RuntimeError("renderer broke")
+
+    monkeypatch.setattr(vetreport.feedback, "render_html", broken)
+    monkeypatch.setattr(vetreport.feedback, "annotate_workbook", broken)
+    store = open_store(str(tmp_path / "bucket"))
+    key = f"uploads/2024/{SCHOOL}/graduates.csv"
+    store.put(
+        key, ("\n".join([",".join(HEADER), f"{SCHOOL},G0001,护理,待就业,,,否"]) + "\n").encode()
+    )
+    [result] = ingest_keys(store, [key])
+    assert result.outcome == "accepted"
+    assert store.exists(f"reports/2024/{SCHOOL}/{result.submission_id}.json")
+    assert not store.exists(f"reports/2024/{SCHOOL}/{result.submission_id}.html")
