@@ -27,8 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from vetreport.prefect_server import is_healthy, stop_process_group
 
 UPLOADS = 50
 REPUBLISH_EVERY = 10
@@ -50,29 +51,6 @@ def _wait(predicate, timeout: float, step: float = 0.05) -> bool:
             return True
         time.sleep(step)
     return False
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/health", timeout=2) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    """Stop a process started in its own session, with the processes it started."""
-    import signal
-
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -135,7 +113,7 @@ def run(uploads: int = UPLOADS) -> dict[str, float]:
     )
     service = None
     try:
-        if not _wait(lambda: _healthy(api), 180, 0.5):
+        if not _wait(lambda: is_healthy(api), 180, 0.5):
             raise RuntimeError(f"Prefect server did not start; see {work / 'server.log'}")
         env["PREFECT_API_URL"] = api
         env["VETREPORT_DEADLINES"] = "{}"
@@ -182,7 +160,7 @@ def run(uploads: int = UPLOADS) -> dict[str, float]:
     finally:
         for process in (service, server):
             if process is not None:
-                _stop_group(process)
+                stop_process_group(process)
     figures = {
         "uploads": float(uploads),
         "report_p50": statistics.median(report_seconds),

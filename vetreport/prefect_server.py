@@ -94,3 +94,19 @@ def stop_server() -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session, with everything it started.
+
+    SIGTERM first, then SIGKILL if the group has not exited within 20 seconds.
+    """
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -29,6 +29,7 @@ from tests.conftest import make_bucket
 from vetreport.demo_data import build_demo_uploads
 from vetreport.layout import submission_id
 from vetreport.ledger import current_submissions, processed_submission_ids, read_records
+from vetreport.prefect_server import stop_process_group
 from vetreport.publish import read_pointer
 from vetreport.storage import open_store
 
@@ -196,23 +197,8 @@ def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             "log": home / "serve.log",
         }
     for process in (served, server):
-        stop_group(process)
+        stop_process_group(process)
     hook.shutdown()
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """Stop a process started in its own session, with everything it started."""
-    import signal
-
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def flow_runs(flow_name: str) -> list[Any]:
