@@ -303,6 +303,14 @@ def _pandera_findings(
     )
 
 
+def _as_written(column: str, dtype: pl.DataType) -> pl.Expr:
+    """A typed cell as the school wrote it: 是/否 for yes-no, 5400 rather than 5400.0."""
+    if dtype == pl.Boolean:
+        return pl.when(pl.col(column)).then(pl.lit("是")).when(~pl.col(column)).then(pl.lit("否"))
+    text = pl.col(column).cast(pl.Utf8)
+    return text.str.replace(r"\.0$", "") if dtype.is_float() else text
+
+
 def _row_rule_findings(
     typed: pl.DataFrame, dataset: DatasetSpec, sheet: str | None, normalised: Any
 ) -> pl.DataFrame:
@@ -320,9 +328,11 @@ def _row_rule_findings(
                 pl.lit(normalised.header_by_column.get(column, column), dtype=pl.Utf8).alias(
                     "header"
                 ),
-                (pl.col(column).cast(pl.Utf8) if column else pl.lit(None, dtype=pl.Utf8)).alias(
-                    "value"
-                ),
+                (
+                    _as_written(column, typed.schema[column])
+                    if column
+                    else pl.lit(None, dtype=pl.Utf8)
+                ).alias("value"),
                 pl.lit(rule.predicate_sql).alias("detail"),
             )
         )

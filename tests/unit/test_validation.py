@@ -184,6 +184,13 @@ def test_cross_field_rule_is_a_warning() -> None:
     assert rule_ids(report) == {"row.matched_only_if_employed"}
 
 
+def test_findings_show_values_as_the_school_wrote_them() -> None:
+    rows = [*GOOD_ROWS, f"{SCHOOL},G0009,护理,待就业,是,5400,否"]
+    findings = report_for(csv_text(rows).encode())["findings"]
+    values = {finding["rule_id"]: finding["value"] for finding in findings}
+    assert values == {"row.matched_only_if_employed": "是", "row.income_only_if_employed": "5400"}
+
+
 def test_school_code_must_match_the_key_and_the_registry() -> None:
     rows = [*GOOD_ROWS, "3133069999,G0010,护理,待就业,,,否"]
     ctx = context(registry_school_codes=frozenset({SCHOOL}))
