@@ -195,7 +195,15 @@ def validation_row(store_url: str, result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-@flow(name="sweep", flow_run_name="sweep-{year}", log_prints=True)
+def sweep_run_name() -> str:
+    """``sweep-2023`` for one year, ``sweep-all-years`` for the scheduled sweep."""
+    from prefect.runtime import flow_run
+
+    year = flow_run.parameters.get("year")
+    return f"sweep-{year}" if year else "sweep-all-years"
+
+
+@flow(name="sweep", flow_run_name=sweep_run_name, log_prints=True)
 def sweep_uploads(store_url: str, year: int | None = None) -> list[dict[str, Any]]:
     """Find uploads that no event brought in and ingest them."""
     keys = find_unprocessed_uploads(store_url, year)
