@@ -7,7 +7,8 @@ new version only when the numbers differ from the latest one.
 In the service, accepted-submission events start it (debounced by the deployment trigger),
 and a global concurrency limit named ``aggregate-{year}`` lets one run per year work at a
 time. Without an explicit status it publishes provisional versions before the year's
-collection deadline and final ones (revisions) after it.
+collection deadline and final ones (revisions) after it. A year's run also aggregates the
+published later years whose tables show that year.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.ingest import artifact_key, retry_on_storage_errors, tag_flow_run
-from vetreport.aggregate import AggregateResult, aggregate
+from vetreport.aggregate import AggregateResult, aggregate, later_years_showing
 from vetreport.service import completeness, status_for, version_changes
 from vetreport.storage import open_store
 
@@ -79,12 +80,31 @@ def _ensure_year_limit(report_year: int) -> bool:
 
 @flow(name="aggregate", flow_run_name="aggregate-{report_year}", log_prints=True)
 def aggregate_and_publish(
-    store_url: str, report_year: int, status: str | None = None
+    store_url: str,
+    report_year: int,
+    status: str | None = None,
+    include_later_years: bool = True,
 ) -> dict[str, Any]:
-    """Aggregate a report year and publish it if anything changed (one run per year at once)."""
+    """Aggregate a report year and publish it if anything changed (one run per year at once).
+
+    With ``include_later_years`` (the default), the published years after it whose tables
+    show it are aggregated next, each under its own year's limit and publish status, so a
+    corrected 2022 file also reaches the 2023 report's 2022 column. Their summaries are
+    under ``later_years``.
+    """
+    logger = get_run_logger()
+    summary = _one_year(store_url, report_year, status, logger)
+    if include_later_years:
+        later = later_years_showing(open_store(store_url), report_year)
+        if later:
+            logger.info("%s is shown by %s: aggregating them too", report_year, later)
+        summary["later_years"] = {year: _one_year(store_url, year, None, logger) for year in later}
+    return summary
+
+
+def _one_year(store_url: str, report_year: int, status: str | None, logger: Any) -> dict[str, Any]:
     from prefect.concurrency.sync import concurrency
 
-    logger = get_run_logger()
     if _ensure_year_limit(report_year):  # also means there is an API: tag the run
         tag_flow_run(f"year:{report_year}")
         with concurrency(year_limit(report_year), occupy=1):

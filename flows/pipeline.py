@@ -51,4 +51,8 @@ def rebuild(store_url: str) -> dict[int, dict[str, Any]]:
     catches whatever an event missed and picks up catalogue changes.
     """
     sweep_uploads(store_url)
-    return {year: aggregate_and_publish(store_url, year) for year in upload_years(store_url)}
+    # every year in turn, oldest first, so no year needs to cascade to the later ones
+    return {
+        year: aggregate_and_publish(store_url, year, include_later_years=False)
+        for year in upload_years(store_url)
+    }

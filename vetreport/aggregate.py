@@ -448,6 +448,25 @@ def _wide(
     return wide.select(index + indicator_ids).cast(schema).sort(index)
 
 
+def years_shown(report_year: int) -> list[int]:
+    """The years a report year's tables show: itself and those before it, ascending."""
+    longest = max(spec.years_shown for spec in load_table_specs())
+    return list(range(report_year - longest + 1, report_year + 1))
+
+
+def later_years_showing(store: ObjectStore, year: int) -> list[int]:
+    """Published report years after ``year`` whose tables show it, ascending.
+
+    When a year's data changes, these must be aggregated again too: the 2023 report's
+    2022 column is the 2022 data.
+    """
+    from vetreport.publish import published_years
+
+    return [
+        later for later in published_years(store) if later > year and year in years_shown(later)
+    ]
+
+
 def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
     """Aggregate everything a report year shows (its own and the previous years).
 
@@ -460,9 +479,7 @@ def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
     from vetreport.completeness import completeness_matrix, published_completeness
     from vetreport.variance import variance_table, write_history_reports
 
-    longest = max(spec.years_shown for spec in load_table_specs())
-    years = list(range(report_year - longest + 1, report_year + 1))
-    curated, submissions = load_curated(store, years)
+    curated, submissions = load_curated(store, years_shown(report_year))
     values = compute_indicator_values(curated)
     tables = shape_tables(values, report_year)
     variance = variance_table(values)

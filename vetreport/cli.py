@@ -328,11 +328,9 @@ def command_publish(arguments: argparse.Namespace) -> int:
     ensure_server()
     status = FINAL if arguments.final else None
     summary = aggregate_and_publish(_store_url(arguments.bucket), arguments.year, status)
-    state = "new version" if summary["is_new_version"] else "unchanged"
-    print(
-        f"{arguments.year} v{summary['version']} {summary['status']} ({state}) "
-        f"at {summary['prefix']}"
-    )
+    for year, entry in [(arguments.year, summary), *summary.get("later_years", {}).items()]:
+        state = "new version" if entry["is_new_version"] else "unchanged"
+        print(f"{year} v{entry['version']} {entry['status']} ({state}) at {entry['prefix']}")
     return 0
 
 
@@ -567,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vetreport`` command."""
+    # The runtime sends nothing off the machine: no Prefect usage telemetry (set
+    # DO_NOT_TRACK=0 to allow it). Set before Prefect is imported.
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     parser = build_parser()
     try:
         arguments = parser.parse_args(argv)

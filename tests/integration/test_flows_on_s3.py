@@ -117,3 +117,36 @@ def test_keys_outside_the_layout_are_quarantined(bucket) -> None:
     quarantined = [info.key for info in store.list("quarantine/")]
     assert any(key.endswith("etc.csv") for key in quarantined)
     assert any(key.endswith("graduates.pdf.reason.json") for key in quarantined)
+
+
+def test_a_correction_to_an_earlier_year_republishes_the_later_year_showing_it(bucket) -> None:
+    from flows.aggregate import aggregate_and_publish
+    from flows.ingest import ingest_uploads
+
+    store_url = bucket["store_url"]
+    store = open_store(store_url)
+    first = aggregate_and_publish(store_url, 2022)  # 2022 published; 2023 has not changed
+    assert first["is_new_version"] is True
+    assert first["later_years"][2023]["is_new_version"] is False
+    version_2023 = read_pointer(store, 2023)["version"]
+
+    def shown_in_2023(table: str, **where: object) -> float:
+        frame = read_table(store, table, 2023).filter(pl.col("year") == 2022)
+        for column, value in where.items():
+            frame = frame.filter(pl.col(column) == value)
+        return frame.item(0, "staff_count")
+
+    city_2022 = shown_in_2023("staff_size")
+    school_2022 = shown_in_2023("staff_size_by_school", school_code=SCHOOL)
+    header = "学校代码,教职工编号,是否在编,是否专任教师,最高学历,专业技术职称"
+    rows = [f"{SCHOOL},T{index:05d},是,是,大学本科,中级" for index in range(int(school_2022) + 2)]
+    key = f"uploads/2022/{SCHOOL}/staff.csv"
+    store.put(key, ("\n".join([header, *rows]) + "\n").encode())
+    assert ingest_uploads(store_url, [key])[0]["outcome"] == "accepted"
+
+    corrected = aggregate_and_publish(store_url, 2022)
+    assert corrected["is_new_version"] is True
+    assert corrected["later_years"][2023]["is_new_version"] is True
+    assert read_pointer(store, 2023)["version"] == version_2023 + 1
+    assert shown_in_2023("staff_size") == city_2022 + 2
+    assert shown_in_2023("staff_size_by_school", school_code=SCHOOL) == school_2022 + 2
