@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -161,6 +162,7 @@ def run(uploads: int = UPLOADS) -> dict[str, float]:
         for process in (service, server):
             if process is not None:
                 stop_process_group(process)
+    shutil.rmtree(work, ignore_errors=True)  # kept, with its logs, when a run fails
     figures = {
         "uploads": float(uploads),
         "report_p50": statistics.median(report_seconds),
@@ -176,9 +178,11 @@ def run(uploads: int = UPLOADS) -> dict[str, float]:
 def main() -> None:
     """Run the benchmark and print the figures against the targets."""
     uploads = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else UPLOADS
+    load_before = os.getloadavg()[0]
     figures = run(uploads)
     print(
-        f"uploads: {int(figures['uploads'])}\n"
+        f"uploads: {int(figures['uploads'])}; load average (1 min) {load_before:.2f} at start, "
+        f"{os.getloadavg()[0]:.2f} at end, {os.cpu_count()} CPUs\n"
         f"upload -> report: p50 {figures['report_p50']:.2f} s (target 3), "
         f"p95 {figures['report_p95']:.2f} s (target 10), max {figures['report_max']:.2f} s\n"
         f"upload -> republished: p50 {figures['republish_p50']:.2f} s (target 30), "
