@@ -4,9 +4,12 @@ server for the whole session, and stores of both kinds."""
 from __future__ import annotations
 
 import os
+import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -34,6 +37,35 @@ def s3_endpoint() -> Iterator[str]:
     if previous is None:
         os.environ.pop("VETREPORT_S3_ENDPOINT_URL", None)
     server.stop()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.5) -> Any:
+    """Poll until the predicate returns something truthy, and return it; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def flow_runs(flow_name: str) -> list[Any]:
+    """The runs of a flow on the Prefect server the settings point at (newest 200)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), limit=200
+        )
 
 
 def make_bucket(endpoint: str, versioned: bool = False) -> str:

@@ -2,13 +2,15 @@
 
 What belongs here: deciding which Prefect API the command line talks to. If
 ``PREFECT_API_URL`` is set, that server is used as it is. Otherwise a server on
-127.0.0.1:4200 is used when it answers, and started (SQLite, state under var/prefect/)
-when it does not. The started server keeps running after the command exits so the runs
-stay visible in the UI; ``vetreport server stop`` (``make down``) stops it.
+127.0.0.1:4200 (``VETREPORT_PREFECT_PORT`` to change the port) is used when it answers,
+and started (SQLite, state under var/prefect/) when it does not. The started server keeps
+running after the command exits so the runs stay visible in the UI; ``vetreport server
+stop`` (``make down``) stops it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,9 +31,14 @@ def state_dir() -> Path:
     return root / "prefect"
 
 
-def api_url(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
+def local_port() -> int:
+    """The port of the local server: ``VETREPORT_PREFECT_PORT``, else 4200."""
+    return int(os.environ.get("VETREPORT_PREFECT_PORT") or DEFAULT_PORT)
+
+
+def api_url(host: str = DEFAULT_HOST, port: int | None = None) -> str:
     """The API address of a local server."""
-    return f"http://{host}:{port}/api"
+    return f"http://{host}:{port or local_port()}/api"
 
 
 def is_healthy(url: str, timeout_seconds: float = 2.0) -> bool:
@@ -43,13 +50,20 @@ def is_healthy(url: str, timeout_seconds: float = 2.0) -> bool:
         return False
 
 
-def ensure_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
-    """Return the API URL to use, starting a local server when none is reachable."""
+def ensure_server(host: str = DEFAULT_HOST, port: int | None = None) -> str:
+    """Return the API URL to use, starting a local server when none is reachable.
+
+    Prefect reads its settings once, at import; when it is already imported, its settings
+    are refreshed so that clients created from now on talk to this server rather than
+    starting an ephemeral one of their own.
+    """
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         if not is_healthy(configured):
             raise RuntimeError(f"PREFECT_API_URL={configured} does not answer")
+        _refresh_prefect_settings()
         return configured
+    port = port or local_port()
     url = api_url(host, port)
     if not is_healthy(url):
         _start(host, port)
@@ -60,7 +74,15 @@ def ensure_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
                 raise RuntimeError(f"the Prefect server did not start; see {log}")
             time.sleep(0.5)
     os.environ["PREFECT_API_URL"] = url
+    _refresh_prefect_settings()
     return url
+
+
+def _refresh_prefect_settings() -> None:
+    """Make an already imported Prefect see the environment's PREFECT_API_URL."""
+    context = sys.modules.get("prefect.context")
+    if context is not None:
+        context.refresh_global_settings_context()
 
 
 def _start(host: str, port: int) -> None:
@@ -96,17 +118,34 @@ def stop_server() -> bool:
     return True
 
 
-def stop_process_group(process: subprocess.Popen) -> None:
+def stop_process_group(process: subprocess.Popen, grace_seconds: float = 20) -> None:
     """Stop a process started in its own session, with everything it started.
 
-    SIGTERM first, then SIGKILL if the group has not exited within 20 seconds.
+    SIGTERM to the group first; whatever of the group is still alive after
+    ``grace_seconds`` (the leader, or a child such as a flow run still trying to report to
+    a server that has gone) gets SIGKILL.
     """
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    group = process.pid
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        process.wait()
+        return
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        process.poll()
+        if not _group_alive(group):
+            break
+        time.sleep(0.2)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import make_bucket
+from tests.conftest import flow_runs, free_port, make_bucket, wait_for
 from vetreport.demo_data import build_demo_uploads
 from vetreport.layout import submission_id
 from vetreport.ledger import current_submissions, processed_submission_ids, read_records
@@ -38,22 +37,6 @@ SEEDED = ("/_city/", "/school_profile.", "/staff.")  # enough for a registry and
 YEAR = 2023
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "学校代码,教职工编号,是否在编,是否专任教师,最高学历,专业技术职称"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def staff_csv(school: str, rows: int) -> bytes:
@@ -199,16 +182,6 @@ def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     for process in (served, server):
         stop_process_group(process)
     hook.shutdown()
-
-
-def flow_runs(flow_name: str) -> list[Any]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])), limit=200
-        )
 
 
 def record_for(service: dict, key: str, version: str) -> dict | None:
