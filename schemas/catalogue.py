@@ -286,8 +286,9 @@ def row_rules(dataset_id: str) -> list[RuleSpec]:
     ]
 
 
+@cache
 def pandera_schema(dataset_id: str) -> pa.DataFrameSchema:
-    """Build the Pandera model (polars backend) of one dataset from the catalogue."""
+    """The Pandera model (polars backend) of one dataset, built once from the catalogue."""
     dataset = load_datasets()[dataset_id]
     columns: dict[str, pa.Column] = {}
     for column in dataset.columns:

@@ -12,6 +12,7 @@ The outcome is ``accepted`` (no findings), ``accepted_with_warnings`` (warnings 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import pandera.polars as pa
@@ -93,14 +94,19 @@ class DatasetResult:
 
 def outcome_of(findings: pl.DataFrame) -> str:
     """The outcome a set of findings leads to."""
-    severities = _with_rule_columns(findings).get_column("severity")
-    if (severities == "error").any():
+    if findings.height == 0:
+        return ACCEPTED
+    rules = load_rules()
+    rule_ids = findings.get_column("rule_id").unique().to_list()
+    unknown = sorted(rule_id for rule_id in rule_ids if rule_id not in rules)
+    if unknown:
+        raise KeyError(f"findings use rule ids missing from rules.csv: {unknown}")
+    if any(rules[rule_id].severity == "error" for rule_id in rule_ids):
         return REJECTED
-    if findings.height:
-        return ACCEPTED_WITH_WARNINGS
-    return ACCEPTED
+    return ACCEPTED_WITH_WARNINGS
 
 
+@cache
 def _rules_frame() -> pl.DataFrame:
     rules = load_rules().values()
     return pl.DataFrame(
