@@ -287,8 +287,12 @@ def row_rules(dataset_id: str) -> list[RuleSpec]:
 
 
 @cache
-def pandera_schema(dataset_id: str) -> pa.DataFrameSchema:
-    """The Pandera model (polars backend) of one dataset, built once from the catalogue."""
+def pandera_schema(dataset_id: str, unique_within: str | None = None) -> pa.DataFrameSchema:
+    """The Pandera model (polars backend) of one dataset, built once from the catalogue.
+
+    ``unique_within`` names a column that the key is unique within: validating many files'
+    rows together, a key may repeat across files but not inside one.
+    """
     dataset = load_datasets()[dataset_id]
     columns: dict[str, pa.Column] = {}
     for column in dataset.columns:
@@ -309,7 +313,7 @@ def pandera_schema(dataset_id: str) -> pa.DataFrameSchema:
         )
     return pa.DataFrameSchema(
         columns,
-        unique=list(dataset.key_columns),
+        unique=[*dataset.key_columns, *([unique_within] if unique_within else [])],
         name=dataset_id,
         strict=False,
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from schemas.catalogue import SCHEMA_VERSION, load_datasets
 from vetreport.layout import (
     CITY_SUBMITTER,
     LayoutError,
+    UploadKey,
     curated_key,
     ledger_key,
     ledger_prefix,
@@ -46,10 +47,12 @@ from vetreport.validation import (
     DatasetResult,
     UploadContext,
     build_report,
-    validate_upload,
+    validate_uploads,
 )
 
 QUARANTINE_RULE_LAYERS = ("file",)
+# Uploads validated together: at most this many bytes of files held in memory at once.
+BATCH_BYTES = 64 * 1024 * 1024
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 LOGGER = logging.getLogger(__name__)
 
@@ -81,20 +84,90 @@ def order_for_ingest(keys: list[str]) -> list[str]:
     return sorted(keys, key=lambda key: (f"/{CITY_SUBMITTER}/" not in key, key))
 
 
-def ingest_keys(store: ObjectStore, keys: list[str]) -> list[IngestResult]:
-    """Ingest a batch of upload keys; each key's failure is contained to that key."""
+def ingest_keys(
+    store: ObjectStore, keys: list[str], batch_bytes: int = BATCH_BYTES
+) -> list[IngestResult]:
+    """Ingest upload keys; each key's failure is contained to that key.
+
+    Bureau files go first, one at a time (the registry they carry decides which school
+    codes count). The schools' files are then validated together in batches of up to
+    ``batch_bytes`` of uploads (see ``validate_uploads``) and each is written out on its
+    own, in the order of the module docstring. A key deleted since its event is skipped.
+    """
+    ordered = order_for_ingest(keys)
+    results: list[IngestResult] = []
     registries: dict[int, frozenset[str] | None] = {}
-    results = []
-    for key in order_for_ingest(keys):
+    batch: list[ObjectInfo] = []
+    size = 0
+    for key in ordered:
         try:
             info = store.head(key)
         except KeyNotFound:
             continue  # deleted between the event and now: nothing to process
-        year = _year_of(key)
-        if year is not None and year not in registries and f"/{CITY_SUBMITTER}/" not in key:
-            registries[year] = registry_codes(store, year)
-        results.append(ingest_object(store, info, registries.get(year) if year else None))
+        if f"/{CITY_SUBMITTER}/" in key:
+            results += _ingest_batch(store, [info], registries)
+            registries.clear()  # a new registry may have arrived
+            continue
+        batch.append(info)
+        size += info.size_bytes
+        if size >= batch_bytes:
+            results += _ingest_batch(store, batch, registries)
+            batch, size = [], 0
+    if batch:
+        results += _ingest_batch(store, batch, registries)
     return results
+
+
+@dataclass
+class _Pending:
+    """An upload read and placed, waiting for its batch's validation."""
+
+    info: ObjectInfo
+    upload: UploadKey
+    submission: str
+    context: UploadContext
+    registry: frozenset[str] | None
+    data: bytes
+
+
+def _ingest_batch(
+    store: ObjectStore, infos: list[ObjectInfo], registries: dict[int, frozenset[str] | None]
+) -> list[IngestResult]:
+    """Ingest a batch of object versions: done ones skipped, the rest validated together.
+
+    Results come in the order of ``infos``. The same version twice in a batch is processed
+    once; the second is reported as skipped, as it would be in a later batch.
+    """
+    slots: list[IngestResult | _Pending | str] = []
+    pending: dict[str, _Pending] = {}
+    for info in infos:
+        year = _year_of(info.key)
+        is_school_file = f"/{CITY_SUBMITTER}/" not in info.key
+        if year is not None and year not in registries and is_school_file:
+            registries[year] = registry_codes(store, year)
+        submission = submission_id(info.key, info.version_token)
+        if submission in pending:
+            slots.append(submission)  # a repeat of an upload earlier in this batch
+            continue
+        started = _start(store, info, registries.get(year) if year else None)
+        if isinstance(started, _Pending):
+            pending[submission] = started
+        slots.append(started)
+    validated = validate_uploads([(entry.data, entry.context) for entry in pending.values()])
+    finished = {
+        submission: _finish(store, entry, results)
+        for (submission, entry), results in zip(pending.items(), validated, strict=True)
+    }
+    ordered: list[IngestResult] = []
+    for slot in slots:
+        if isinstance(slot, IngestResult):
+            ordered.append(slot)
+        elif isinstance(slot, _Pending):
+            ordered.append(finished[slot.submission])
+        else:
+            first = finished[slot]
+            ordered.append(replace(first, was_skipped=True, datasets=()))
+    return ordered
 
 
 def _year_of(key: str) -> int | None:
@@ -108,6 +181,17 @@ def ingest_object(
     store: ObjectStore, info: ObjectInfo, registry: frozenset[str] | None = None
 ) -> IngestResult:
     """Process one object version end to end; idempotent per (key, version)."""
+    started = _start(store, info, registry)
+    if isinstance(started, IngestResult):
+        return started
+    [results] = validate_uploads([(started.data, started.context)])
+    return _finish(store, started, results)
+
+
+def _start(
+    store: ObjectStore, info: ObjectInfo, registry: frozenset[str] | None
+) -> IngestResult | _Pending:
+    """Skip a processed version, quarantine a key outside the layout, else read the upload."""
     submission = submission_id(info.key, info.version_token)
     try:
         upload = parse_upload_key(info.key)
@@ -133,15 +217,20 @@ def ingest_object(
         extension=upload.extension,
         registry_school_codes=None if upload.is_city_file else registry,
     )
-    data = store.get(info.key)
-    results = validate_upload(data, context)
+    return _Pending(info, upload, submission, context, registry, store.get(info.key))
+
+
+def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult]) -> IngestResult:
+    """Reports, quarantine, curated rows and, last, the ledger record of one upload."""
+    info, upload, submission, data = pending.info, pending.upload, pending.submission, pending.data
+    registry = pending.registry
     if (
         registry is not None
         and upload.school_code is not None
         and upload.school_code not in registry
     ):
         results = [_with_unknown_school(result, upload.school_code) for result in results]
-    report = build_report(results, context, submission)
+    report = build_report(results, pending.context, submission)
     json_report_key = report_key(upload.year, upload.submitter, submission, "json")
     store.put(
         json_report_key,

@@ -11,6 +11,8 @@ The outcome is ``accepted`` (no findings), ``accepted_with_warnings`` (warnings 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -29,9 +31,17 @@ from schemas.catalogue import (
     pandera_schema,
     row_rules,
 )
-from vetreport.normalize import PRIVACY_RULES, empty_findings, finding_rows, normalise
+from vetreport.normalize import (
+    FINDING_SCHEMA,
+    PRIVACY_RULES,
+    NormalisedTable,
+    empty_findings,
+    finding_rows,
+    normalise,
+)
 from vetreport.readers import (
     SOURCE_ROW,
+    HeadedTable,
     RawSheet,
     ReadError,
     find_header,
@@ -40,6 +50,8 @@ from vetreport.readers import (
 )
 
 FINDING_LIMIT = 1000
+PART = "_batch_part"  # which file of a batch a row came from
+LOGGER = logging.getLogger(__name__)
 ACCEPTED = "accepted"
 ACCEPTED_WITH_WARNINGS = "accepted_with_warnings"
 REJECTED = "rejected"
@@ -131,6 +143,42 @@ def _with_rule_columns(findings: pl.DataFrame) -> pl.DataFrame:
 
 def validate_upload(data: bytes, context: UploadContext) -> list[DatasetResult]:
     """Validate one upload; a workbook of several datasets gives one result per dataset."""
+    return validate_uploads([(data, context)])[0]
+
+
+def validate_uploads(
+    uploads: Sequence[tuple[bytes, UploadContext]],
+) -> list[list[DatasetResult]]:
+    """Validate many uploads at once; the results are those of validating each alone.
+
+    Reading, finding the header and casting are per file. The field, dataset, row and
+    cross-dataset checks then run once per dataset over the rows of every file in the
+    batch (each file's rows tagged with its place in the batch, duplicate keys looked for
+    within a file only), because a Pandera validation or a Polars query costs about the
+    same for 100 rows as for 100,000: at thousands of small files, per-file checks are
+    what limits throughput, not the data.
+    """
+    prepared = [_prepare_upload(data, context) for data, context in uploads]
+    waiting: dict[str, list[_Prepared]] = {}
+    for entries in prepared:
+        for entry in entries:
+            if isinstance(entry, _Prepared) and entry.is_checkable:
+                waiting.setdefault(entry.dataset.dataset_id, []).append(entry)
+    checked: dict[int, pl.DataFrame] = {}
+    for group in waiting.values():
+        for entry, findings in zip(group, _checked(group), strict=True):
+            checked[id(entry)] = findings
+    return [
+        [
+            entry.finish(checked.get(id(entry))) if isinstance(entry, _Prepared) else entry
+            for entry in entries
+        ]
+        for entries in prepared
+    ]
+
+
+def _prepare_upload(data: bytes, context: UploadContext) -> list[DatasetResult | _Prepared]:
+    """Read an upload and normalise each of its datasets' sheets (per-file work only)."""
     try:
         sheets = read_grids(data, context.extension)
     except ReadError as error:
@@ -145,7 +193,7 @@ def validate_upload(data: bytes, context: UploadContext) -> list[DatasetResult]:
         targets = _match_workbook_sheets(sheets, datasets)
         if not targets:
             return [_failed(None, "structure.missing_sheet", "no sheet is named after a dataset")]
-    return [_validate_sheet(sheet, dataset, context) for dataset, sheet in targets]
+    return [_prepare_sheet(sheet, dataset, context) for dataset, sheet in targets]
 
 
 def _failed(dataset_id: str | None, rule_id: str, detail: str) -> DatasetResult:
@@ -205,7 +253,47 @@ def _match_workbook_sheets(
     return list(matched.values())
 
 
-def _validate_sheet(sheet: RawSheet, dataset: DatasetSpec, context: UploadContext) -> DatasetResult:
+@dataclass
+class _Prepared:
+    """One sheet read, headed and cast, waiting for the checks that run over many files."""
+
+    dataset: DatasetSpec
+    context: UploadContext
+    headed: HeadedTable
+    normalised: NormalisedTable
+
+    @property
+    def is_checkable(self) -> bool:
+        """Field and row checks need every required column; a missing one stops there."""
+        return (
+            self.normalised.findings.filter(pl.col("rule_id") == "structure.missing_column").height
+            == 0
+        )
+
+    def finish(self, checked: pl.DataFrame | None) -> DatasetResult:
+        """The dataset's result, from the normaliser's findings and the batch checks'."""
+        findings = [self.normalised.findings]
+        if checked is not None:
+            findings.append(checked)
+        typed = self.normalised.frame
+        return DatasetResult(
+            dataset_id=self.dataset.dataset_id,
+            frame=typed,
+            findings=_without_findings_on_private_cells(
+                pl.concat(findings, how="vertical_relaxed")
+            ),
+            row_count=typed.height,
+            sheet_name=self.headed.sheet_name,
+            header_by_column=self.normalised.header_by_column,
+            header_row_number=self.headed.header_row_number,
+            headers=self.headed.headers,
+            column_positions=self.normalised.column_positions,
+        )
+
+
+def _prepare_sheet(
+    sheet: RawSheet, dataset: DatasetSpec, context: UploadContext
+) -> DatasetResult | _Prepared:
     known = set(header_lookup(dataset.dataset_id, context.year))
     try:
         headed = find_header(sheet, known)
@@ -213,27 +301,75 @@ def _validate_sheet(sheet: RawSheet, dataset: DatasetSpec, context: UploadContex
         return _failed(dataset.dataset_id, error.rule_id, error.detail)
     if headed.frame.height == 0:
         return _failed(dataset.dataset_id, "file.empty", "the header has no data rows under it")
+    return _Prepared(dataset, context, headed, normalise(headed, dataset, context.year))
 
-    normalised = normalise(headed, dataset, context.year)
-    typed = normalised.frame
-    structure_errors = normalised.findings.filter(pl.col("rule_id") == "structure.missing_column")
-    findings = [normalised.findings]
-    if structure_errors.height == 0:
-        findings.append(_pandera_findings(typed, dataset, headed.sheet_name, normalised))
-        findings.append(_row_rule_findings(typed, dataset, headed.sheet_name, normalised))
-        findings.append(_cross_findings(typed, context, headed.sheet_name, normalised))
-    all_findings = _without_findings_on_private_cells(pl.concat(findings, how="vertical_relaxed"))
-    return DatasetResult(
-        dataset_id=dataset.dataset_id,
-        frame=typed,
-        findings=all_findings,
-        row_count=typed.height,
-        sheet_name=headed.sheet_name,
-        header_by_column=normalised.header_by_column,
-        header_row_number=headed.header_row_number,
-        headers=headed.headers,
-        column_positions=normalised.column_positions,
+
+def _checked(group: list[_Prepared]) -> list[pl.DataFrame]:
+    """The batch checks of a group; if they fail, those of each file alone.
+
+    So a file that breaks a check (a bug, not bad data) is rejected with
+    ``file.unreadable`` and the rest of its batch is still judged.
+    """
+    try:
+        return _batch_findings(group)
+    except Exception as error:
+        if len(group) > 1:
+            return [_checked([entry])[0] for entry in group]
+        LOGGER.exception("the checks failed on %s", group[0].context.key)
+        detail = f"the checks could not run on this file ({type(error).__name__}: {error})"
+        return [finding_rows([{"rule_id": "file.unreadable", "detail": detail}])]
+
+
+def _batch_findings(group: list[_Prepared]) -> list[pl.DataFrame]:
+    """The field, dataset, row and cross-dataset findings of one dataset's sheets, per sheet."""
+    dataset = group[0].dataset
+    combined = pl.concat(
+        [
+            entry.normalised.frame.with_columns(pl.lit(index, dtype=pl.Int32).alias(PART))
+            for index, entry in enumerate(group)
+        ],
+        how="vertical_relaxed",
     )
+    parts = pl.DataFrame(
+        {
+            PART: list(range(len(group))),
+            "sheet": [entry.headed.sheet_name for entry in group],
+        },
+        schema={PART: pl.Int32, "sheet": pl.Utf8},
+    )
+    headers = pl.DataFrame(
+        [
+            {PART: index, "column": column, "header_as_written": header}
+            for index, entry in enumerate(group)
+            for column, header in entry.normalised.header_by_column.items()
+        ],
+        schema={PART: pl.Int32, "column": pl.Utf8, "header_as_written": pl.Utf8},
+    )
+    raw = pl.concat(
+        [
+            _pandera_findings(combined, dataset, group),
+            _row_rule_findings(combined, dataset),
+            _cross_findings(combined, group),
+        ],
+        how="vertical_relaxed",
+    )
+    # A finding Pandera could not place on a row (a whole-frame check) belongs to every sheet.
+    unplaced = raw.filter(pl.col(PART).is_null()).drop(PART).join(parts.select(PART), how="cross")
+    placed = pl.concat(
+        [raw.filter(pl.col(PART).is_not_null()), unplaced.select(raw.columns)],
+        how="vertical_relaxed",
+    )
+    findings = (
+        placed.drop("sheet")
+        .join(parts, on=PART, how="left")
+        .join(headers, on=[PART, "column"], how="left")
+        .with_columns(pl.coalesce("header_as_written", "header", "column").alias("header"))
+    )
+    by_part = findings.partition_by(PART, as_dict=True, include_key=False)
+    return [
+        by_part.get((index,), empty_findings()).select(list(FINDING_SCHEMA))
+        for index in range(len(group))
+    ]
 
 
 def _without_findings_on_private_cells(findings: pl.DataFrame) -> pl.DataFrame:
@@ -252,20 +388,18 @@ def _without_findings_on_private_cells(findings: pl.DataFrame) -> pl.DataFrame:
 
 
 def _pandera_findings(
-    typed: pl.DataFrame, dataset: DatasetSpec, sheet: str | None, normalised: Any
+    combined: pl.DataFrame, dataset: DatasetSpec, group: list[_Prepared]
 ) -> pl.DataFrame:
     """Field and dataset checks of the Pandera model; failures become findings."""
-    schema = pandera_schema(dataset.dataset_id)
-    # Values that failed to cast are already field.type findings; skip their null checks.
+    schema = pandera_schema(dataset.dataset_id, unique_within=PART)
     try:
-        schema.validate(typed, lazy=True)
+        schema.validate(combined, lazy=True)
     except SchemaErrors as errors:
         cases = errors.failure_cases
     except pa.errors.SchemaError as error:  # pragma: no cover - lazy=True collects instead
-        return finding_rows([{"rule_id": "file.unreadable", "detail": str(error)}])
+        return _with_part(finding_rows([{"rule_id": "file.unreadable", "detail": str(error)}]))
     else:
-        return empty_findings()
-    rows = typed.get_column(SOURCE_ROW)
+        return _with_part(empty_findings())
     check_rule = pl.lit(None, dtype=pl.Utf8)
     for fragment, rule_id in reversed(_PANDERA_CHECK_RULES):
         check_rule = (
@@ -276,37 +410,53 @@ def _pandera_findings(
     mapped = cases.with_columns(
         check_rule.fill_null("field.type").alias("rule_id"),
         pl.col("index").cast(pl.Int64, strict=False).alias("index"),
-    )
-    index_to_row = pl.DataFrame({"index": pl.int_range(0, rows.len(), eager=True), "row": rows})
-    mapped = mapped.join(index_to_row.cast({"index": pl.Int64}), on="index", how="left")
-    headers = normalised.header_by_column
-    cast_failures = normalised.findings.filter(pl.col("rule_id") == "field.type").select(
-        pl.col("row_number").alias("row"), pl.col("column"), pl.lit(True).alias("_cast_failed")
-    )
-    mapped = mapped.join(cast_failures, on=["row", "column"], how="left").filter(
-        ~((pl.col("rule_id") == "field.required") & pl.col("_cast_failed").fill_null(False))
+        pl.col("column").cast(pl.Utf8),
     )
     # A duplicate key is reported on the key columns with the key's value, not the whole row.
     keys = list(dataset.key_columns)
-    key_text = typed.select(
+    rows = combined.select(
+        pl.int_range(0, pl.len(), dtype=pl.Int64).alias("index"),
+        pl.col(PART),
         pl.col(SOURCE_ROW).alias("row"),
         pl.concat_str([pl.col(key).cast(pl.Utf8) for key in keys], separator=" / ").alias("_key"),
     )
-    mapped = mapped.join(key_text, on="row", how="left")
+    mapped = mapped.join(rows, on="index", how="left")
+    # Values that failed to cast are already field.type findings; skip their null checks.
+    cast_failures = pl.concat(
+        [
+            entry.normalised.findings.filter(pl.col("rule_id") == "field.type").select(
+                pl.lit(index, dtype=pl.Int32).alias(PART),
+                pl.col("row_number").alias("row"),
+                pl.col("column"),
+                pl.lit(True).alias("_cast_failed"),
+            )
+            for index, entry in enumerate(group)
+        ],
+        how="vertical_relaxed",
+    )
+    mapped = mapped.join(cast_failures, on=[PART, "row", "column"], how="left").filter(
+        ~((pl.col("rule_id") == "field.required") & pl.col("_cast_failed").fill_null(False))
+    )
     is_duplicate = pl.col("rule_id") == "dataset.duplicate_key"
-    column = pl.when(is_duplicate).then(pl.lit(keys[0])).otherwise(pl.col("column").cast(pl.Utf8))
+    column = pl.when(is_duplicate).then(pl.lit(keys[0])).otherwise(pl.col("column"))
     return mapped.select(
+        pl.col(PART),
         pl.col("rule_id"),
-        pl.lit(sheet, dtype=pl.Utf8).alias("sheet"),
+        pl.lit(None, dtype=pl.Utf8).alias("sheet"),
         pl.col("row").alias("row_number"),
         column.alias("column"),
-        column.replace_strict(headers, default=column).alias("header"),
+        pl.lit(None, dtype=pl.Utf8).alias("header"),
         pl.when(is_duplicate)
         .then(pl.col("_key"))
         .otherwise(pl.col("failure_case").cast(pl.Utf8))
         .alias("value"),
         pl.col("check").cast(pl.Utf8).alias("detail"),
     )
+
+
+def _with_part(findings: pl.DataFrame) -> pl.DataFrame:
+    """A findings frame with the batch column (null: not placed on one sheet)."""
+    return findings.select(pl.lit(None, dtype=pl.Int32).alias(PART), *FINDING_SCHEMA)
 
 
 def _as_written(column: str, dtype: pl.DataType) -> pl.Expr:
@@ -317,72 +467,81 @@ def _as_written(column: str, dtype: pl.DataType) -> pl.Expr:
     return text.str.replace(r"\.0$", "") if dtype.is_float() else text
 
 
-def _row_rule_findings(
-    typed: pl.DataFrame, dataset: DatasetSpec, sheet: str | None, normalised: Any
-) -> pl.DataFrame:
+def _row_rule_findings(combined: pl.DataFrame, dataset: DatasetSpec) -> pl.DataFrame:
     """Cross-field rules written as SQL predicates in rules.csv; a null result passes."""
     parts = []
     for rule in row_rules(dataset.dataset_id):
         passes = pl.sql_expr(rule.predicate_sql).fill_null(True)
         column = rule.columns[0] if rule.columns else None
         parts.append(
-            typed.filter(~passes).select(
+            combined.filter(~passes).select(
+                pl.col(PART),
                 pl.lit(rule.rule_id).alias("rule_id"),
-                pl.lit(sheet, dtype=pl.Utf8).alias("sheet"),
+                pl.lit(None, dtype=pl.Utf8).alias("sheet"),
                 pl.col(SOURCE_ROW).alias("row_number"),
                 pl.lit(column, dtype=pl.Utf8).alias("column"),
-                pl.lit(normalised.header_by_column.get(column, column), dtype=pl.Utf8).alias(
-                    "header"
-                ),
+                pl.lit(None, dtype=pl.Utf8).alias("header"),
                 (
-                    _as_written(column, typed.schema[column])
+                    _as_written(column, combined.schema[column])
                     if column
                     else pl.lit(None, dtype=pl.Utf8)
                 ).alias("value"),
                 pl.lit(rule.predicate_sql).alias("detail"),
             )
         )
-    return pl.concat(parts, how="vertical_relaxed") if parts else empty_findings()
+    if not parts:
+        return _with_part(empty_findings())
+    return pl.concat(parts, how="vertical_relaxed")
 
 
-def _cross_findings(
-    typed: pl.DataFrame, context: UploadContext, sheet: str | None, normalised: Any
-) -> pl.DataFrame:
+def _cross_findings(combined: pl.DataFrame, group: list[_Prepared]) -> pl.DataFrame:
     """The school code in the content must be the one in the key, and in the registry."""
-    if "school_code" not in typed.columns:
-        return empty_findings()
-    header = normalised.header_by_column.get("school_code", "学校代码")
-    parts = []
-    if context.school_code is not None:
-        parts.append(
-            typed.filter(
-                pl.col("school_code").is_not_null() & (pl.col("school_code") != context.school_code)
-            ).select(
-                pl.lit("cross_dataset.school_code_mismatch").alias("rule_id"),
-                pl.lit(sheet, dtype=pl.Utf8).alias("sheet"),
-                pl.col(SOURCE_ROW).alias("row_number"),
-                pl.lit("school_code").alias("column"),
-                pl.lit(header).alias("header"),
-                pl.col("school_code").alias("value"),
-                pl.lit(f"the upload path says {context.school_code}").alias("detail"),
+    if "school_code" not in combined.columns:
+        return _with_part(empty_findings())
+    expected = pl.DataFrame(
+        {
+            PART: list(range(len(group))),
+            "_expected_school": [entry.context.school_code for entry in group],
+        },
+        schema={PART: pl.Int32, "_expected_school": pl.Utf8},
+    )
+    coded = combined.select(PART, SOURCE_ROW, "school_code").filter(
+        pl.col("school_code").is_not_null()
+    )
+
+    def finding(rule_id: str, detail: pl.Expr) -> list[pl.Expr]:
+        return [
+            pl.col(PART),
+            pl.lit(rule_id).alias("rule_id"),
+            pl.lit(None, dtype=pl.Utf8).alias("sheet"),
+            pl.col(SOURCE_ROW).alias("row_number"),
+            pl.lit("school_code").alias("column"),
+            pl.lit("学校代码").alias("header"),
+            pl.col("school_code").alias("value"),
+            detail.alias("detail"),
+        ]
+
+    found = [
+        coded.join(expected, on=PART, how="inner")
+        .filter(pl.col("school_code") != pl.col("_expected_school"))
+        .select(
+            finding(
+                "cross_dataset.school_code_mismatch",
+                pl.format("the upload path says {}", pl.col("_expected_school")),
             )
         )
-    if context.registry_school_codes is not None:
-        registry = list(context.registry_school_codes)
-        parts.append(
-            typed.filter(
-                pl.col("school_code").is_not_null() & ~pl.col("school_code").is_in(registry)
-            ).select(
-                pl.lit("cross_dataset.unknown_school").alias("rule_id"),
-                pl.lit(sheet, dtype=pl.Utf8).alias("sheet"),
-                pl.col(SOURCE_ROW).alias("row_number"),
-                pl.lit("school_code").alias("column"),
-                pl.lit(header).alias("header"),
-                pl.col("school_code").alias("value"),
-                pl.lit(None, dtype=pl.Utf8).alias("detail"),
-            )
+    ]
+    by_registry: dict[frozenset[str], list[int]] = {}
+    for index, entry in enumerate(group):
+        if entry.context.registry_school_codes is not None:
+            by_registry.setdefault(entry.context.registry_school_codes, []).append(index)
+    for registry, indexes in by_registry.items():
+        found.append(
+            coded.filter(
+                pl.col(PART).is_in(indexes) & ~pl.col("school_code").is_in(list(registry))
+            ).select(finding("cross_dataset.unknown_school", pl.lit(None, dtype=pl.Utf8)))
         )
-    return pl.concat(parts, how="vertical_relaxed") if parts else empty_findings()
+    return pl.concat(found, how="vertical_relaxed")
 
 
 def build_report(
