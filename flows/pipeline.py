@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, task
 
 from flows.aggregate import aggregate_and_publish
 from flows.ingest import sweep_uploads
@@ -43,6 +43,18 @@ def run_pipeline(store_url: str, report_year: int, status: str | None = None) ->
     return {"ingested": len(ingested), "outcomes": outcomes, "publish": summary}
 
 
+@task(name="refresh-school-indexes", retries=2, retry_delay_seconds=[5, 30])
+def refresh_school_indexes(store_url: str) -> int:
+    """Rewrite every school's upload list (an ingest race may have left one stale)."""
+    from vetreport.school_index import submitters_with_records, write_school_index
+
+    store = open_store(store_url)
+    pairs = sorted(submitters_with_records(store))
+    for year, submitter in pairs:
+        write_school_index(store, year, submitter)
+    return len(pairs)
+
+
 @flow(name="rebuild", flow_run_name="rebuild-nightly", log_prints=True)
 def rebuild(store_url: str) -> dict[int, dict[str, Any]]:
     """The nightly rebuild: sweep, then aggregate every year with uploads.
@@ -51,6 +63,7 @@ def rebuild(store_url: str) -> dict[int, dict[str, Any]]:
     catches whatever an event missed and picks up catalogue changes.
     """
     sweep_uploads(store_url)
+    refresh_school_indexes(store_url)
     # every year in turn, oldest first, so no year needs to cascade to the later ones
     return {
         year: aggregate_and_publish(store_url, year, include_later_years=False)

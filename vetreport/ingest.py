@@ -115,7 +115,28 @@ def ingest_keys(
             batch, size = [], 0
     if batch:
         results += _ingest_batch(store, batch, registries)
+    _write_school_indexes(store, results)
     return results
+
+
+def _write_school_indexes(store: ObjectStore, results: list[IngestResult]) -> None:
+    """Rewrite the upload list of every school whose uploads were just processed.
+
+    Like the report pages, a courtesy: a failure is logged and the ingest still counts.
+    """
+    from vetreport.school_index import write_school_index
+
+    touched = set()
+    for result in results:
+        if result.was_skipped or result.report_key is None:
+            continue
+        upload = parse_upload_key(result.key)
+        touched.add((upload.year, upload.submitter))
+    for year, submitter in sorted(touched):
+        try:
+            write_school_index(store, year, submitter)
+        except Exception:
+            LOGGER.exception("could not write the upload list of %s %s", year, submitter)
 
 
 @dataclass

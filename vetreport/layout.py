@@ -109,6 +109,11 @@ def report_key(year: int, submitter: str, submission: str, extension: str) -> st
     return f"reports/{year}/{submitter}/{submission}.{extension}"
 
 
+def school_index_key(year: int, submitter: str, extension: str) -> str:
+    """The page listing a school's uploads of a year with links to their reports."""
+    return f"reports/{year}/{submitter}/index.{extension}"
+
+
 def quarantine_key(year: int | str, submission: str, original_key: str) -> str:
     """Where an unreadable or disallowed upload is copied, with its reason beside it."""
     name = original_key.rsplit("/", 1)[-1] or "object"

@@ -153,6 +153,8 @@ def test_a_file_with_errors_gets_a_rejected_report_and_leaves_the_tables(
     }
     html_key = record["report_key"].removesuffix(".json") + ".html"
     assert "毕业去向" in store.get(html_key).decode("utf-8")
+    listing = json.loads(store.get(f"reports/{YEAR}/{walkthrough.SCHOOL}/index.json"))
+    assert [upload["outcome"] for upload in listing["uploads"][:2]] == ["rejected", "accepted"]
     assert published_version(store) == before
 
 

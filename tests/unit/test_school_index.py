@@ -1,0 +1,49 @@
+"""A school's upload list: newest first, what counts now, links to reports that exist."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from vetreport import walkthrough
+from vetreport.ingest import ingest_keys
+from vetreport.layout import school_index_key
+from vetreport.storage import open_store
+
+
+def test_the_upload_list_shows_a_rejected_resubmission_and_the_data_that_still_counts(
+    tmp_path,
+) -> None:
+    store = open_store(str(tmp_path / "bucket"))
+    key = walkthrough.UPLOAD_KEY
+    files = walkthrough.build_files()
+    for name in ("graduates-corrected.csv", "graduates-with-errors.csv"):
+        store.put(key, files[name])
+        ingest_keys(store, [key])
+        time.sleep(0.02)  # distinct upload times
+
+    year, school = walkthrough.YEAR, walkthrough.SCHOOL
+    listing = json.loads(store.get(school_index_key(year, school, "json")))
+    uploads = listing["uploads"]
+    assert [(u["outcome"], u["is_current"]) for u in uploads] == [
+        ("rejected", False),  # the newest, listed first
+        ("accepted", True),  # still the data that counts
+    ]
+    assert uploads[0]["error_count"] == 5 and uploads[0]["datasets"] == "毕业生去向"
+    for upload in uploads:
+        for link in upload["links"]:
+            assert store.exists(f"reports/{year}/{school}/{link['href']}")
+    page = store.get(school_index_key(year, school, "html")).decode("utf-8")
+    assert page.index("退回") < page.index("通过")
+    assert 'href="' + uploads[0]["links"][0]["href"] + '"' in page
+
+
+def test_a_skipped_repeat_does_not_rewrite_the_list(tmp_path) -> None:
+    store = open_store(str(tmp_path / "bucket"))
+    key = walkthrough.UPLOAD_KEY
+    store.put(key, walkthrough.build_files()["graduates-corrected.csv"])
+    ingest_keys(store, [key])
+    index = school_index_key(walkthrough.YEAR, walkthrough.SCHOOL, "html")
+    store.delete(index)
+    ingest_keys(store, [key])  # the same version again: nothing processed
+    assert not store.exists(index)
