@@ -158,7 +158,7 @@ def validate_uploads(
     same for 100 rows as for 100,000: at thousands of small files, per-file checks are
     what limits throughput, not the data.
     """
-    prepared = [_prepare_upload(data, context) for data, context in uploads]
+    prepared = [_prepared_or_unreadable(data, context) for data, context in uploads]
     waiting: dict[str, list[_Prepared]] = {}
     for entries in prepared:
         for entry in entries:
@@ -175,6 +175,20 @@ def validate_uploads(
         ]
         for entries in prepared
     ]
+
+
+def _prepared_or_unreadable(data: bytes, context: UploadContext) -> list[DatasetResult | _Prepared]:
+    """``_prepare_upload``, with a file that breaks the reader or normaliser rejected.
+
+    A crash there is a bug, not the school's fault, but it must not stop the batch: the
+    file gets ``file.unreadable`` (and is quarantined by ingest) and is logged.
+    """
+    try:
+        return _prepare_upload(data, context)
+    except Exception as error:
+        LOGGER.exception("could not read %s", context.key)
+        detail = f"the file could not be read ({type(error).__name__}: {error})"
+        return [_failed(context.dataset_id, "file.unreadable", detail)]
 
 
 def _prepare_upload(data: bytes, context: UploadContext) -> list[DatasetResult | _Prepared]:

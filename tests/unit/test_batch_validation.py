@@ -126,3 +126,21 @@ def test_ingest_in_small_batches_equals_one_batch_and_a_repeat_is_skipped(tmp_pa
         (first_key, ACCEPTED, True),
     ]
     assert sum(was_skipped for _, _, was_skipped in outcomes["one batch"]) == 1
+
+
+def test_a_file_that_breaks_the_normaliser_is_rejected_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = validation.normalise
+
+    def breaks_on_one_school(headed, dataset, year):
+        if "3133060002" in str(headed.frame.rows()):
+            raise ValueError("a bug in the normaliser")
+        return original(headed, dataset, year)
+
+    monkeypatch.setattr(validation, "normalise", breaks_on_one_school)
+    first, second = validate_uploads(UPLOADS[:2])
+    assert build_report(first, UPLOADS[0][1], "s")["outcome"] == ACCEPTED
+    report = build_report(second, UPLOADS[1][1], "s")
+    assert [item["rule_id"] for item in report["counts_by_rule"]] == ["file.unreadable"]
+    assert "a bug in the normaliser" in report["findings"][0]["detail"]
