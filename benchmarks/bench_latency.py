@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vetreport.prefect_server import is_healthy, stop_process_group
+from vetreport.prefect_server import is_healthy, start_server_process, stop_process_group
 
 UPLOADS = 50
 REPUBLISH_EVERY = 10
@@ -97,25 +97,15 @@ def run(uploads: int = UPLOADS) -> dict[str, float]:
     schools = _seed(bucket)
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
+    home = work / "prefect"
+    home.mkdir()
+    server = start_server_process(home, "127.0.0.1", port, {"PREFECT_UI_ENABLED": "false"})
     env = dict(os.environ)
-    env.update(
-        PREFECT_HOME=str(work / "prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_ENABLED="false",
-    )
-    env.pop("PREFECT_API_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-        + ["--port", str(port)],
-        env=env,
-        stdout=(work / "server.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env["PREFECT_HOME"] = str(home)
     service = None
     try:
         if not _wait(lambda: is_healthy(api), 180, 0.5):
-            raise RuntimeError(f"Prefect server did not start; see {work / 'server.log'}")
+            raise RuntimeError(f"Prefect server did not start; see {home / 'server.log'}")
         env["PREFECT_API_URL"] = api
         env["VETREPORT_DEADLINES"] = "{}"
         service = subprocess.Popen(

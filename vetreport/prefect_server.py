@@ -88,12 +88,26 @@ def _refresh_prefect_settings() -> None:
 def _start(host: str, port: int) -> None:
     directory = state_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    process = start_server_process(directory, host, port)
+    (directory / "server.pid").write_text(str(process.pid))
+
+
+def start_server_process(
+    home: Path, host: str, port: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """``prefect server start`` in its own session: state (SQLite) and server.log in home.
+
+    Analytics and promotional content are off unless the environment says otherwise;
+    ``extra_env`` (e.g. a shorter scheduler loop for tests) is applied last.
+    """
     environment = dict(os.environ)
-    environment["PREFECT_HOME"] = str(directory)
+    environment.pop("PREFECT_API_URL", None)
+    environment["PREFECT_HOME"] = str(home)
     environment.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     environment.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
-    log = (directory / "server.log").open("ab")
-    process = subprocess.Popen(
+    environment.update(extra_env or {})
+    log = (home / "server.log").open("ab")
+    return subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -101,7 +115,6 @@ def _start(host: str, port: int) -> None:
         env=environment,
         start_new_session=True,
     )
-    (directory / "server.pid").write_text(str(process.pid))
 
 
 def stop_server() -> bool:

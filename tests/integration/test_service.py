@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +27,7 @@ from tests.conftest import flow_runs, free_port, make_bucket, wait_for
 from vetreport.demo_data import build_demo_uploads
 from vetreport.layout import submission_id
 from vetreport.ledger import current_submissions, processed_submission_ids, read_records
-from vetreport.prefect_server import stop_process_group
+from vetreport.prefect_server import is_healthy, start_server_process, stop_process_group
 from vetreport.publish import read_pointer
 from vetreport.storage import open_store
 
@@ -59,32 +58,14 @@ class Recorder(BaseHTTPRequestHandler):
 
 def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = dict(os.environ)
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_ENABLED="false",
-        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
-    )
-    env.pop("PREFECT_API_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
-        + ["--port", str(port)],
-        env=env,
-        stdout=(home / "server.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    process = start_server_process(
+        home,
+        "127.0.0.1",
+        port,
+        {"PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"},
     )
     url = f"http://127.0.0.1:{port}/api"
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as reply:
-                return reply.status == 200
-        except OSError:
-            return False
-
-    wait_for(healthy, 150, "the Prefect server")
+    wait_for(lambda: is_healthy(url), 150, "the Prefect server")
     return process, url
 
 
