@@ -8,16 +8,14 @@ What belongs here (no flow definitions; those are in ``flows/``):
   ``VETREPORT_DEADLINES_FILE``, default ``infra/deadlines.json``) and the publish status
   they imply: provisional before the deadline, final from it on (later changes are new
   final versions, i.e. revisions with a changelog);
-- the completeness matrix (school x dataset status in Chinese) for ``vetreport status``
-  and the aggregate artifact: ``vetreport.completeness.completeness_matrix`` when it is
-  installed, else computed here from the ledger and the curated registry;
+- the completeness matrix (``vetreport.completeness``) as a school x dataset grid in
+  Chinese, for ``vetreport status`` and the aggregate artifact;
 - what changed between two published versions;
 - the failure automation that calls ``VETREPORT_FAILURE_WEBHOOK_URL`` when a run fails.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -27,8 +25,6 @@ from typing import Any
 
 import polars as pl
 
-from vetreport.layout import CITY_SUBMITTER, ledger_prefix
-from vetreport.ledger import current_submissions, dataset_rows, read_records_under
 from vetreport.storage import KeyNotFound, ObjectStore
 
 DEFAULT_DEADLINES_FILE = Path(__file__).resolve().parent.parent / "infra" / "deadlines.json"
@@ -117,38 +113,10 @@ def deadline_rrule(moment: datetime) -> str:
 # -- completeness -----------------------------------------------------------------------
 
 
-def school_datasets() -> list[str]:
-    """The datasets every school is expected to submit, in catalogue order."""
-    from schemas.catalogue import load_datasets
-
-    return [spec.dataset_id for spec in load_datasets().values() if spec.submitted_by == "school"]
-
-
-def registry_frame(store: ObjectStore, year: int) -> pl.DataFrame:
-    """The year's current accepted registry (school_code, school_name), possibly empty."""
-    prefix = f"{ledger_prefix(year)}{CITY_SUBMITTER}/school_registry/"
-    current = current_submissions(read_records_under(store, [prefix]))
-    empty = pl.DataFrame(schema={"school_code": pl.Utf8, "school_name": pl.Utf8})
-    if current.height == 0:
-        return empty
-    try:
-        frame = pl.read_parquet(io.BytesIO(store.get(current.item(0, "curated_key"))))
-    except KeyNotFound:
-        return empty
-    columns = [name for name in ("school_code", "school_name") if name in frame.columns]
-    return frame.select(columns).unique("school_code").sort("school_code")
-
-
 def completeness(store: ObjectStore, year: int) -> pl.DataFrame:
-    """School x dataset status for a year (Chinese status words), schools as rows.
+    """School x dataset status for a year (Chinese status words), schools as rows."""
+    from vetreport.completeness import completeness_matrix
 
-    Uses ``vetreport.completeness.completeness_matrix`` when it is installed (one row per
-    school and dataset, English statuses) and pivots it; else reads the ledger here.
-    """
-    try:
-        from vetreport.completeness import completeness_matrix
-    except ImportError:
-        return completeness_from_ledger(store, year)
     return as_grid(completeness_matrix(store, year))
 
 
@@ -164,37 +132,6 @@ def as_grid(long: pl.DataFrame) -> pl.DataFrame:
         .sort("school_code")
     )
     return grid.select(*index, *[name for name in datasets if name in grid.columns])
-
-
-def completeness_from_ledger(store: ObjectStore, year: int) -> pl.DataFrame:
-    """The completeness matrix from the ledger: 已接收, 有警告, 已退回 or 未提交 per cell."""
-    datasets = school_datasets()
-    rows = dataset_rows(read_records_under(store, [ledger_prefix(year)])).filter(
-        pl.col("submitter") != CITY_SUBMITTER
-    )
-    current = current_submissions(read_records_under(store, [ledger_prefix(year)]))
-    registry = registry_frame(store, year)
-    schools = sorted(set(registry.get_column("school_code").to_list()) | set(rows["submitter"]))
-    names = dict(zip(registry["school_code"], registry.get_column("school_name"), strict=False))
-    if "school_name" not in registry.columns:
-        names = {}
-    accepted = {
-        (row["submitter"], row["dataset"]): row["outcome"]
-        for row in current.iter_rows(named=True)
-        if row["submitter"] != CITY_SUBMITTER
-    }
-    tried = {(row["submitter"], row["dataset"]) for row in rows.iter_rows(named=True)}
-    table = []
-    for school in schools:
-        entry: dict[str, Any] = {"school_code": school, "school_name": names.get(school, "")}
-        for dataset in datasets:
-            outcome = accepted.get((school, dataset))
-            if outcome is None:
-                outcome = "rejected" if (school, dataset) in tried else "missing"
-            entry[dataset] = STATUS_WORDS[outcome]
-        table.append(entry)
-    schema = {"school_code": pl.Utf8, "school_name": pl.Utf8, **dict.fromkeys(datasets, pl.Utf8)}
-    return pl.DataFrame(table, schema=schema)
 
 
 # -- published changes ------------------------------------------------------------------
