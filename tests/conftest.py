@@ -68,6 +68,26 @@ def flow_runs(flow_name: str) -> list[Any]:
         )
 
 
+def seed_demo_year(store: Any, year: int, parts: tuple[str, ...]) -> list[str]:
+    """Put the year's demo uploads whose key contains one of ``parts``, ingest them and
+    publish version 1; return their keys (the state a running service starts from)."""
+    from vetreport.aggregate import aggregate
+    from vetreport.demo_data import build_demo_uploads
+    from vetreport.ingest import ingest_keys
+    from vetreport.publish import publish
+
+    uploads = {
+        key: body
+        for key, body in build_demo_uploads(year).items()
+        if key.startswith(f"uploads/{year}/") and any(part in key for part in parts)
+    }
+    for key, body in uploads.items():
+        store.put(key, body)
+    ingest_keys(store, sorted(uploads))
+    publish(store, aggregate(store, year))
+    return sorted(uploads)
+
+
 def make_bucket(endpoint: str, versioned: bool = False) -> str:
     """Create a fresh bucket on the endpoint and return its name."""
     name = f"vet-{uuid.uuid4().hex[:12]}"

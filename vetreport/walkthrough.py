@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from functools import cache
 from pathlib import Path
 
 from vetreport.demo_data import build_demo_uploads
@@ -41,10 +42,14 @@ FAULTS = (
 DUPLICATED_ROW = 10  # this row's graduate appears again at the end of the file
 
 
+@cache
+def _demo_text() -> str:
+    return build_demo_uploads(YEAR)[UPLOAD_KEY].decode("utf-8-sig")
+
+
 def demo_rows() -> tuple[list[str], list[list[str]]]:
-    """The header and rows of the demo school's own 2023 graduates file."""
-    text = build_demo_uploads(YEAR)[UPLOAD_KEY].decode("utf-8-sig")
-    header, *rows = list(csv.reader(io.StringIO(text)))
+    """The header and rows of the demo school's own 2023 graduates file (fresh lists)."""
+    header, *rows = list(csv.reader(io.StringIO(_demo_text())))
     return header, rows
 
 

@@ -23,8 +23,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import flow_runs, free_port, make_bucket, wait_for
-from vetreport.demo_data import build_demo_uploads
+from tests.conftest import flow_runs, free_port, make_bucket, seed_demo_year, wait_for
 from vetreport.layout import submission_id
 from vetreport.ledger import current_submissions, processed_submission_ids, read_records
 from vetreport.prefect_server import is_healthy, start_server_process, stop_process_group
@@ -73,25 +72,13 @@ def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
 def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from vetreport.aggregate import aggregate
-    from vetreport.ingest import ingest_keys
-    from vetreport.publish import publish
-
     home = tmp_path_factory.mktemp("prefect")
     server, api_url = start_prefect_server(home)
 
     name = make_bucket(s3_endpoint, versioned=True)
     store_url = f"s3://{name}"
     store = open_store(store_url)
-    uploads = {
-        key: body
-        for key, body in build_demo_uploads(2023).items()
-        if key.startswith(f"uploads/{YEAR}/") and any(part in key for part in SEEDED)
-    }
-    for key, body in uploads.items():
-        store.put(key, body)
-    ingest_keys(store, sorted(uploads))
-    publish(store, aggregate(store, YEAR))
+    uploads = seed_demo_year(store, YEAR, SEEDED)
 
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     sqs = boto3.client("sqs", endpoint_url=s3_endpoint, region_name="us-east-1")

@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import flow_runs, free_port, wait_for
+from tests.conftest import flow_runs, free_port, seed_demo_year, wait_for
 from vetreport import walkthrough
-from vetreport.demo_data import build_demo_uploads
 from vetreport.ledger import read_records
 from vetreport.prefect_server import is_healthy, stop_process_group
 from vetreport.publish import read_pointer
@@ -35,31 +34,13 @@ SEEDED = ("/_city/", "/school_profile.", "/graduates.")  # enough for 表5 and �
 TARGET = walkthrough.UPLOAD_KEY
 
 
-def seed_bucket(bucket: Path) -> None:
-    """The year's demo uploads that 表5 needs, ingested and published as version 1."""
-    from vetreport.aggregate import aggregate
-    from vetreport.ingest import ingest_keys
-    from vetreport.publish import publish
-
-    store = open_store(bucket)
-    uploads = {
-        key: body
-        for key, body in build_demo_uploads(YEAR).items()
-        if key.startswith(f"uploads/{YEAR}/") and any(part in key for part in SEEDED)
-    }
-    for key, body in uploads.items():
-        store.put(key, body)
-    ingest_keys(store, sorted(uploads))
-    publish(store, aggregate(store, YEAR))
-
-
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     base = tmp_path_factory.mktemp("up")
     bucket = base / "bucket"
-    seed_bucket(bucket)
+    seed_demo_year(open_store(bucket), YEAR, SEEDED)
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
     env.update(
