@@ -460,11 +460,10 @@ def later_years_showing(store: ObjectStore, year: int) -> list[int]:
     When a year's data changes, these must be aggregated again too: the 2023 report's
     2022 column is the 2022 data.
     """
-    from vetreport.publish import published_years
+    from vetreport.publish import read_pointer
 
-    return [
-        later for later in published_years(store) if later > year and year in years_shown(later)
-    ]
+    candidates = range(year + 1, year + len(years_shown(year)))  # the years that can show it
+    return [later for later in candidates if read_pointer(store, later) is not None]
 
 
 def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
