@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vetreport.prefect_server import is_healthy, start_server_process, stop_process_group
+from vetreport.serve.prefect_server import is_healthy, start_server_process, stop_process_group
 
 UPLOADS = 50
 REPUBLISH_EVERY = 10
@@ -68,11 +68,11 @@ def _version(bucket: Path) -> int:
 
 
 def _seed(bucket: Path) -> list[str]:
-    from vetreport.aggregate import aggregate
-    from vetreport.demo_data import build_demo_uploads
-    from vetreport.ingest import ingest_keys
-    from vetreport.publish import publish
-    from vetreport.storage import open_store
+    from vetreport.aggregate.compute import aggregate
+    from vetreport.bucket.store import open_store
+    from vetreport.curate.ingest import ingest_keys
+    from vetreport.demo.generator import build_demo_uploads
+    from vetreport.publish.writer import publish
 
     store = open_store(bucket)
     uploads = {
@@ -90,7 +90,7 @@ def _seed(bucket: Path) -> list[str]:
 
 def run(uploads: int = UPLOADS) -> dict[str, float]:
     """Measure and return the latency figures (seconds)."""
-    from vetreport.layout import submission_id
+    from vetreport.bucket.keys import submission_id
 
     work = Path(tempfile.mkdtemp(prefix="vetreport-latency-"))
     bucket = work / "bucket"
@@ -109,7 +109,15 @@ def run(uploads: int = UPLOADS) -> dict[str, float]:
         env["PREFECT_API_URL"] = api
         env["VETREPORT_DEADLINES"] = "{}"
         service = subprocess.Popen(
-            [sys.executable, "-m", "vetreport.cli", "serve", "--watch", "--bucket", str(bucket)],
+            [
+                sys.executable,
+                "-m",
+                "vetreport.cli.main",
+                "serve",
+                "--watch",
+                "--bucket",
+                str(bucket),
+            ],
             cwd=ROOT,
             env=env,
             stdout=(work / "serve.log").open("wb"),

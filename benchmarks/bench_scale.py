@@ -25,11 +25,11 @@ import time
 
 import polars as pl
 
-from vetreport.aggregate import aggregate
-from vetreport.demo_data import build_demo_uploads
-from vetreport.ingest import ingest_keys
-from vetreport.publish import publish
-from vetreport.storage import LocalStore
+from vetreport.aggregate.compute import aggregate
+from vetreport.bucket.store import LocalStore
+from vetreport.curate.ingest import ingest_keys
+from vetreport.demo.generator import build_demo_uploads
+from vetreport.publish.writer import publish
 
 REPORT_YEAR = 2023
 NATIONAL_SCHOOLS = 7000

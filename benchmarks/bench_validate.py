@@ -77,7 +77,7 @@ def _child(path: str) -> None:
     """Validate one file and print the figures as JSON (runs in a fresh process)."""
     import resource
 
-    from vetreport.validation import UploadContext, build_report, validate_upload
+    from vetreport.validate.checks import UploadContext, build_report, validate_upload
 
     data = Path(path).read_bytes()
     context = UploadContext(

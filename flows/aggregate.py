@@ -19,9 +19,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.ingest import artifact_key, retry_on_storage_errors, tag_flow_run
-from vetreport.aggregate import AggregateResult, aggregate, later_years_showing
-from vetreport.service import completeness, status_for, version_changes
-from vetreport.storage import open_store
+from vetreport.aggregate.compute import AggregateResult, aggregate, later_years_showing
+from vetreport.bucket.store import open_store
+from vetreport.serve.operations import completeness, status_for, version_changes
 
 AGGREGATE_LIMIT_PREFIX = "aggregate-"
 
@@ -45,7 +45,7 @@ def aggregate_year(store_url: str, report_year: int) -> AggregateResult:
 )
 def publish_version(store_url: str, result: AggregateResult, status: str) -> dict[str, Any]:
     """Publish the tables as a new version when they changed."""
-    from vetreport.publish import publish
+    from vetreport.publish.writer import publish
 
     published = publish(open_store(store_url), result, status)
     return {

@@ -13,11 +13,11 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from vetreport.events import emit_accepted
-from vetreport.ingest import ingest_keys
-from vetreport.layout import CITY_SUBMITTER, submission_id
-from vetreport.ledger import processed_submission_ids
-from vetreport.storage import StoreError, open_store
+from vetreport.bucket.keys import CITY_SUBMITTER, submission_id
+from vetreport.bucket.store import StoreError, open_store
+from vetreport.curate.ingest import ingest_keys
+from vetreport.curate.ledger import processed_submission_ids
+from vetreport.receive.events import emit_accepted
 
 DEFAULT_BATCH_SIZE = 64
 

@@ -12,7 +12,7 @@ from prefect import flow, task
 
 from flows.aggregate import aggregate_and_publish
 from flows.ingest import sweep_uploads
-from vetreport.storage import open_store
+from vetreport.bucket.store import open_store
 
 
 def upload_years(store_url: str) -> list[int]:
@@ -46,7 +46,7 @@ def run_pipeline(store_url: str, report_year: int, status: str | None = None) ->
 @task(name="refresh-school-indexes", retries=2, retry_delay_seconds=[5, 30])
 def refresh_school_indexes(store_url: str) -> int:
     """Rewrite every school's upload list (an ingest race may have left one stale)."""
-    from vetreport.school_index import submitters_with_records, write_school_index
+    from vetreport.school.upload_list import submitters_with_records, write_school_index
 
     store = open_store(store_url)
     pairs = sorted(submitters_with_records(store))

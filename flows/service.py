@@ -33,16 +33,16 @@ from prefect.schedules import Cron, Interval, RRule
 from flows.aggregate import aggregate_and_publish
 from flows.ingest import ingest_upload, sweep_uploads
 from flows.pipeline import rebuild
-from vetreport.events import ACCEPTED_EVENT, UPLOAD_EVENT
-from vetreport.publish import FINAL
-from vetreport.service import (
+from vetreport.publish.writer import FINAL
+from vetreport.receive.events import ACCEPTED_EVENT, UPLOAD_EVENT
+from vetreport.serve.operations import (
     ServiceSettings,
     deadline_rrule,
     ensure_failure_automation,
     load_deadlines,
 )
 
-logger = logging.getLogger("vetreport.service")
+logger = logging.getLogger("vetreport.serve.operations")
 
 
 def ingest_trigger(store_url: str) -> DeploymentEventTrigger:
@@ -159,13 +159,13 @@ PRELOAD_MODULES = [
     "flows.ingest",
     "flows.aggregate",
     "flows.pipeline",
-    "vetreport.ingest",
-    "vetreport.aggregate",
-    "vetreport.publish",
-    "vetreport.validation",
-    "vetreport.readers",
-    "vetreport.normalize",
-    "vetreport.service",
+    "vetreport.curate.ingest",
+    "vetreport.aggregate.compute",
+    "vetreport.publish.writer",
+    "vetreport.validate.checks",
+    "vetreport.validate.read",
+    "vetreport.validate.normalise",
+    "vetreport.serve.operations",
 ]
 
 
@@ -209,7 +209,7 @@ def start_event_sources(
     receiver: tuple[str, int, str] | None = None,
 ) -> list[threading.Thread]:
     """Start the event sources this process runs beside the deployments, as daemon threads."""
-    from vetreport.events import LocalWatcher, SqsPoller, make_receiver
+    from vetreport.receive.events import LocalWatcher, SqsPoller, make_receiver
 
     threads: list[threading.Thread] = []
     if watch is not None:

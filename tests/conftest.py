@@ -71,10 +71,10 @@ def flow_runs(flow_name: str) -> list[Any]:
 def seed_demo_year(store: Any, year: int, parts: tuple[str, ...]) -> list[str]:
     """Put the year's demo uploads whose key contains one of ``parts``, ingest them and
     publish version 1; return their keys (the state a running service starts from)."""
-    from vetreport.aggregate import aggregate
-    from vetreport.demo_data import build_demo_uploads
-    from vetreport.ingest import ingest_keys
-    from vetreport.publish import publish
+    from vetreport.aggregate.compute import aggregate
+    from vetreport.curate.ingest import ingest_keys
+    from vetreport.demo.generator import build_demo_uploads
+    from vetreport.publish.writer import publish
 
     uploads = {
         key: body

@@ -13,10 +13,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from vetreport.cli import write_demo_uploads
-from vetreport.publish import read_table
-from vetreport.reconcile import load_reference, reconcile
-from vetreport.storage import open_store
+from vetreport.bucket.store import open_store
+from vetreport.cli.main import write_demo_uploads
+from vetreport.publish.reconcile import load_reference, reconcile
+from vetreport.publish.writer import read_table
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.backtest
@@ -34,7 +34,7 @@ def published(prefect_server, tmp_path_factory) -> dict:
 
 
 def test_every_demo_upload_is_accepted(published) -> None:
-    from vetreport.demo_data import build_demo_uploads
+    from vetreport.demo.generator import build_demo_uploads
 
     assert published["first"]["outcomes"] == {"accepted": len(build_demo_uploads(seed=2023))}
 
@@ -123,8 +123,8 @@ def test_every_seed_figure_is_checked(published) -> None:
 
 
 def test_all_tables_and_operator_frames_are_published(published) -> None:
-    from vetreport.aggregate import load_table_specs
-    from vetreport.publish import read_manifest, read_pointer
+    from vetreport.aggregate.compute import load_table_specs
+    from vetreport.publish.writer import read_manifest, read_pointer
 
     store = open_store(published["store_url"])
     manifest = read_manifest(store, 2023, read_pointer(store, 2023)["version"])

@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 
 from tests.conftest import make_bucket
-from vetreport.cli import write_demo_uploads
-from vetreport.ledger import read_records
-from vetreport.publish import read_pointer, read_table
-from vetreport.storage import open_store
+from vetreport.bucket.store import open_store
+from vetreport.cli.main import write_demo_uploads
+from vetreport.curate.ledger import read_records
+from vetreport.publish.writer import read_pointer, read_table
 
 pytestmark = pytest.mark.integration
 SCHOOL = "3133060003"  # 绍兴护士学校, an XLSX school
@@ -36,7 +36,7 @@ def staff_total(store_url: str) -> float:
 
 
 def test_pipeline_publishes_from_s3(bucket) -> None:
-    from vetreport.demo_data import build_demo_uploads
+    from vetreport.demo.generator import build_demo_uploads
 
     assert bucket["summary"]["outcomes"] == {"accepted": len(build_demo_uploads(seed=2023))}
     assert staff_total(bucket["store_url"]) == 3406

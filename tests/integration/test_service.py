@@ -24,11 +24,11 @@ import boto3
 import pytest
 
 from tests.conftest import flow_runs, free_port, make_bucket, seed_demo_year, wait_for
-from vetreport.layout import submission_id
-from vetreport.ledger import current_submissions, processed_submission_ids, read_records
-from vetreport.prefect_server import is_healthy, start_server_process, stop_process_group
-from vetreport.publish import read_pointer
-from vetreport.storage import open_store
+from vetreport.bucket.keys import submission_id
+from vetreport.bucket.store import open_store
+from vetreport.curate.ledger import current_submissions, processed_submission_ids, read_records
+from vetreport.publish.writer import read_pointer
+from vetreport.serve.prefect_server import is_healthy, start_server_process, stop_process_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 SEEDED = ("/_city/", "/school_profile.", "/staff.")  # enough for a registry and tables
@@ -115,7 +115,7 @@ def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         VETREPORT_FAILURE_WEBHOOK_URL=f"http://127.0.0.1:{hook.server_address[1]}/hook",
     )
     served = subprocess.Popen(
-        [sys.executable, "-m", "vetreport.cli", "serve", "--bucket", store_url]
+        [sys.executable, "-m", "vetreport.cli.main", "serve", "--bucket", store_url]
         + ["--sqs-queue-url", queue_url],
         cwd=ROOT,
         env=env,

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import flow_runs, free_port, seed_demo_year, wait_for
-from vetreport import walkthrough
-from vetreport.ledger import read_records
-from vetreport.prefect_server import is_healthy, stop_process_group
-from vetreport.publish import read_pointer
-from vetreport.storage import open_store
+from vetreport.bucket.store import open_store
+from vetreport.curate.ledger import read_records
+from vetreport.demo import walkthrough
+from vetreport.publish.writer import read_pointer
+from vetreport.serve.prefect_server import is_healthy, stop_process_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     )
     log = base / "up.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "vetreport.cli", "up", "--bucket", str(bucket)],
+        [sys.executable, "-m", "vetreport.cli.main", "up", "--bucket", str(bucket)],
         cwd=ROOT,
         env=env,
         stdout=log.open("wb"),
@@ -82,7 +82,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     finally:
         stop_process_group(process)
         subprocess.run(
-            [sys.executable, "-m", "vetreport.cli", "server", "stop"],
+            [sys.executable, "-m", "vetreport.cli.main", "server", "stop"],
             cwd=ROOT,
             env=env,
             check=False,

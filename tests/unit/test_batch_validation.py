@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from vetreport import validation
-from vetreport.ingest import ingest_keys
-from vetreport.storage import open_store
-from vetreport.validation import (
+from vetreport.bucket.store import open_store
+from vetreport.curate.ingest import ingest_keys
+from vetreport.validate import checks as validation
+from vetreport.validate.checks import (
     ACCEPTED,
     REJECTED,
     UploadContext,

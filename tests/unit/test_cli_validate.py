@@ -8,8 +8,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from vetreport.cli import EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE, main
-from vetreport.feedback import SUMMARY_SHEET
+from vetreport.cli.main import EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE, main
+from vetreport.school.feedback import SUMMARY_SHEET
 
 SCHOOL = "3306020001"
 HEADER = "学校代码,毕业生编号,专业名称,毕业去向,是否对口就业,初次就业月收入（元/月）,是否上本科线"

@@ -7,20 +7,20 @@ import json
 import polars as pl
 import pytest
 
-from vetreport.completeness import (
-    completeness_from_records,
-    completeness_summary,
-    published_completeness,
-)
-from vetreport.indicator_docs import DOCS_PATH, render_indicator_docs
-from vetreport.reconcile import reconcile, summary_counts
-from vetreport.storage import open_store
-from vetreport.variance import (
+from vetreport.aggregate.variance import (
     HISTORY_RULE,
     history_report_key,
     variance_table,
     write_history_reports,
 )
+from vetreport.bucket.store import open_store
+from vetreport.curate.completeness import (
+    completeness_from_records,
+    completeness_summary,
+    published_completeness,
+)
+from vetreport.docs.indicator_docs import DOCS_PATH, render_indicator_docs
+from vetreport.publish.reconcile import reconcile, summary_counts
 
 
 def record(school: str, dataset: str, submission: str, uploaded_at: str, outcome: str) -> dict:
@@ -164,7 +164,7 @@ def test_variance_flags_changes_beyond_tolerance(tmp_path) -> None:
 def test_reconcile_compares_at_the_reference_precision(
     figure_id: str, reference: str, computed: float, status: str, text: str
 ) -> None:
-    from vetreport.reconcile import load_figure_map
+    from vetreport.publish.reconcile import load_figure_map
 
     indicator = load_figure_map().filter(pl.col("figure_id") == figure_id)["indicator_id"][0]
     values = pl.DataFrame(
@@ -190,5 +190,5 @@ def test_reconcile_compares_at_the_reference_precision(
 
 def test_committed_indicator_docs_equal_the_generated_ones() -> None:
     assert DOCS_PATH.read_text(encoding="utf-8") == render_indicator_docs(), (
-        "run: .venv/bin/python -m vetreport.indicator_docs"
+        "run: .venv/bin/python -m vetreport.docs.indicator_docs"
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.corpus.make_corpus import FILES
-from vetreport.validation import UploadContext, build_report, validate_upload
+from vetreport.validate.checks import UploadContext, build_report, validate_upload
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 

@@ -17,7 +17,7 @@ import openpyxl
 import polars as pl
 import pytest
 
-from vetreport.demo_data import build_demo_uploads
+from vetreport.demo.generator import build_demo_uploads
 
 YEARS = (2021, 2022, 2023)
 SCHOOL_DATASETS = (
@@ -51,7 +51,7 @@ DATASET_NAMES = {row["dataset_id"]: row["name_zh"] for row in _read_schema_csv("
 
 
 def _load_targets() -> list[dict[str, str]]:
-    text = resources.files("vetreport").joinpath("demo_targets.csv").read_text(encoding="utf-8")
+    text = resources.files("vetreport.demo").joinpath("targets.csv").read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text)))
 
 

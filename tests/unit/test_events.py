@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from tests.conftest import make_bucket
-from vetreport.events import (
+from vetreport.receive.events import (
     UPLOAD_EVENT,
     LocalWatcher,
     SqsPoller,

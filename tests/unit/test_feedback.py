@@ -14,16 +14,16 @@ import openpyxl
 import pytest
 import xlsxwriter
 
-from vetreport.feedback import (
+from vetreport.bucket.store import open_store
+from vetreport.curate.ingest import ingest_keys
+from vetreport.school.feedback import (
     ERROR_FILL_RGB,
     SUMMARY_SHEET,
     WARNING_FILL_RGB,
     annotate_workbook,
     render_html,
 )
-from vetreport.ingest import ingest_keys
-from vetreport.storage import open_store
-from vetreport.validation import UploadContext, build_report, validate_upload
+from vetreport.validate.checks import UploadContext, build_report, validate_upload
 
 SCHOOL = "3306020001"
 HEADER = [
@@ -230,13 +230,13 @@ def test_ingest_writes_html_and_workbook_reports_for_good_and_bad_uploads(tmp_pa
 
 
 def test_a_rendering_failure_never_fails_ingest(tmp_path: Path, monkeypatch) -> None:
-    import vetreport.feedback
+    import vetreport.school.feedback
 
     def broken(*_arguments, **_keywords):
         raise RuntimeError("renderer broke")
 
-    monkeypatch.setattr(vetreport.feedback, "render_html", broken)
-    monkeypatch.setattr(vetreport.feedback, "annotate_workbook", broken)
+    monkeypatch.setattr(vetreport.school.feedback, "render_html", broken)
+    monkeypatch.setattr(vetreport.school.feedback, "annotate_workbook", broken)
     store = open_store(str(tmp_path / "bucket"))
     key = f"uploads/2024/{SCHOOL}/graduates.csv"
     store.put(

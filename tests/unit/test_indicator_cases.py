@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from schemas.catalogue import load_datasets
-from vetreport.aggregate import (
+from vetreport.aggregate.compute import (
     _empty_curated,
     compute_indicator_values,
     indicator_definitions,

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from schemas.catalogue import load_datasets
-from vetreport.aggregate import (
+from vetreport.aggregate.compute import (
     IndicatorCatalogueError,
     _empty_curated,
     compute_indicator_values,
@@ -191,7 +191,7 @@ def test_city_only_indicators_have_no_school_value() -> None:
 
 def test_measure_catalogue_lists_exactly_what_the_sql_produces() -> None:
     from tests.unit.test_indicator_cases import load_case_frames
-    from vetreport.aggregate import compute_measures
+    from vetreport.aggregate.compute import compute_measures
 
     # The indicator cases fill every dataset, so every measure shows up.
     produced = set(compute_measures(load_case_frames()).get_column("measure_id").to_list())
@@ -288,7 +288,7 @@ def test_an_indicator_is_defined_the_same_way_in_every_table(tmp_path) -> None:
 
 
 def test_rounding_down_and_max_aggregation(monkeypatch) -> None:
-    import vetreport.aggregate as aggregate_module
+    import vetreport.aggregate.compute as aggregate_module
 
     catalogue = load_indicator_catalogue()
     changed = catalogue.with_columns(
@@ -337,7 +337,7 @@ def test_rounding_down_and_max_aggregation(monkeypatch) -> None:
 
 
 def test_years_shown_per_indicator_blanks_earlier_years(monkeypatch) -> None:
-    import vetreport.aggregate as aggregate_module
+    import vetreport.aggregate.compute as aggregate_module
 
     catalogue = load_indicator_catalogue().with_columns(
         pl.when(pl.col("indicator_id") == "graduates_count")

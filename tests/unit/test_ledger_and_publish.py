@@ -7,10 +7,16 @@ import json
 import polars as pl
 import pytest
 
-from vetreport.aggregate import AggregateResult
-from vetreport.ledger import CURRENT_SCHEMA, current_submissions
-from vetreport.publish import csv_bytes, neutralise_formulas, publish, read_pointer, read_table
-from vetreport.storage import open_store
+from vetreport.aggregate.compute import AggregateResult
+from vetreport.bucket.store import open_store
+from vetreport.curate.ledger import CURRENT_SCHEMA, current_submissions
+from vetreport.publish.writer import (
+    csv_bytes,
+    neutralise_formulas,
+    publish,
+    read_pointer,
+    read_table,
+)
 
 
 def record(submission: str, uploaded_at: str, outcome: str, dataset: str = "graduates") -> dict:

@@ -26,14 +26,15 @@ import polars as pl
 import pytest
 
 import vetreport
-from vetreport.aggregate import (
+from vetreport.aggregate.compute import (
     AggregateResult,
     indicator_definitions,
     load_table_specs,
     shape_tables,
 )
-from vetreport.cli import main
-from vetreport.publish import (
+from vetreport.bucket.store import open_store
+from vetreport.cli.main import main
+from vetreport.publish.writer import (
     FINAL,
     PROVISIONAL,
     REVISION,
@@ -46,7 +47,6 @@ from vetreport.publish import (
     read_version_file,
     verify_version,
 )
-from vetreport.storage import open_store
 
 YEAR = 2023
 CITY = "绍兴市"

@@ -9,7 +9,7 @@ from pathlib import Path
 from schemas.catalogue import LAYERS, load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = [*sorted((ROOT / "vetreport").glob("*.py")), *sorted((ROOT / "flows").glob("*.py"))]
+SOURCES = [*sorted((ROOT / "vetreport").rglob("*.py")), *sorted((ROOT / "flows").glob("*.py"))]
 RULE_ID = re.compile(rf"^({'|'.join(LAYERS)})\.[a-z0-9_]+$")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from vetreport import walkthrough
-from vetreport.ingest import ingest_keys
-from vetreport.layout import school_index_key
-from vetreport.storage import open_store
+from vetreport.bucket.keys import school_index_key
+from vetreport.bucket.store import open_store
+from vetreport.curate.ingest import ingest_keys
+from vetreport.demo import walkthrough
 
 
 def test_the_upload_list_shows_a_rejected_resubmission_and_the_data_that_still_counts(

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from vetreport.events import ACCEPTED_EVENT, UPLOAD_EVENT
-from vetreport.prefect_server import ensure_server, stop_process_group
-from vetreport.service import ServiceSettings
+from vetreport.receive.events import ACCEPTED_EVENT, UPLOAD_EVENT
+from vetreport.serve.operations import ServiceSettings
+from vetreport.serve.prefect_server import ensure_server, stop_process_group
 
 
 def specs(monkeypatch: pytest.MonkeyPatch, **environment: str) -> dict[str, dict[str, Any]]:
@@ -116,7 +116,7 @@ def test_an_already_imported_prefect_is_pointed_at_the_local_server(healthy_port
         """
         import prefect.flows
         from prefect.settings import get_current_settings
-        from vetreport.prefect_server import ensure_server
+        from vetreport.serve.prefect_server import ensure_server
 
         url = ensure_server()
         print(url, get_current_settings().api.url)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from vetreport.storage import KeyNotFound, LocalStore, open_store, validate_key
+from vetreport.bucket.store import KeyNotFound, LocalStore, open_store, validate_key
 
 
 def test_put_get_head_roundtrip(store_url: str) -> None:
@@ -90,7 +90,7 @@ def test_local_put_never_leaves_a_partial_file(tmp_path, monkeypatch) -> None:
     def broken_replace(source, target):
         raise OSError("disk full")
 
-    monkeypatch.setattr("vetreport.storage.os.replace", broken_replace)
+    monkeypatch.setattr("vetreport.bucket.store.os.replace", broken_replace)
     with pytest.raises(OSError):
         store.put("p/file.bin", b"new" * 1000)
     monkeypatch.undo()
@@ -99,7 +99,7 @@ def test_local_put_never_leaves_a_partial_file(tmp_path, monkeypatch) -> None:
 
 
 def test_s3_store_uses_virtual_host_addressing_when_asked(monkeypatch) -> None:
-    from vetreport.storage import S3Store
+    from vetreport.bucket.store import S3Store
 
     store = S3Store("bucket", addressing_style="virtual", endpoint_url="https://oss.example.com")
     assert store.client.meta.config.s3["addressing_style"] == "virtual"

@@ -10,17 +10,17 @@ import openpyxl
 import pytest
 
 from schemas.catalogue import CATALOGUE_DIR, header_lookup, load_datasets, normalise_header
-from vetreport.cli import main
-from vetreport.dictionary import render_dictionary
-from vetreport.storage import open_store
-from vetreport.templates import (
+from vetreport.bucket.store import open_store
+from vetreport.cli.main import main
+from vetreport.docs.data_dictionary import render_dictionary
+from vetreport.school.blank_template import (
     INSTRUCTIONS_SHEET,
     build_template,
     example_row,
     school_datasets,
     template_header,
 )
-from vetreport.validation import ACCEPTED, UploadContext, build_report, validate_upload
+from vetreport.validate.checks import ACCEPTED, UploadContext, build_report, validate_upload
 
 ROOT = Path(__file__).resolve().parents[2]
 YEAR = 2024

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from vetreport.validation import (
+from vetreport.validate.checks import (
     ACCEPTED,
     ACCEPTED_WITH_WARNINGS,
     REJECTED,

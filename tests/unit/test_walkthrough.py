@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from vetreport import walkthrough
-from vetreport.validation import ACCEPTED, REJECTED, UploadContext, build_report, validate_upload
+from vetreport.demo import walkthrough
+from vetreport.validate.checks import (
+    ACCEPTED,
+    REJECTED,
+    UploadContext,
+    build_report,
+    validate_upload,
+)
 
 
 def report_for(name: str) -> dict:
@@ -21,7 +27,7 @@ def report_for(name: str) -> dict:
 def test_the_committed_files_are_current() -> None:
     for name, body in walkthrough.build_files().items():
         assert (walkthrough.EXAMPLES_DIR / name).read_bytes() == body, (
-            f"examples/walkthrough/{name} is stale: run python -m vetreport.walkthrough"
+            f"examples/walkthrough/{name} is stale: run python -m vetreport.demo.walkthrough"
         )
 
 

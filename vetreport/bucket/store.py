@@ -1,0 +1,365 @@
+"""Object storage: one small interface over the bucket, with a local-folder and an S3 backend.
+
+What belongs here: reading, writing and listing objects by key, and nothing about what the
+keys mean (that is ``vetreport.bucket.keys``). Both backends give the same guarantees:
+
+- ``put`` is atomic: a reader sees the old object or the new one, never a half-written one
+  (S3 PUT is atomic by itself; the local backend writes a temporary file and renames it).
+- ``put_if_absent`` writes only when the key does not exist yet and says whether it wrote
+  (S3 conditional writes with ``If-None-Match: *``; locally an exclusive hard link).
+- ``list`` yields ``ObjectInfo`` with an ETag and a last-modified time, so the pipeline can
+  tell versions of an upload apart without reading it.
+
+The store is chosen by URL: a plain path or ``file://`` for the embedded default, and
+``s3://bucket[/prefix]`` for any S3-compatible endpoint (AWS, MinIO, Aliyun OSS). Endpoint,
+addressing style and credentials come from the environment, never from code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+
+class StoreError(Exception):
+    """A storage operation failed in a way worth retrying (network, throttling, server)."""
+
+
+class KeyNotFound(KeyError):
+    """The object does not exist."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing says about one object."""
+
+    key: str
+    size_bytes: int
+    etag: str
+    last_modified: datetime
+    version_id: str | None = None
+
+    @property
+    def version_token(self) -> str:
+        """The most specific identifier of this object's content: version id, else ETag."""
+        return self.version_id or self.etag
+
+
+class ObjectStore(Protocol):
+    """The operations the pipeline needs from a bucket."""
+
+    url: str
+
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes; raise KeyNotFound when it does not exist."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo:
+        """Return the object's metadata; raise KeyNotFound when it does not exist."""
+        ...
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
+        """Write the object atomically, replacing any previous one."""
+        ...
+
+    def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """Write the object only if the key is free; return whether it was written."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Say whether the key exists."""
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield every object whose key starts with prefix, in key order."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object if it exists."""
+        ...
+
+
+def validate_key(key: str) -> str:
+    """Reject keys that could escape the bucket or that no layout produces."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise ValueError(f"invalid object key: {key!r}")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"invalid object key: {key!r}")
+    return key
+
+
+class LocalStore:
+    """The bucket as a folder on local disk: the embedded default, no server needed."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    def _info(self, key: str, path: Path) -> ObjectInfo:
+        stat = path.stat()
+        return ObjectInfo(
+            key=key,
+            size_bytes=stat.st_size,
+            etag=_md5_of_file(path),
+            last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+        )
+
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes."""
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
+            raise KeyNotFound(key) from error
+
+    def head(self, key: str) -> ObjectInfo:
+        """Return the object's metadata."""
+        path = self._path(key)
+        if not path.is_file():
+            raise KeyNotFound(key)
+        return self._info(key, path)
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
+        """Write to a temporary file beside the target, then rename it into place."""
+        path = self._path(key)
+        temporary = self._write_temporary(path, data)
+        try:
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        return self._info(key, path)
+
+    def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """Link a finished temporary file to the key; the link fails if the key exists."""
+        path = self._path(key)
+        temporary = self._write_temporary(path, data)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        finally:
+            temporary.unlink(missing_ok=True)
+        return True
+
+    def exists(self, key: str) -> bool:
+        """Say whether the key exists."""
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Walk the folder under prefix, skipping temporary files."""
+        base = self.root
+        start = base / prefix.rsplit("/", 1)[0] if "/" in prefix else base
+        if not start.is_dir():
+            return
+        found: list[tuple[str, Path]] = []
+        for directory, _subdirs, files in os.walk(start):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                path = Path(directory) / name
+                key = path.relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    found.append((key, path))
+        for key, path in sorted(found):
+            try:
+                yield self._info(key, path)
+            except FileNotFoundError:
+                continue
+
+    def delete(self, key: str) -> None:
+        """Remove the object if it exists."""
+        self._path(key).unlink(missing_ok=True)
+
+    @staticmethod
+    def _write_temporary(path: Path, data: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        return Path(name)
+
+
+def _md5_of_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class S3Store:
+    """A bucket on any S3-compatible endpoint, through boto3.
+
+    Settings from the environment: ``VETREPORT_S3_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL``),
+    ``VETREPORT_S3_ADDRESSING`` (``path``, ``virtual`` or ``auto``; Aliyun OSS needs
+    ``virtual``), ``AWS_REGION``, and the usual AWS credential variables or profile.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        addressing_style: str | None = None,
+        region_name: str | None = None,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        endpoint_url = (
+            endpoint_url
+            or os.environ.get("VETREPORT_S3_ENDPOINT_URL")
+            or os.environ.get("AWS_ENDPOINT_URL")
+        )
+        addressing_style = addressing_style or os.environ.get("VETREPORT_S3_ADDRESSING", "auto")
+        config = Config(
+            s3={"addressing_style": addressing_style},
+            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        )
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region_name or os.environ.get("AWS_REGION", "us-east-1"),
+            config=config,
+        )
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+
+    def _key(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def _info(self, key: str, response: dict) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size_bytes=int(response.get("ContentLength", response.get("Size", 0))),
+            etag=str(response["ETag"]).strip('"'),
+            last_modified=response["LastModified"],
+            version_id=_real_version(response.get("VersionId")),
+        )
+
+    def get(self, key: str) -> bytes:
+        """Return the object's bytes."""
+        with _translated_errors(key):
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read()
+
+    def head(self, key: str) -> ObjectInfo:
+        """Return the object's metadata."""
+        with _translated_errors(key):
+            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        return self._info(key, response)
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
+        """Write the object; S3 makes a PUT visible all at once."""
+        extra = {"ContentType": content_type} if content_type else {}
+        with _translated_errors(key):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+        return self.head(key)
+
+    def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """Conditional write with If-None-Match; a 412 means another writer was first."""
+        from botocore.exceptions import ClientError
+
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **extra
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (
+                409,
+                412,
+            ):
+                return False
+            raise _as_store_error(error, key) from error
+        return True
+
+    def exists(self, key: str) -> bool:
+        """Say whether the key exists."""
+        try:
+            self.head(key)
+        except KeyNotFound:
+            return False
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Page through ListObjectsV2 under prefix."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        with _translated_errors(prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self.prefix) :]
+                    yield self._info(key, item)
+
+    def delete(self, key: str) -> None:
+        """Remove the object if it exists."""
+        with _translated_errors(key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+def _real_version(version_id: str | None) -> str | None:
+    return None if version_id in (None, "", "null") else version_id
+
+
+class _translated_errors:
+    """Turn botocore errors into KeyNotFound or StoreError so callers need not know boto."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is None:
+            return False
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(error, ClientError):
+            raise _as_store_error(error, self.key) from error
+        if isinstance(error, BotoCoreError):
+            raise StoreError(f"{self.key}: {error}") from error
+        return False
+
+
+def _as_store_error(error: Exception, key: str) -> Exception:
+    response = getattr(error, "response", {}) or {}
+    code = response.get("Error", {}).get("Code", "")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+        return KeyNotFound(key)
+    if code in ("AccessDenied", "403") or status == 403:
+        return PermissionError(f"access denied to {key}")
+    return StoreError(f"{key}: {code or status}: {error}")
+
+
+def open_store(url: str | Path) -> ObjectStore:
+    """Open the store a URL names: a folder path, ``file://...`` or ``s3://bucket/prefix``."""
+    text = str(url)
+    parsed = urlparse(text)
+    if parsed.scheme == "s3":
+        return S3Store(bucket=parsed.netloc, prefix=parsed.path)
+    if parsed.scheme == "file":
+        return LocalStore(Path(parsed.path))
+    if parsed.scheme in ("", "c", "d") or len(parsed.scheme) == 1:
+        return LocalStore(Path(text))
+    raise ValueError(f"unsupported store URL: {text}")

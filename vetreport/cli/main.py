@@ -1,0 +1,586 @@
+"""The ``vetreport`` command line.
+
+What belongs here: parsing arguments and calling the package or the flows; no data logic.
+Commands:
+
+    vetreport demo [--bucket DIR]          demo uploads -> Prefect flows -> published tables
+    vetreport demo-data --out DIR          write the demo uploads as files (bucket layout)
+    vetreport run --bucket URL [--year Y]  run the pipeline on a bucket
+    vetreport validate FILE...             validate files on disk, no bucket or server
+    vetreport templates --year Y           blank Excel template of a year for schools
+    vetreport dictionary [--out FILE]      the data dictionary, from the catalogue
+    vetreport tables list|get              list published versions, get a table
+    vetreport publish --year Y [--final]   aggregate and publish (final: then revisions)
+    vetreport server start|stop            the local Prefect server of the embedded default
+    vetreport serve [--watch|--sqs-queue-url URL|--receiver-port P]  the event-driven service
+    vetreport up                           server + service + watcher on var/bucket
+    vetreport receive --port P --token T   HTTP receiver for S3/MinIO notifications
+    vetreport status [--year Y]            completeness matrix (school x dataset)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+DEFAULT_BUCKET = Path("var/bucket")
+EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+
+
+def _store_url(value: str | None) -> str:
+    text = value or os.environ.get("VETREPORT_BUCKET") or str(DEFAULT_BUCKET)
+    if "://" in text:
+        return text
+    path = Path(text).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def write_demo_uploads(store_url: str, seed: int) -> tuple[int, int]:
+    """Put the demo uploads into a bucket as schools would; unchanged files are left alone."""
+    import hashlib
+
+    from vetreport.bucket.store import KeyNotFound, open_store
+    from vetreport.demo.generator import build_demo_uploads
+
+    store = open_store(store_url)
+    written = unchanged = 0
+    for key, body in sorted(build_demo_uploads(seed).items()):
+        try:
+            if store.head(key).etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
+                unchanged += 1
+                continue
+        except KeyNotFound:
+            pass
+        store.put(key, body)
+        written += 1
+    return written, unchanged
+
+
+def command_demo(arguments: argparse.Namespace) -> int:
+    """Run the whole pipeline on the demo data and print the tables."""
+    console = Console(width=max(Console().width, 120))
+    store_url = _store_url(arguments.bucket)
+    written, unchanged = write_demo_uploads(store_url, arguments.seed)
+    console.print(f"demo uploads: {written} written, {unchanged} unchanged in {store_url}")
+    from vetreport.serve.prefect_server import ensure_server
+
+    api = ensure_server()
+    console.print(f"Prefect API: {api}")
+    summary = _run_pipeline(store_url, arguments.year)
+    _print_published(console, store_url, summary["publish"]["report_year"])
+    ui = api.removesuffix("/api")
+    console.print(f"\n已发布 / published: {store_url}/{summary['publish']['prefix']}")
+    console.print(f"流程运行 / flow runs in the Prefect UI: {ui}/runs")
+    console.print(f"校验报告 / validation reports: {store_url}/reports/")
+    return 0
+
+
+def _run_pipeline(store_url: str, year: int | None) -> dict:
+    from flows.pipeline import latest_upload_year, run_pipeline
+
+    report_year = year or latest_upload_year(store_url)
+    if report_year is None:
+        raise SystemExit("no uploads in the bucket")
+    summary = run_pipeline(store_url, report_year)
+    publish = summary["publish"]
+    state = "new version" if publish["is_new_version"] else "unchanged"
+    print(
+        f"ingested {summary['ingested']} uploads {summary['outcomes']}; "
+        f"{report_year} v{publish['version']} ({state})"
+    )
+    return summary
+
+
+def _print_published(console: Console, store_url: str, report_year: int) -> None:
+    from vetreport.aggregate.compute import load_table_specs
+    from vetreport.bucket.store import open_store
+    from vetreport.cli.terminal import render_city_table
+    from vetreport.publish.writer import read_table
+
+    store = open_store(store_url)
+    for spec in load_table_specs():
+        render_city_table(spec, read_table(store, spec.table_id, report_year), console)
+
+
+def command_demo_data(arguments: argparse.Namespace) -> int:
+    """Write the demo uploads into a folder laid out like the bucket."""
+    written, unchanged = write_demo_uploads(_store_url(arguments.out), arguments.seed)
+    print(f"{written} files written, {unchanged} unchanged under {arguments.out}")
+    return 0
+
+
+def command_run(arguments: argparse.Namespace) -> int:
+    """Run the pipeline on a bucket against the configured or local Prefect server."""
+    from vetreport.serve.prefect_server import ensure_server
+
+    ensure_server()
+    _run_pipeline(_store_url(arguments.bucket), arguments.year)
+    return 0
+
+
+def command_validate(arguments: argparse.Namespace) -> int:
+    """Validate files on disk and print their reports.
+
+    Exit 0 when every file is accepted (warnings allowed), 1 when any is rejected, 2 on a
+    usage error: a missing file, an unsupported extension, an unknown --dataset, or a file
+    name that names no dataset. Year, school and dataset come from a bucket-style path
+    (uploads/{year}/{school}/{dataset}.ext) unless given as options.
+    """
+    from schemas.catalogue import load_datasets
+    from vetreport.validate.checks import REJECTED, build_report, validate_upload
+
+    datasets = load_datasets()
+    if arguments.dataset is not None and arguments.dataset not in datasets:
+        print(
+            f"unknown dataset {arguments.dataset!r}; known: {', '.join(datasets)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    worst = EXIT_ACCEPTED
+    reports = []
+    several = len(arguments.files) > 1
+    stems = [Path(name).stem for name in arguments.files]
+    for index, name in enumerate(arguments.files):
+        path = Path(name)
+        context = _validate_context(path, arguments, datasets)
+        if isinstance(context, str):
+            print(f"{name}: {context}", file=sys.stderr)
+            return EXIT_USAGE
+        data = path.read_bytes()
+        report = build_report(validate_upload(data, context), context, None)
+        reports.append(report)
+        if report["outcome"] == REJECTED:
+            worst = EXIT_REJECTED
+        # Reports of several inputs go into a folder, named after each input (numbered when
+        # two inputs share a name).
+        label = stems[index] if stems.count(stems[index]) == 1 else f"{index + 1}-{stems[index]}"
+        _write_feedback_files(arguments, path, data, report, label if several else None)
+    if arguments.json:
+        print(json.dumps(reports, ensure_ascii=False, indent=2, default=str))
+    else:
+        from vetreport.cli.terminal import render_validation_report
+
+        for report in reports:
+            render_validation_report(report, Console())
+    return worst
+
+
+def _validate_context(path: Path, arguments: argparse.Namespace, datasets: dict):
+    """The UploadContext of a file on disk, or the text of a usage error."""
+    from vetreport.bucket.keys import WORKBOOK_NAME, LayoutError, parse_upload_key
+    from vetreport.validate.checks import UploadContext
+
+    if not path.is_file():
+        return "no such file"
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in ("csv", "xlsx", "parquet"):
+        return "only .csv, .xlsx and .parquet files are accepted"
+    year, school, dataset = arguments.year, arguments.school, arguments.dataset
+    stem = path.stem
+    parts = path.as_posix().split("/")
+    if "uploads" in parts:
+        try:
+            upload = parse_upload_key("/".join(parts[parts.index("uploads") :]))
+        except LayoutError:
+            pass
+        else:
+            year = year or upload.year
+            school = school or upload.school_code
+            stem = upload.stem
+    if dataset is None and stem != WORKBOOK_NAME:
+        by_name = {spec.name_zh: spec.dataset_id for spec in datasets.values()}
+        dataset = stem if stem in datasets else by_name.get(stem)
+        if dataset is None:
+            return (
+                f"the name {path.name!r} names no dataset: use --dataset NAME, or name the "
+                "file after a dataset (e.g. graduates.csv) or workbook.xlsx"
+            )
+    if dataset is None and extension != "xlsx":
+        return "a workbook of several datasets must be an .xlsx file"
+    return UploadContext(str(path), year, school, dataset, extension)
+
+
+def _write_feedback_files(
+    arguments: argparse.Namespace, path: Path, data: bytes, report: dict, label: str | None
+) -> None:
+    """The school-facing reports (--html, --workbook): files, or folders for several inputs."""
+    from vetreport.school.feedback import annotate_workbook, render_html
+
+    outputs = (
+        (arguments.html, "html", lambda: render_html(report).encode("utf-8")),
+        (
+            arguments.workbook,
+            "xlsx",
+            lambda: annotate_workbook(data, path.suffix.lower().lstrip("."), report),
+        ),
+    )
+    for option, suffix, render in outputs:
+        if not option:
+            continue
+        target = Path(option)
+        if label is not None or target.is_dir():
+            target = target / f"{label or path.stem}.{suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(render())
+        print(f"wrote {target}", file=sys.stderr)
+
+
+def command_templates(arguments: argparse.Namespace) -> int:
+    """Write the blank Excel template of a year to a folder and/or the bucket."""
+    from vetreport.bucket.keys import template_key
+    from vetreport.bucket.store import open_store
+    from vetreport.school.blank_template import build_template
+
+    body = build_template(arguments.year)
+    key = template_key(arguments.year)
+    if arguments.out:
+        folder = Path(arguments.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / key.rsplit("/", 1)[-1]
+        target.write_bytes(body)
+        print(f"wrote {target}")
+    if arguments.bucket or not arguments.out:
+        store_url = _store_url(arguments.bucket)
+        content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        open_store(store_url).put(key, body, content_type)
+        print(f"wrote {key} in {store_url}")
+    return 0
+
+
+def command_dictionary(arguments: argparse.Namespace) -> int:
+    """Write the data dictionary (Markdown) generated from the catalogue."""
+    from vetreport.docs.data_dictionary import render_dictionary
+
+    text = render_dictionary()
+    if arguments.out:
+        Path(arguments.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(arguments.out).write_text(text, encoding="utf-8")
+        print(f"wrote {arguments.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def command_tables(arguments: argparse.Namespace) -> int:
+    """List published versions, or write one table (checksum verified) to a file or stdout."""
+    from vetreport.bucket.store import KeyNotFound, open_store
+    from vetreport.publish.writer import list_versions, published_years, read_table_bytes
+
+    store = open_store(_store_url(arguments.bucket))
+    if arguments.action == "list":
+        years = [y for y in published_years(store) if not arguments.year or y == arguments.year]
+        if not years:
+            print("nothing published" + (f" for {arguments.year}" if arguments.year else ""))
+        for year in years:
+            print(f"{year}:")
+            for entry in list_versions(store, year):
+                status = entry["status"]
+                if entry["revision_of"]:
+                    status += f" of v{entry['revision_of']}"
+                changed = entry["cells_changed"]
+                print(
+                    f"  v{entry['version']:<4} {status:<20} {entry['created_at']}  "
+                    f"{entry['tables']} tables"
+                    + (
+                        ", first version"
+                        if entry["previous_version"] is None
+                        else f", {changed} cells changed"
+                    )
+                    + ("  <- latest" if entry["is_latest"] else "")
+                )
+        return 0
+    try:
+        body = read_table_bytes(
+            store, arguments.table, arguments.year, arguments.version, arguments.format
+        )
+    except (KeyNotFound, KeyError) as error:
+        print(f"not found: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if arguments.out:
+        target = Path(arguments.out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_bytes(body)
+        os.replace(temporary, target)
+        print(f"wrote {target}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def command_publish(arguments: argparse.Namespace) -> int:
+    """Aggregate a year and publish it: provisional, or final with --final.
+
+    After a final exists, any change is published as a revision of it; unchanged data
+    publishes nothing.
+    """
+    from flows.aggregate import aggregate_and_publish
+    from vetreport.publish.writer import FINAL
+    from vetreport.serve.prefect_server import ensure_server
+
+    ensure_server()
+    status = FINAL if arguments.final else None
+    summary = aggregate_and_publish(_store_url(arguments.bucket), arguments.year, status)
+    for year, entry in [(arguments.year, summary), *summary.get("later_years", {}).items()]:
+        state = "new version" if entry["is_new_version"] else "unchanged"
+        print(f"{year} v{entry['version']} {entry['status']} ({state}) at {entry['prefix']}")
+    return 0
+
+
+def command_server(arguments: argparse.Namespace) -> int:
+    """Start or stop the local Prefect server."""
+    from vetreport.serve.prefect_server import ensure_server, stop_server
+
+    if arguments.action == "start":
+        print(ensure_server())
+    else:
+        print("stopped" if stop_server() else "no server started by vetreport is running")
+    return 0
+
+
+def command_serve(arguments: argparse.Namespace) -> int:
+    """Serve the deployments (ingest, aggregate, sweep, rebuild) with their event sources."""
+    from flows.service import serve_service
+    from vetreport.serve.operations import ServiceSettings
+    from vetreport.serve.prefect_server import ensure_server
+
+    api = ensure_server()
+    store_url = _store_url(arguments.bucket)
+    watch = Path(store_url) if arguments.watch and "://" not in store_url else None
+    receiver = None
+    if arguments.receiver_port:
+        token = arguments.token or os.environ.get("VETREPORT_RECEIVER_TOKEN")
+        if not token:
+            print("--receiver-port needs --token or VETREPORT_RECEIVER_TOKEN", file=sys.stderr)
+            return EXIT_USAGE
+        receiver = (arguments.host, arguments.receiver_port, token)
+    print(f"Prefect API: {api}\nPrefect UI: {api.removesuffix('/api')}\nbucket: {store_url}")
+    serve_service(
+        ServiceSettings.from_env(store_url),
+        watch=watch,
+        sqs_queue_url=arguments.sqs_queue_url or os.environ.get("VETREPORT_SQS_QUEUE_URL"),
+        receiver=receiver,
+    )
+    return 0
+
+
+def command_up(arguments: argparse.Namespace) -> int:
+    """Everything on the embedded default: server, deployments and the folder watcher."""
+    arguments.watch = True
+    arguments.sqs_queue_url = None
+    arguments.receiver_port = None
+    return command_serve(arguments)
+
+
+def command_receive(arguments: argparse.Namespace) -> int:
+    """Run the HTTP receiver that turns S3/MinIO notifications into upload events."""
+    from vetreport.receive.events import make_receiver
+
+    token = arguments.token or os.environ.get("VETREPORT_RECEIVER_TOKEN")
+    if not token:
+        print("the receiver needs --token or VETREPORT_RECEIVER_TOKEN", file=sys.stderr)
+        return EXIT_USAGE
+    server = make_receiver(arguments.host, arguments.port, token)
+    print(f"receiving S3 notifications on http://{arguments.host}:{arguments.port}/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.server_close()
+    return 0
+
+
+def command_status(arguments: argparse.Namespace) -> int:
+    """Print the completeness matrix (school x dataset) of a year."""
+    from rich.table import Table
+
+    from flows.pipeline import latest_upload_year
+    from vetreport.bucket.store import open_store
+    from vetreport.publish.writer import read_pointer
+    from vetreport.serve.operations import completeness
+
+    store_url = _store_url(arguments.bucket)
+    year = arguments.year or latest_upload_year(store_url)
+    if year is None:
+        print("no uploads in the bucket", file=sys.stderr)
+        return EXIT_USAGE
+    store = open_store(store_url)
+    matrix = completeness(store, year)
+    pointer = read_pointer(store, year) or {}
+    title = f"{year} 提交情况 / completeness"
+    if pointer:
+        title += f" — 已发布 v{pointer.get('version')} ({pointer.get('status')})"
+    table = Table(title=title)
+    colours = {"已接收": "green", "有警告": "yellow", "已退回": "red", "未提交": "dim"}
+    for column in matrix.columns:
+        table.add_column(column)
+    for row in matrix.iter_rows():
+        table.add_row(
+            *(
+                f"[{colours[value]}]{value}[/]" if value in colours else str(value or "")
+                for value in row
+            )
+        )
+    Console(width=max(Console().width, 120)).print(table)
+    return 0
+
+
+def command_reconcile(arguments: argparse.Namespace) -> int:
+    """Compare computed figures with a reference file and list every difference (exit 0)."""
+    from vetreport.publish.reconcile import (
+        computed_values,
+        differences,
+        load_reference,
+        reconcile,
+        summary_counts,
+    )
+
+    values, source = computed_values(_store_url(arguments.bucket), arguments.year)
+    # The report year's values cover every year its tables show: compare every figure.
+    result = reconcile(values, load_reference(arguments.reference))
+    shown = result if arguments.all else differences(result)
+    if arguments.json:
+        document = {
+            "year": arguments.year,
+            "reference": str(arguments.reference),
+            "computed_from": source,
+            "counts": summary_counts(result),
+            "figures": shown.to_dicts(),
+        }
+        print(json.dumps(document, ensure_ascii=False, indent=2, default=str))
+        return 0
+    from vetreport.cli.terminal import render_reconciliation
+
+    render_reconciliation(shown, summary_counts(result), source, Console())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(prog="vetreport", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the whole pipeline on the demo data")
+    demo.add_argument("--bucket", help="bucket folder or s3:// URL (default var/bucket)")
+    demo.add_argument("--year", type=int, help="report year (default: the latest uploaded)")
+    demo.add_argument("--seed", type=int, default=2023)
+    demo.set_defaults(handler=command_demo)
+
+    demo_data = commands.add_parser("demo-data", help="write the demo uploads to a folder")
+    demo_data.add_argument("--out", required=True)
+    demo_data.add_argument("--seed", type=int, default=2023)
+    demo_data.set_defaults(handler=command_demo_data)
+
+    run = commands.add_parser("run", help="ingest, aggregate and publish a bucket")
+    run.add_argument("--bucket")
+    run.add_argument("--year", type=int)
+    run.set_defaults(handler=command_run)
+
+    validate = commands.add_parser("validate", help="validate files on disk")
+    validate.add_argument("files", nargs="+")
+    validate.add_argument("--dataset")
+    validate.add_argument("--school")
+    validate.add_argument("--year", type=int)
+    validate.add_argument("--json", action="store_true")
+    validate.add_argument("--html", metavar="OUT", help="write the HTML report (file or folder)")
+    validate.add_argument(
+        "--workbook", metavar="OUT", help="write the annotated workbook (file or folder)"
+    )
+    validate.set_defaults(handler=command_validate)
+
+    templates = commands.add_parser("templates", help="write the blank Excel template of a year")
+    templates.add_argument("--year", type=int, required=True)
+    templates.add_argument("--out", help="folder to write template_{year}.xlsx to")
+    templates.add_argument("--bucket", help="bucket to write templates/{year}/ to")
+    templates.set_defaults(handler=command_templates)
+
+    dictionary = commands.add_parser("dictionary", help="write the data dictionary (Markdown)")
+    dictionary.add_argument("--out", help="file to write (default: standard output)")
+    dictionary.set_defaults(handler=command_dictionary)
+
+    tables = commands.add_parser("tables", help="list published versions or get a table")
+    tables.add_argument("action", choices=["list", "get"])
+    tables.add_argument("table", nargs="?")
+    tables.add_argument("--year", type=int)
+    tables.add_argument("--version", type=int, help="default: the latest version")
+    tables.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv")
+    tables.add_argument("--out", help="file to write (default: standard output)")
+    tables.add_argument("--bucket")
+    tables.set_defaults(handler=command_tables)
+
+    publish = commands.add_parser("publish", help="aggregate and publish a year")
+    publish.add_argument("--year", type=int, required=True)
+    publish.add_argument(
+        "--final", action="store_true", help="publish the final version (later: revisions)"
+    )
+    publish.add_argument("--bucket")
+    publish.set_defaults(handler=command_publish)
+
+    reconcile = commands.add_parser("reconcile", help="compare computed figures with a reference")
+    reconcile.add_argument("--year", type=int, required=True)
+    reconcile.add_argument("--reference", required=True, help="CSV like seed_figures.csv")
+    reconcile.add_argument("--bucket")
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.add_argument(
+        "--all", action="store_true", help="list every figure, not only differences"
+    )
+    reconcile.set_defaults(handler=command_reconcile)
+
+    server = commands.add_parser("server", help="start or stop the local Prefect server")
+    server.add_argument("action", choices=["start", "stop"])
+    server.set_defaults(handler=command_server)
+
+    serve = commands.add_parser("serve", help="serve the event-driven deployments")
+    serve.add_argument("--bucket")
+    serve.add_argument("--watch", action="store_true", help="watch a local bucket's uploads/")
+    serve.add_argument("--sqs-queue-url", help="poll this SQS queue of S3 notifications")
+    serve.add_argument("--receiver-port", type=int, help="also run the HTTP receiver")
+    serve.add_argument("--token", help="shared token of the receiver")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.set_defaults(handler=command_serve)
+
+    up = commands.add_parser("up", help="server, deployments and watcher on the local bucket")
+    up.add_argument("--bucket")
+    up.add_argument("--host", default="127.0.0.1")
+    up.set_defaults(handler=command_up)
+
+    receive = commands.add_parser("receive", help="HTTP receiver for S3/MinIO notifications")
+    receive.add_argument("--port", type=int, default=8787)
+    receive.add_argument("--token")
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.set_defaults(handler=command_receive)
+
+    status = commands.add_parser("status", help="print the completeness matrix of a year")
+    status.add_argument("--year", type=int)
+    status.add_argument("--bucket")
+    status.set_defaults(handler=command_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``vetreport`` command."""
+    # The runtime sends nothing off the machine: no Prefect usage telemetry (set
+    # DO_NOT_TRACK=0 to allow it). Set before Prefect is imported.
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    parser = build_parser()
+    try:
+        arguments = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_USAGE if exit_.code else EXIT_ACCEPTED
+    if (
+        arguments.command == "tables"
+        and arguments.action == "get"
+        and not (arguments.table and arguments.year)
+    ):
+        parser.error("tables get needs TABLE and --year")
+    return int(arguments.handler(arguments) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

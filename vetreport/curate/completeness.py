@@ -1,0 +1,185 @@
+"""Completeness: which school has submitted which dataset for a report year, and its status.
+
+What belongs here: crossing the schools of the year's registry with the datasets schools
+submit (schemas/datasets.csv, ``submitted_by = school``) and reading the ledger to give each
+pair a status:
+
+- ``accepted`` / ``accepted_with_warnings``: the outcome of the submission that counts
+  (the newest accepted one, as the ledger decides);
+- ``rejected``: uploads exist but none was accepted;
+- ``missing``: nothing was uploaded.
+
+A school whose newest upload was rejected but an older one was accepted still shows the
+accepted status (a rejected upload never replaces accepted data); ``last_outcome`` and
+``is_latest_upload_rejected`` tell the operator a newer upload failed. Without an accepted
+registry the schools seen in the ledger are used, flagged ``is_in_registry = false``.
+
+Two views: ``completeness_matrix`` is the live view (every column, for ``vetreport status``
+and operators); ``published_completeness`` is the frame a published version carries. It
+keeps what changes only when a status changes (status, the accepted upload that counts and
+its time) and leaves out the ledger's moving parts (last outcome, last upload time, upload
+count): otherwise every rejected upload would publish a new version of unchanged tables.
+"""
+
+from __future__ import annotations
+
+import io
+
+import polars as pl
+
+from schemas.catalogue import load_datasets
+from vetreport.bucket.keys import CITY_SUBMITTER
+from vetreport.bucket.store import ObjectStore
+from vetreport.curate.ledger import current_submissions, dataset_rows, read_records
+
+MISSING = "missing"
+REJECTED = "rejected"
+STATUS_ORDER = ("missing", "rejected", "accepted_with_warnings", "accepted")
+
+COMPLETENESS_SCHEMA: dict[str, type[pl.DataType]] = {
+    "year": pl.Int64,
+    "school_code": pl.Utf8,
+    "school_name": pl.Utf8,
+    "county_name": pl.Utf8,
+    "dataset": pl.Utf8,
+    "dataset_name_zh": pl.Utf8,
+    "status": pl.Utf8,
+    "last_outcome": pl.Utf8,
+    "is_latest_upload_rejected": pl.Boolean,
+    "last_uploaded_at": pl.Utf8,
+    "accepted_uploaded_at": pl.Utf8,
+    "upload_count": pl.Int64,
+    "submission_id": pl.Utf8,
+    "is_in_registry": pl.Boolean,
+}
+
+
+def school_datasets() -> pl.DataFrame:
+    """The datasets schools submit, with their Chinese names, in catalogue order."""
+    return pl.DataFrame(
+        [
+            {"dataset": spec.dataset_id, "dataset_name_zh": spec.name_zh}
+            for spec in load_datasets().values()
+            if spec.submitted_by == "school"
+        ],
+        schema={"dataset": pl.Utf8, "dataset_name_zh": pl.Utf8},
+    )
+
+
+def _registry(store: ObjectStore, current: pl.DataFrame) -> pl.DataFrame:
+    """The year's schools from the current accepted registry upload (empty if none)."""
+    schema = {"school_code": pl.Utf8, "school_name": pl.Utf8, "county_name": pl.Utf8}
+    keys = current.filter(
+        (pl.col("dataset") == "school_registry") & (pl.col("submitter") == CITY_SUBMITTER)
+    ).get_column("curated_key")
+    if keys.len() == 0:
+        return pl.DataFrame(schema=schema)
+    frame = pl.read_parquet(io.BytesIO(store.get(keys[0])))
+    return frame.select(list(schema)).unique("school_code", keep="first").cast(schema)
+
+
+def completeness_from_records(
+    records: list[dict], registry: pl.DataFrame, year: int
+) -> pl.DataFrame:
+    """The completeness matrix from ledger records and a registry (school_code, names)."""
+    rows = dataset_rows(records).filter(
+        (pl.col("year") == year) & (pl.col("submitter") != CITY_SUBMITTER)
+    )
+    current = current_submissions(records).filter(
+        (pl.col("year") == year) & (pl.col("submitter") != CITY_SUBMITTER)
+    )
+    if registry.height:
+        schools = registry.with_columns(pl.lit(True).alias("is_in_registry"))
+    else:
+        schools = (
+            rows.select(pl.col("submitter").alias("school_code"))
+            .unique()
+            .with_columns(
+                pl.lit(None, dtype=pl.Utf8).alias("school_name"),
+                pl.lit(None, dtype=pl.Utf8).alias("county_name"),
+                pl.lit(False).alias("is_in_registry"),
+            )
+        )
+    latest = (
+        rows.sort(["uploaded_at", "key", "version_token"], descending=True)
+        .group_by("submitter", "dataset", maintain_order=True)
+        .agg(
+            pl.col("outcome").first().alias("last_outcome"),
+            pl.col("uploaded_at").first().alias("last_uploaded_at"),
+            pl.len().cast(pl.Int64).alias("upload_count"),
+        )
+        .rename({"submitter": "school_code"})
+    )
+    accepted = current.select(
+        pl.col("submitter").alias("school_code"),
+        "dataset",
+        pl.col("outcome").alias("accepted_outcome"),
+        pl.col("uploaded_at").alias("accepted_uploaded_at"),
+        "submission_id",
+    )
+    matrix = (
+        schools.join(school_datasets(), how="cross")
+        .join(latest, on=["school_code", "dataset"], how="left")
+        .join(accepted, on=["school_code", "dataset"], how="left")
+        .with_columns(
+            pl.lit(year, dtype=pl.Int64).alias("year"),
+            pl.when(pl.col("accepted_outcome").is_not_null())
+            .then(pl.col("accepted_outcome"))
+            .when(pl.col("last_outcome").is_not_null())
+            .then(pl.lit(REJECTED))
+            .otherwise(pl.lit(MISSING))
+            .alias("status"),
+            (pl.col("last_outcome") == REJECTED)
+            .fill_null(False)
+            .alias("is_latest_upload_rejected"),
+            pl.col("upload_count").fill_null(0),
+        )
+    )
+    return (
+        matrix.select(list(COMPLETENESS_SCHEMA))
+        .cast(COMPLETENESS_SCHEMA)
+        .sort("school_code", "dataset")
+    )
+
+
+def completeness_matrix(store: ObjectStore, year: int) -> pl.DataFrame:
+    """School x dataset status for a report year, from the ledger and the registry.
+
+    Columns: year, school_code, school_name, county_name, dataset, dataset_name_zh, status
+    (missing | rejected | accepted | accepted_with_warnings), last_outcome,
+    is_latest_upload_rejected, last_uploaded_at, accepted_uploaded_at, upload_count,
+    submission_id (the one that counts), is_in_registry.
+    """
+    records = read_records(store, [year])
+    registry = _registry(store, current_submissions(records).filter(pl.col("year") == year))
+    return completeness_from_records(records, registry, year)
+
+
+PUBLISHED_COLUMNS = (
+    "year",
+    "school_code",
+    "school_name",
+    "county_name",
+    "dataset",
+    "dataset_name_zh",
+    "status",
+    "accepted_uploaded_at",
+    "submission_id",
+    "is_in_registry",
+)
+
+
+def published_completeness(matrix: pl.DataFrame) -> pl.DataFrame:
+    """The completeness frame a published version carries (see the module docstring)."""
+    return matrix.select(PUBLISHED_COLUMNS)
+
+
+def completeness_summary(matrix: pl.DataFrame) -> pl.DataFrame:
+    """Counts of each status per dataset: what an operator looks at first."""
+    return (
+        matrix.group_by("dataset", "status")
+        .len("school_count")
+        .pivot(on="status", index="dataset", values="school_count")
+        .fill_null(0)
+        .sort("dataset")
+    )

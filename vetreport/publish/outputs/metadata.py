@@ -1,0 +1,308 @@
+"""What every published table and column means, worked out from the catalogue.
+
+What belongs here: the one place that turns a table id and a frame's columns into names
+(Chinese and English), units, decimals, formulas and source datasets, for every writer
+(workbook headers, the data dictionary, the DuckDB comments, the HTML report). It works
+generically: a report table of schemas/tables.csv in either layout, its ``_by_school``
+shape, and any other frame an aggregation adds (``indicator_values``, ``completeness``,
+``variance`` or frames not known yet, which get their column names as labels).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import polars as pl
+
+from schemas.catalogue import load_datasets
+from vetreport.aggregate.compute import (
+    TableSpec,
+    indicator_definitions,
+    load_indicator_catalogue,
+    load_measure_catalogue,
+    load_table_specs,
+)
+
+BY_SCHOOL_SUFFIX = "_by_school"
+YEAR_COLUMN = re.compile(r"^value_(\d{4})$")
+STATUS_ZH = {"provisional": "暂定版", "final": "正式版", "revision": "修订版"}
+
+# Columns that are not indicators: (中文, English, unit, description).
+KNOWN_COLUMNS: dict[str, tuple[str, str, str, str]] = {
+    "city_name": ("城市", "city", "", "City (from the bureau's school registry)."),
+    "county_name": ("区县", "county or district", "", "County or district of the school."),
+    "school_code": ("学校代码", "school code", "", "The school's code in the registry."),
+    "school_name": ("学校名称", "school name", "", "The school's name in the registry."),
+    "year": ("年份", "year", "", "School year the figures describe."),
+    "region_level": ("层级", "region level", "", "city, county or school."),
+    "indicator_id": ("指标代码", "indicator id", "", "Stable id of the indicator."),
+    "name_zh": ("指标", "indicator", "", "The indicator's Chinese name."),
+    "unit": ("单位", "unit", "", "Unit of the indicator's values."),
+    "numerator": ("分子", "numerator", "", "Sum of the numerator measures."),
+    "denominator": ("分母", "denominator", "", "Sum of the denominator measures."),
+    "value_unrounded": ("未修约值", "unrounded value", "", "Value before rounding."),
+    "indicator_value": ("指标值", "indicator value", "", "Value as published (rounded)."),
+    "previous_value": ("上年值", "previous year's value", "", "The indicator a year earlier."),
+    "current_value": ("本年值", "this year's value", "", "The indicator this year."),
+    "change_pct": ("变化幅度", "change", "%", "(current - previous) / |previous| x 100."),
+    "tolerance_pct": ("容差", "tolerance", "%", "Change beyond which a value is listed."),
+    "dataset": ("数据集", "dataset", "", "Dataset id (schemas/datasets.csv)."),
+    "dataset_name_zh": ("数据集名称", "dataset name", "", "Dataset's Chinese name."),
+    "status": ("状态", "status", "", "Status of the school's submission."),
+    "last_outcome": ("最近校验结果", "last outcome", "", "Outcome of the newest upload."),
+    "is_latest_upload_rejected": (
+        "最近上传被退回",
+        "latest upload rejected",
+        "",
+        "True when the newest upload was rejected (older accepted data still counts).",
+    ),
+    "last_uploaded_at": ("最近上传时间", "last uploaded at", "", "Time of the newest upload."),
+    "accepted_uploaded_at": (
+        "已接收上传时间",
+        "accepted upload at",
+        "",
+        "Time of the upload that counts.",
+    ),
+    "upload_count": ("上传次数", "uploads", "次", "Uploads of this dataset this year."),
+    "submission_id": ("提交编号", "submission id", "", "Id of the submission that counts."),
+    "is_in_registry": ("在名录中", "in registry", "", "The school is in the bureau's registry."),
+}
+EXTRA_TABLES: dict[str, tuple[str, str, str]] = {
+    "indicator_values": (
+        "指标值（全部层级）",
+        "indicator values at every grain",
+        "one row per year, region (city, county, school) and indicator",
+    ),
+    "completeness": (
+        "提交情况",
+        "completeness of submissions",
+        "one row per school and dataset",
+    ),
+    "variance": (
+        "年度变化超出容差",
+        "year-on-year changes beyond tolerance",
+        "one row per year, region and indicator whose change is beyond tolerance",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """The facts about one version that every output prints."""
+
+    report_year: int
+    version: int
+    status: str
+    created_at: str
+    previous_version: int | None
+    revision_of: int | None
+    schema_version: str
+    catalogue_version: str
+
+    @property
+    def status_zh(self) -> str:
+        """暂定版, 正式版 or 修订版 (with the final it revises)."""
+        text = STATUS_ZH.get(self.status, self.status)
+        return f"{text}（修订 v{self.revision_of}）" if self.revision_of else text
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One published table: where it comes from and how to title it."""
+
+    table_id: str
+    kind: str  # "city", "by_school" or "extra"
+    spec: TableSpec | None
+    label: str
+    title_zh: str
+    title_en: str
+    grain_en: str
+
+    @property
+    def full_title_zh(self) -> str:
+        """The title as the report prints it, e.g. 表1 招生普职比情况."""
+        return f"{self.label} {self.title_zh}".strip()
+
+    @property
+    def layout(self) -> str:
+        """years_as_rows, indicators_as_rows, schools_as_rows or records."""
+        if self.kind == "city" and self.spec is not None:
+            return self.spec.layout
+        return "schools_as_rows" if self.kind == "by_school" else "records"
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column of a published table."""
+
+    name: str
+    dtype: str
+    name_zh: str
+    name_en: str
+    unit: str
+    decimals: int | None
+    indicator_id: str | None
+    numerator: str | None
+    denominator: str | None
+    multiplier: float | None
+    aggregation: str | None
+    source_datasets: tuple[str, ...]
+    description: str
+
+    @property
+    def header_zh(self) -> str:
+        """The Chinese header with its unit, e.g. 普高招生数（人）."""
+        if not self.unit or f"（{self.unit}）" in self.name_zh:
+            return self.name_zh
+        return f"{self.name_zh}（{self.unit}）"
+
+
+@cache
+def _specs() -> dict[str, TableSpec]:
+    return {spec.table_id: spec for spec in load_table_specs()}
+
+
+@cache
+def _catalogue() -> pl.DataFrame:
+    return load_indicator_catalogue()
+
+
+@cache
+def _definitions() -> dict[str, dict]:
+    return {row["indicator_id"]: row for row in indicator_definitions(_catalogue()).to_dicts()}
+
+
+@cache
+def measure_names() -> dict[str, str]:
+    """measure_id -> Chinese name, for formulas in words."""
+    return dict(load_measure_catalogue().select("measure_id", "name_zh").iter_rows())
+
+
+def describe_table(table_id: str) -> TableInfo:
+    """Titles and grain of any table id an aggregation may produce."""
+    specs = _specs()
+    if table_id in specs:
+        spec = specs[table_id]
+        grain = (
+            "one row per city and year"
+            if spec.layout == "years_as_rows"
+            else "one row per city and indicator, a column per year"
+        )
+        return TableInfo(
+            table_id, "city", spec, spec.report_label, spec.title_zh, spec.title_en, grain
+        )
+    base = table_id.removesuffix(BY_SCHOOL_SUFFIX)
+    if table_id.endswith(BY_SCHOOL_SUFFIX) and base in specs:
+        spec = specs[base]
+        return TableInfo(
+            table_id,
+            "by_school",
+            spec,
+            spec.report_label,
+            f"{spec.title_zh}（分学校）",
+            f"{spec.title_en}, by school",
+            "one row per school and year",
+        )
+    title_zh, title_en, grain = EXTRA_TABLES.get(table_id, (table_id, table_id, "see columns"))
+    return TableInfo(table_id, "extra", None, "", title_zh, title_en, grain)
+
+
+def ordered_table_ids(table_ids: list[str]) -> list[str]:
+    """City tables in display order, then their per-school shapes, then everything else."""
+    order = {spec_id: index for index, spec_id in enumerate(_specs())}
+
+    def rank(table_id: str) -> tuple[int, int, str]:
+        info = describe_table(table_id)
+        base = info.spec.table_id if info.spec else ""
+        kind = {"city": 0, "by_school": 1}.get(info.kind, 2)
+        return kind, order.get(base, 0), table_id
+
+    return sorted(table_ids, key=rank)
+
+
+@cache
+def table_indicators(table_id: str) -> pl.DataFrame:
+    """The catalogue rows of a report table (empty for other tables), in row order."""
+    info = describe_table(table_id)
+    if info.spec is None:
+        return _catalogue().clear()
+    rows = _catalogue().filter(pl.col("table_id") == info.spec.table_id).sort("row_order")
+    if info.kind == "by_school":
+        rows = rows.filter(pl.col("is_school_level"))
+    return rows
+
+
+def table_sources(table_id: str) -> list[str]:
+    """The datasets a table's numbers come from (every dataset for tables outside the catalogue)."""
+    rows = table_indicators(table_id)
+    if rows.height == 0:
+        return sorted(load_datasets())
+    sources = (
+        rows.get_column("source_datasets").str.split("|").explode(empty_as_null=True).unique()
+    ).to_list()
+    return sorted({*sources, "school_registry"})
+
+
+def _indicator_column(name: str, dtype: str, row: dict) -> ColumnInfo:
+    return ColumnInfo(
+        name=name,
+        dtype=dtype,
+        name_zh=row["name_zh"],
+        name_en=row["name_en"],
+        unit=row["unit"] or "",
+        decimals=row["decimals"],
+        indicator_id=row["indicator_id"],
+        numerator=row["numerator"],
+        denominator=row["denominator"],
+        multiplier=row["multiplier"],
+        aggregation=row["aggregation"],
+        source_datasets=tuple((row["source_datasets"] or "").split("|")),
+        description=row["note"] or "",
+    )
+
+
+def describe_columns(table_id: str, schema: pl.Schema | dict) -> list[ColumnInfo]:
+    """Every column of a table, in the frame's order, with names, units and formulas."""
+    table_rows = {row["indicator_id"]: row for row in table_indicators(table_id).to_dicts()}
+    datasets = load_datasets()
+    columns: list[ColumnInfo] = []
+    for name, dtype in schema.items():
+        dtype_text = str(dtype)
+        row = table_rows.get(name) or _definitions().get(name)
+        year = YEAR_COLUMN.match(name)
+        if row is not None:
+            columns.append(_indicator_column(name, dtype_text, row))
+            continue
+        if year:
+            zh, en, unit = f"{year[1]}年", f"value in {year[1]}", ""
+            text = f"The indicator's value in {year[1]}; unit and decimals per row."
+        elif name in KNOWN_COLUMNS:
+            zh, en, unit, text = KNOWN_COLUMNS[name]
+        elif name in datasets:
+            zh, en, unit = datasets[name].name_zh, datasets[name].name_en, ""
+            text = f"Status of the {name} dataset."
+        else:
+            zh, en, unit, text = name, name, "", ""
+        columns.append(
+            ColumnInfo(name, dtype_text, zh, en, unit, None, None, None, None, None, None, (), text)
+        )
+    return columns
+
+
+def formula_words(numerator: str | None, denominator: str | None, multiplier: float | None) -> str:
+    """A formula in Chinese measure names, e.g. [招生数] ÷ [招生数 + 普高招生数] × 100."""
+    if not numerator:
+        return ""
+    names = measure_names()
+
+    def words(expression: str) -> str:
+        return " + ".join(names.get(part.strip(), part.strip()) for part in expression.split("+"))
+
+    text = words(numerator)
+    if denominator:
+        text = f"[{text}] ÷ [{words(denominator)}]"
+    if multiplier not in (None, 1, 1.0):
+        text += f" × {multiplier:g}"
+    return text

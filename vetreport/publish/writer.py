@@ -1,0 +1,549 @@
+"""Publishing: versioned, atomic outputs for downstream consumers, and the readers of them.
+
+What belongs here: deciding whether a report year needs a new version and of which status,
+writing it under ``published/{year}/v{n}/`` and moving the ``latest.json`` pointer to it;
+and reading published versions back with every checksum verified. The bytes of each file
+come from the writers in ``vetreport.publish.outputs``.
+
+A version holds:
+
+    tables/{table}.parquet, tables/{table}.csv   every table (CSV: UTF-8 with BOM)
+    tables.xlsx                                  the workbook, a sheet per table
+    tables.duckdb                                every table in one DuckDB database
+    data_dictionary.md, data_dictionary.json     every table and column explained
+    changelog.json, changelog.md                 cells and submissions changed since
+    changelog_cells.parquet                      the previous version (all cells)
+    report.html                                  static report with SVG charts
+    manifest.json                                checksums, lineage, status (written last
+                                                 but the pointer)
+
+Guarantees: a version number is claimed with put-if-absent before anything is written, so
+two publishers never share a folder; files are immutable once written; the manifest is
+written after every file it lists and the pointer after the manifest, so a reader that
+follows the pointer never sees a half-published version. Publishing content identical to
+the latest version writes nothing.
+
+Status: ``provisional`` before the year is closed; ``final`` once; after a final exists,
+every later change is a ``revision`` (``revision_of`` = the final's version number),
+never provisional again, and the final stays readable by its version number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from schemas.catalogue import CATALOGUE_DIR, SCHEMA_VERSION
+from vetreport.aggregate.compute import AggregateResult, load_indicator_catalogue, load_table_specs
+from vetreport.bucket.keys import published_pointer_key, published_prefix, published_version_prefix
+from vetreport.bucket.store import KeyNotFound, ObjectStore, open_store
+from vetreport.publish.outputs.changelog import build_changelog, changelog_files
+from vetreport.publish.outputs.database import DATABASE_NAME, duckdb_bytes
+from vetreport.publish.outputs.dictionary import dictionary_files
+from vetreport.publish.outputs.html_report import render_report_html
+from vetreport.publish.outputs.metadata import VersionInfo, describe_table
+from vetreport.publish.outputs.tabular import (
+    FORMULA_PREFIXES,
+    csv_bytes,
+    neutralise_formulas,
+    parquet_bytes,
+)
+from vetreport.publish.outputs.workbook import workbook_bytes
+
+__all__ = [
+    "FINAL",
+    "FORMULA_PREFIXES",
+    "PROVISIONAL",
+    "REVISION",
+    "ChecksumError",
+    "PublishResult",
+    "csv_bytes",
+    "list_versions",
+    "neutralise_formulas",
+    "parquet_bytes",
+    "publish",
+    "published_years",
+    "read_manifest",
+    "read_pointer",
+    "read_table",
+    "read_table_bytes",
+    "read_version_file",
+    "verify_version",
+]
+
+PROVISIONAL = "provisional"
+FINAL = "final"
+REVISION = "revision"
+STATUSES = (PROVISIONAL, FINAL, REVISION)
+TABLE_FORMATS = ("parquet", "csv", "xlsx")
+WRITE_THREADS = 8
+
+WORKBOOK_NAME = "tables.xlsx"
+DICTIONARY_MD = "data_dictionary.md"
+DICTIONARY_JSON = "data_dictionary.json"
+CHANGELOG_JSON = "changelog.json"
+CHANGELOG_MD = "changelog.md"
+CHANGELOG_CELLS = "changelog_cells.parquet"
+REPORT_HTML = "report.html"
+MANIFEST_NAME = "manifest.json"
+MEDIA_TYPES = {
+    "parquet": "application/vnd.apache.parquet",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "duckdb": "application/octet-stream",
+    "md": "text/markdown; charset=utf-8",
+    "json": "application/json",
+    "html": "text/html; charset=utf-8",
+}
+
+
+class ChecksumError(ValueError):
+    """A published file's bytes do not match the sha256 its manifest records."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What a publish did: the version it points to and whether it wrote a new one."""
+
+    report_year: int
+    version: int
+    is_new_version: bool
+    prefix: str
+    manifest: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        """provisional, final or revision."""
+        return self.manifest["status"]
+
+    @property
+    def revision_of(self) -> int | None:
+        """For a revision, the version number of the final it corrects."""
+        return self.manifest.get("revision_of")
+
+
+def sha256(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fingerprint(csv_bodies: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for table_id in sorted(csv_bodies):
+        digest.update(table_id.encode())
+        digest.update(csv_bodies[table_id])
+    return digest.hexdigest()
+
+
+def content_fingerprint(tables: dict[str, pl.DataFrame]) -> str:
+    """A hash of every table's content: equal fingerprints mean nothing changed."""
+    return _fingerprint({table_id: csv_bytes(frame) for table_id, frame in tables.items()})
+
+
+def catalogue_fingerprint() -> str:
+    """A hash of the catalogue files, recorded so a number can be traced to its rules."""
+    digest = hashlib.sha256()
+    for path in sorted(CATALOGUE_DIR.glob("*.csv")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _as_store(store: ObjectStore | str) -> ObjectStore:
+    return open_store(store) if isinstance(store, str) else store
+
+
+def read_pointer(store: ObjectStore | str, report_year: int) -> dict[str, Any] | None:
+    """The latest.json pointer of a report year, or None before the first publish."""
+    try:
+        return json.loads(_as_store(store).get(published_pointer_key(report_year)))
+    except KeyNotFound:
+        return None
+
+
+def read_manifest(store: ObjectStore | str, report_year: int, version: int) -> dict[str, Any]:
+    """The manifest of one published version."""
+    key = published_version_prefix(report_year, version) + MANIFEST_NAME
+    return json.loads(_as_store(store).get(key))
+
+
+def _final_version(pointer: dict[str, Any] | None) -> int | None:
+    """The version number of the year's final, if one was published."""
+    if not pointer:
+        return None
+    if pointer.get("final_version") is not None:
+        return int(pointer["final_version"])
+    return int(pointer["version"]) if pointer.get("status") == FINAL else None
+
+
+def _table_lineage(result: AggregateResult) -> dict[str, list[dict[str, Any]]]:
+    """For each table, the exact submissions (key, version, id) its numbers come from."""
+    catalogue = load_indicator_catalogue()
+    lineage: dict[str, list[dict[str, Any]]] = {}
+    everything = result.submissions.to_dicts()
+    for spec in load_table_specs():
+        sources = set(
+            catalogue.filter(pl.col("table_id") == spec.table_id)
+            .get_column("source_datasets")
+            .str.split("|")
+            .explode(empty_as_null=True)
+            .to_list()
+        ) | {"school_registry"}
+        first_year = result.report_year - spec.years_shown + 1
+        used = result.submissions.filter(
+            pl.col("dataset").is_in(sorted(sources)) & (pl.col("year") >= first_year)
+        ).select("year", "dataset", "submitter", "key", "version_token", "submission_id")
+        for table_id in (spec.table_id, f"{spec.table_id}_by_school"):
+            lineage[table_id] = used.to_dicts()
+    return {
+        table_id: lineage.get(table_id, everything)
+        for table_id in [*result.tables, "indicator_values"]
+    }
+
+
+def _file_entry(key: str, body: bytes, extension: str) -> dict[str, Any]:
+    return {
+        "key": key,
+        "sha256": sha256(body),
+        "size_bytes": len(body),
+        "media_type": MEDIA_TYPES[extension],
+    }
+
+
+def _read_previous_tables(
+    store: ObjectStore, manifest: dict[str, Any] | None
+) -> dict[str, pl.DataFrame | None]:
+    """The previous version's tables (None where a file is missing or fails its checksum)."""
+    if manifest is None:
+        return {}
+
+    def load(entry: dict[str, Any]) -> pl.DataFrame | None:
+        try:
+            return pl.read_parquet(io.BytesIO(_verified(store, entry["files"]["parquet"])))
+        except (KeyNotFound, ChecksumError):
+            return None
+
+    table_ids = sorted(manifest["tables"])
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        frames = pool.map(lambda table_id: load(manifest["tables"][table_id]), table_ids)
+    return dict(zip(table_ids, frames, strict=True))
+
+
+def publish(
+    store: ObjectStore, result: AggregateResult, status: str = PROVISIONAL
+) -> PublishResult:
+    """Publish a new version of the report year unless it equals the latest one.
+
+    ``status`` is what the caller asks for (provisional or final); once the year has a
+    final, a changed result is published as a revision of it whatever was asked, and an
+    unchanged one publishes nothing.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+    tables = {**result.tables, "indicator_values": result.indicator_values}
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        csv_bodies = dict(zip(tables, pool.map(csv_bytes, tables.values()), strict=True))
+    fingerprint = _fingerprint(csv_bodies)
+    year = result.report_year
+    pointer = read_pointer(store, year)
+    final_version = _final_version(pointer)
+    if status == REVISION and final_version is None:
+        raise ValueError(f"{year} has no final version to revise")
+    unchanged = pointer is not None and pointer.get("content_sha256") == fingerprint
+    if unchanged and (final_version is not None or pointer.get("status") == status):
+        manifest = read_manifest(store, year, pointer["version"])
+        return PublishResult(year, pointer["version"], False, pointer["prefix"], manifest)
+
+    revision_of = final_version
+    effective_status = REVISION if final_version is not None else status
+    version = _claim_version(store, year, (pointer or {}).get("version", 0) + 1)
+    prefix = published_version_prefix(year, version)
+    info = VersionInfo(
+        report_year=year,
+        version=version,
+        status=effective_status,
+        created_at=datetime.now(UTC).isoformat(),
+        previous_version=(pointer or {}).get("version"),
+        revision_of=revision_of,
+        schema_version=SCHEMA_VERSION,
+        catalogue_version=catalogue_fingerprint(),
+    )
+    previous = read_manifest(store, year, pointer["version"]) if pointer else None
+    lineage = _table_lineage(result)
+
+    uploads: list[tuple[str, bytes, str]] = []
+    table_entries: dict[str, Any] = {}
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        parquet_bodies = dict(zip(tables, pool.map(parquet_bytes, tables.values()), strict=True))
+    for table_id, frame in sorted(tables.items()):
+        files = {}
+        bodies = (("parquet", parquet_bodies[table_id]), ("csv", csv_bodies[table_id]))
+        for extension, body in bodies:
+            key = f"{prefix}tables/{table_id}.{extension}"
+            uploads.append((key, body, MEDIA_TYPES[extension]))
+            files[extension] = _file_entry(key, body, extension)
+        table_entries[table_id] = {
+            "title_zh": describe_table(table_id).full_title_zh,
+            "row_count": frame.height,
+            "columns": frame.columns,
+            "files": files,
+            "submissions": lineage[table_id],
+        }
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # DuckDB works outside the GIL
+        database_job = pool.submit(duckdb_bytes, tables, info)
+        workbook, sheets = workbook_bytes(tables, info)
+        changelog, cells = build_changelog(
+            info,
+            tables,
+            lineage,
+            result.submissions.to_dicts(),
+            previous,
+            _read_previous_tables(store, previous),
+        )
+        database = database_job.result()
+    for table_id, sheet in sheets.items():
+        table_entries[table_id]["sheet"] = sheet
+    changelog_json, changelog_md, changelog_cells = changelog_files(changelog, cells)
+    table_paths = {
+        table_id: {name: entry["key"].removeprefix(prefix) for name, entry in e["files"].items()}
+        for table_id, e in table_entries.items()
+    }
+    dictionary_md, dictionary_json = dictionary_files(tables, table_paths, sheets, info)
+    version_files: dict[str, bytes] = {
+        WORKBOOK_NAME: workbook,
+        DATABASE_NAME: database,
+        DICTIONARY_MD: dictionary_md,
+        DICTIONARY_JSON: dictionary_json,
+        CHANGELOG_JSON: changelog_json,
+        CHANGELOG_MD: changelog_md,
+        CHANGELOG_CELLS: changelog_cells,
+    }
+    version_files[REPORT_HTML] = render_report_html(
+        tables, info, changelog, [*version_files, MANIFEST_NAME]
+    ).encode("utf-8")
+    file_entries = {}
+    for name, body in version_files.items():
+        extension = name.rsplit(".", 1)[-1]
+        uploads.append((prefix + name, body, MEDIA_TYPES[extension]))
+        file_entries[name] = _file_entry(prefix + name, body, extension) | {
+            "tables": sorted(tables)
+        }
+
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        list(pool.map(lambda item: store.put(*item), uploads))
+
+    manifest = {
+        "report_year": year,
+        "version": version,
+        "status": effective_status,
+        "revision_of": revision_of,
+        "final_version": final_version,
+        "previous_version": info.previous_version,
+        "created_at": info.created_at,
+        "content_sha256": fingerprint,
+        "schema_version": SCHEMA_VERSION,
+        "catalogue_version": info.catalogue_version,
+        "changelog": changelog["summary"],
+        "files": file_entries,
+        "tables": table_entries,
+        "submissions": result.submissions.to_dicts(),
+    }
+    if effective_status == FINAL:
+        manifest["final_version"] = version
+    manifest_body = json.dumps(manifest, ensure_ascii=False, indent=2, default=str).encode()
+    store.put(prefix + MANIFEST_NAME, manifest_body, MEDIA_TYPES["json"])
+    new_pointer = {
+        "report_year": year,
+        "version": version,
+        "status": effective_status,
+        "revision_of": revision_of,
+        "final_version": manifest["final_version"],
+        "prefix": prefix,
+        "manifest_key": prefix + MANIFEST_NAME,
+        "manifest_sha256": sha256(manifest_body),
+        "content_sha256": fingerprint,
+        "published_at": info.created_at,
+    }
+    current = read_pointer(store, year)
+    if current is None or int(current["version"]) < version:  # never move the pointer back
+        store.put(
+            published_pointer_key(year),
+            json.dumps(new_pointer, ensure_ascii=False, indent=2).encode(),
+            MEDIA_TYPES["json"],
+        )
+    return PublishResult(year, version, True, prefix, manifest)
+
+
+def _claim_version(store: ObjectStore, report_year: int, first_candidate: int) -> int:
+    """Take the lowest free version number from first_candidate on, atomically."""
+    candidate = first_candidate
+    while True:
+        claim = published_version_prefix(report_year, candidate) + ".claim"
+        if store.put_if_absent(claim, datetime.now(UTC).isoformat().encode()):
+            return candidate
+        candidate += 1
+
+
+# -- readers ----------------------------------------------------------------------------
+
+
+def _verified(store: ObjectStore, entry: dict[str, Any]) -> bytes:
+    """The bytes of a manifest file entry, refused when the checksum differs."""
+    body = store.get(entry["key"])
+    if sha256(body) != entry["sha256"]:
+        raise ChecksumError(f"checksum mismatch for {entry['key']}")
+    return body
+
+
+def resolve_version(
+    store: ObjectStore | str, report_year: int, version: int | None = None
+) -> dict[str, Any]:
+    """The manifest of a version, or of the latest one (checked against the pointer)."""
+    store = _as_store(store)
+    if version is not None:
+        return read_manifest(store, report_year, version)
+    pointer = read_pointer(store, report_year)
+    if pointer is None:
+        raise KeyNotFound(f"nothing published for {report_year}")
+    body = store.get(pointer["manifest_key"])
+    if sha256(body) != pointer["manifest_sha256"]:
+        raise ChecksumError(f"checksum mismatch for {pointer['manifest_key']}")
+    return json.loads(body)
+
+
+def _table_entry(manifest: dict[str, Any], table_id: str) -> dict[str, Any]:
+    if table_id not in manifest["tables"]:
+        raise KeyError(
+            f"version {manifest['version']} of {manifest['report_year']} has no table "
+            f"{table_id}; tables: {', '.join(sorted(manifest['tables']))}"
+        )
+    return manifest["tables"][table_id]
+
+
+def read_table(
+    store: ObjectStore | str, table_id: str, report_year: int, version: int | None = None
+) -> pl.DataFrame:
+    """One published table as a Polars frame (latest version unless given), checksum verified.
+
+    ``store`` is an ObjectStore or a store URL (a folder, ``file://...`` or ``s3://...``).
+    """
+    store = _as_store(store)
+    manifest = resolve_version(store, report_year, version)
+    entry = _table_entry(manifest, table_id)["files"]["parquet"]
+    return pl.read_parquet(io.BytesIO(_verified(store, entry)))
+
+
+def _version_info(manifest: dict[str, Any]) -> VersionInfo:
+    return VersionInfo(
+        report_year=manifest["report_year"],
+        version=manifest["version"],
+        status=manifest["status"],
+        created_at=manifest["created_at"],
+        previous_version=manifest.get("previous_version"),
+        revision_of=manifest.get("revision_of"),
+        schema_version=manifest.get("schema_version", ""),
+        catalogue_version=manifest.get("catalogue_version", ""),
+    )
+
+
+def read_table_bytes(
+    store: ObjectStore | str,
+    table_id: str,
+    report_year: int,
+    version: int | None = None,
+    file_format: str = "csv",
+) -> bytes:
+    """One table's published file (csv or parquet), or a one-sheet workbook (xlsx).
+
+    The csv and parquet bytes are the published files, checksum verified; the workbook is
+    written from the verified Parquet with the same layout as the version's workbook.
+    """
+    if file_format not in TABLE_FORMATS:
+        raise ValueError(f"format must be one of {TABLE_FORMATS}")
+    store = _as_store(store)
+    manifest = resolve_version(store, report_year, version)
+    files = _table_entry(manifest, table_id)["files"]
+    if file_format != "xlsx":
+        return _verified(store, files[file_format])
+    frame = pl.read_parquet(io.BytesIO(_verified(store, files["parquet"])))
+    return workbook_bytes({table_id: frame}, _version_info(manifest))[0]
+
+
+def read_version_file(
+    store: ObjectStore | str, report_year: int, name: str, version: int | None = None
+) -> bytes:
+    """A version-level file (tables.xlsx, tables.duckdb, report.html...), checksum verified."""
+    store = _as_store(store)
+    manifest = resolve_version(store, report_year, version)
+    if name not in manifest.get("files", {}):
+        raise KeyError(f"version {manifest['version']} has no file {name}")
+    return _verified(store, manifest["files"][name])
+
+
+def verify_version(
+    store: ObjectStore | str, report_year: int, version: int | None = None
+) -> dict[str, Any]:
+    """Read every file of a version and check its checksum; return the manifest."""
+    store = _as_store(store)
+    manifest = resolve_version(store, report_year, version)
+    entries = [entry for table in manifest["tables"].values() for entry in table["files"].values()]
+    entries += list(manifest.get("files", {}).values())
+    prefix = published_version_prefix(report_year, manifest["version"])
+    outside = [entry["key"] for entry in entries if not entry["key"].startswith(prefix)]
+    if outside:
+        raise ChecksumError(f"manifest lists files outside {prefix}: {outside[:3]}")
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        list(pool.map(lambda entry: _verified(store, entry), entries))
+    return manifest
+
+
+_MANIFEST_KEY = re.compile(r"^published/(\d{4})/v(\d+)/manifest\.json$")
+
+
+def published_years(store: ObjectStore | str) -> list[int]:
+    """Every report year with a latest.json pointer, ascending."""
+    store = _as_store(store)
+    return sorted(
+        {
+            int(info.key.split("/")[1])
+            for info in store.list("published/")
+            if info.key.endswith("/latest.json") and info.key.split("/")[1].isdigit()
+        }
+    )
+
+
+def list_versions(store: ObjectStore | str, report_year: int) -> list[dict[str, Any]]:
+    """Every complete version of a year (one with a manifest), oldest first."""
+    store = _as_store(store)
+    versions = sorted(
+        int(match[2])
+        for info in store.list(published_prefix(report_year))
+        if (match := _MANIFEST_KEY.match(info.key))
+    )
+    pointer = read_pointer(store, report_year) or {}
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        manifests = list(pool.map(lambda v: read_manifest(store, report_year, v), versions))
+    return [
+        {
+            "report_year": report_year,
+            "version": manifest["version"],
+            "status": manifest["status"],
+            "revision_of": manifest.get("revision_of"),
+            "previous_version": manifest.get("previous_version"),
+            "created_at": manifest["created_at"],
+            "tables": len(manifest["tables"]),
+            "cells_changed": (manifest.get("changelog") or {}).get("cells_changed"),
+            "is_latest": manifest["version"] == pointer.get("version"),
+            "prefix": published_version_prefix(report_year, manifest["version"]),
+        }
+        for manifest in manifests
+    ]

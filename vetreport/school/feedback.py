@@ -1,0 +1,491 @@
+"""What a school reads after an upload: the report as a web page and as its own workbook.
+
+What belongs here: rendering one upload's report (the dict ``validation.build_report``
+returns, or its JSON) for a data officer who is not a programmer, in Chinese first:
+
+- ``render_html``: a self-contained page (no scripts, no network) with the outcome, what to
+  do next, the count of every rule with its message and fix, and the capped finding list
+  with sheet, row, column and value. Every value from the file is escaped.
+- ``annotate_workbook``: the school's own workbook with each cell that has a finding filled
+  (red for errors, yellow for warnings) and commented (rule id, message, fix). An XLSX upload
+  is annotated as a copy that keeps all its sheets; a CSV upload comes back as a new XLSX
+  with the CSV's grid as text. Findings that point at no cell (file and structure problems)
+  are listed on a summary sheet 问题汇总 placed first.
+
+Cells are located from the report alone: ``row_number`` is the Excel row, and each dataset
+entry of the report carries the header's row, the header text of each sheet column and the
+sheet column of each canonical column. Nothing here validates or reads the bucket.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import openpyxl
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.comments import Comment
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.workbook.workbook import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
+
+from schemas.catalogue import load_datasets, load_rules
+from vetreport.validate.read import ReadError, read_grids, sniff_type
+
+SUMMARY_SHEET = "问题汇总"
+ERROR_FILL_RGB = "FFFF9C9C"  # red: the cell must be fixed before the upload is accepted
+WARNING_FILL_RGB = "FFFFEB84"  # yellow: please check; the upload is accepted
+COMMENT_AUTHOR = "vetreport"
+COMMENT_WIDTH_PT = 320
+COMMENT_HEIGHT_PT = 140
+
+OUTCOME_ZH = {
+    "accepted": "已通过",
+    "accepted_with_warnings": "已通过（有警告，请核对）",
+    "rejected": "未通过（已退回）",
+}
+OUTCOME_EN = {
+    "accepted": "accepted",
+    "accepted_with_warnings": "accepted with warnings",
+    "rejected": "rejected",
+}
+SEVERITY_ZH = {"error": "错误", "warning": "警告"}
+NEXT_STEP_ZH = {
+    "accepted": "数据已被接收，无需任何操作。如需更正，修改后重新上传同名文件即可。",
+    "accepted_with_warnings": (
+        "数据已被接收。请逐条核对下面的警告：如确有错误，修改后重新上传同名文件；"
+        "如数据无误，可不处理。"
+    ),
+    "rejected": (
+        "本次上传未被接收，数据不会进入统计。请按下面的“修改建议”逐项修改"
+        "（随附的标注工作簿中，出错单元格标为红色、警告标为黄色，单元格批注写明了原因），"
+        "然后重新上传同名文件。重新上传后几秒内会生成新的报告。"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CellNote:
+    """One finding placed on one cell of the workbook."""
+
+    sheet: str
+    row: int
+    column: int  # 1-based, as openpyxl counts
+    severity: str
+    text: str
+
+
+# ------------------------------------------------------------------------------------------
+# HTML
+# ------------------------------------------------------------------------------------------
+
+_HTML_TEMPLATE = """<!DOCTYPE html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>数据校验报告 {{ report.key }}</title>
+<style>
+body { font-family: "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", sans-serif;
+       margin: 0 auto; max-width: 1100px; padding: 1em 1.5em; color: #222; line-height: 1.55; }
+.banner { padding: 1em 1.2em; border-radius: 6px; margin: 1em 0; font-size: 1.25em; }
+.banner small { display: block; font-size: 0.65em; opacity: 0.8; }
+.accepted { background: #e3f4e1; border-left: 8px solid #2e7d32; }
+.accepted_with_warnings { background: #fff6d6; border-left: 8px solid #c69500; }
+.rejected { background: #fde4e4; border-left: 8px solid #c62828; }
+table { border-collapse: collapse; width: 100%; margin: 0.5em 0 1.5em; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.35em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+tr.error td.severity { color: #b71c1c; font-weight: bold; }
+tr.warning td.severity { color: #8a6d00; font-weight: bold; }
+.en { color: #777; font-size: 0.85em; }
+.note { background: #f7f7f7; padding: 0.6em 0.9em; border-radius: 4px; }
+code { background: #f2f2f2; padding: 0 0.25em; }
+</style>
+</head>
+<body>
+<h1>数据校验报告 <span class="en">Validation report</span></h1>
+<div class="banner {{ report.outcome }}" id="outcome">
+  校验结果：<strong>{{ outcome_zh }}</strong>
+  <small>{{ report.error_count }} 个错误，{{ report.warning_count }} 个警告
+  · outcome: {{ outcome_en }}</small>
+</div>
+<h2>下一步怎么做</h2>
+<p id="next-step">{{ next_step }}</p>
+<table>
+<tr><th>上传文件</th><td><code>{{ report.key }}</code></td></tr>
+<tr><th>年份</th><td>{{ report.year if report.year is not none else "—" }}</td></tr>
+<tr><th>学校代码</th><td>{{ report.school_code or "—" }}</td></tr>
+<tr><th>提交编号</th><td>{{ report.submission_id or "—" }}</td></tr>
+</table>
+{% if datasets %}
+<h2>数据集</h2>
+<table>
+<tr><th>数据集</th><th>工作表</th><th>数据行数</th><th>结果</th></tr>
+{% for item in datasets %}
+<tr><td>{{ item.name }}</td><td>{{ item.sheet or "—" }}</td><td>{{ item.row_count }}</td>
+<td>{{ item.outcome }}</td></tr>
+{% endfor %}
+</table>
+{% endif %}
+{% if counts %}
+<h2>问题分类统计 <span class="en">counts per rule (complete)</span></h2>
+<table id="counts">
+<tr><th>级别</th><th>问题</th><th>数量</th><th>修改建议</th><th>规则编号</th></tr>
+{% for item in counts %}
+<tr class="{{ item.severity }}"><td class="severity">{{ item.severity_zh }}</td>
+<td>{{ item.message_zh }}<br><span class="en">{{ item.message_en }}</span></td>
+<td>{{ item.count }}</td><td>{{ item.fix_zh }}</td><td><code>{{ item.rule_id }}</code></td></tr>
+{% endfor %}
+</table>
+<h2>问题明细 <span class="en">findings</span></h2>
+{% if report.is_truncated %}
+<p class="note" id="truncated">问题较多，下表仅列出前 {{ findings|length }} 条
+（共 {{ total }} 条，分类统计中的数量是完整的）。请先按分类统计批量修改，再重新上传。
+<span class="en">Listing capped at {{ report.finding_limit }};
+the counts above are complete.</span></p>
+{% endif %}
+<table id="findings">
+<tr><th>级别</th><th>工作表</th><th>行</th><th>列</th><th>填写的值</th><th>问题</th>
+<th>修改建议</th><th>规则编号</th></tr>
+{% for item in findings %}
+<tr class="{{ item.severity }}"><td class="severity">{{ item.severity_zh }}</td>
+<td>{{ item.sheet }}</td><td>{{ item.row }}</td><td>{{ item.column }}</td>
+<td>{{ item.value }}</td>
+<td>{{ item.message_zh }}
+{%- if item.detail %}<br><span class="en">{{ item.detail }}</span>{% endif %}</td>
+<td>{{ item.fix_zh }}</td><td><code>{{ item.rule_id }}</code></td></tr>
+{% endfor %}
+</table>
+{% else %}
+<p>没有发现任何问题。<span class="en">No findings.</span></p>
+{% endif %}
+<p class="en">Schema version {{ report.schema_version }}. Rows are Excel row numbers;
+columns are the headers as written in the file.</p>
+</body>
+</html>
+"""
+
+_ENVIRONMENT = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+@functools.cache
+def _compiled_template() -> jinja2.Template:
+    """Compile the page template once per process, not once per upload."""
+    return _ENVIRONMENT.from_string(_HTML_TEMPLATE)
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page, Chinese first, every value escaped."""
+    rules = load_rules()
+    names = {dataset_id: spec.name_zh for dataset_id, spec in load_datasets().items()}
+    counts = [
+        {
+            **item,
+            "severity_zh": SEVERITY_ZH.get(item["severity"], item["severity"]),
+            "message_zh": rules[item["rule_id"]].message_zh,
+            "message_en": rules[item["rule_id"]].message_en,
+            "fix_zh": rules[item["rule_id"]].fix_zh,
+        }
+        for item in sorted(
+            report["counts_by_rule"], key=lambda item: (item["severity"] != "error", -item["count"])
+        )
+    ]
+    findings = [
+        {
+            "severity": item["severity"],
+            "severity_zh": SEVERITY_ZH.get(item["severity"], item["severity"]),
+            "sheet": _text(
+                item.get("sheet") or names.get(item.get("dataset"), item.get("dataset"))
+            ),
+            "row": _text(item.get("row_number")),
+            "column": _text(item.get("header") or item.get("column")),
+            "value": _text(item.get("value"))[:200],
+            "message_zh": item["message_zh"],
+            "fix_zh": item["fix_zh"],
+            "detail": _text(item.get("detail"))[:200],
+            "rule_id": item["rule_id"],
+        }
+        for item in report["findings"]
+    ]
+    datasets = [
+        {
+            "name": f"{names.get(entry['dataset'], entry['dataset'] or '—')}"
+            + (f"（{entry['dataset']}）" if entry["dataset"] else ""),
+            "sheet": entry.get("sheet"),
+            "row_count": entry.get("row_count", 0),
+            "outcome": OUTCOME_ZH.get(entry.get("outcome", ""), entry.get("outcome", "")),
+        }
+        for entry in report.get("datasets", [])
+    ]
+    outcome = report["outcome"]
+    return _compiled_template().render(
+        report=report,
+        outcome_zh=OUTCOME_ZH.get(outcome, outcome),
+        outcome_en=OUTCOME_EN.get(outcome, outcome),
+        next_step=NEXT_STEP_ZH.get(outcome, ""),
+        counts=counts,
+        findings=findings,
+        datasets=datasets,
+        total=report["error_count"] + report["warning_count"],
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Annotated workbook
+# ------------------------------------------------------------------------------------------
+
+
+def _place(finding: dict[str, Any], entry: dict[str, Any] | None) -> tuple[int, int] | None:
+    """(Excel row, 1-based column) of the cell a finding is about, or None if it has none."""
+    if entry is None or entry.get("header_row_number") is None:
+        return None
+    headers: list[str] = entry.get("headers") or []
+    positions: dict[str, int] = entry.get("column_positions") or {}
+    row = finding.get("row_number")
+    column = finding.get("column")
+    header = finding.get("header")
+    if row is None:
+        # A header-level finding (unknown, repeated, private column): mark the header cell.
+        if header and header in headers:
+            return entry["header_row_number"], headers.index(header) + 1
+        return None
+    if column in positions:
+        return int(row), positions[column] + 1
+    if header and header in headers:
+        return int(row), headers.index(header) + 1
+    # A row finding without a column (a dropped total row): mark the row's first column.
+    first = next((index for index, text in enumerate(headers) if text), None)
+    return (int(row), first + 1) if first is not None else None
+
+
+def _note_text(finding: dict[str, Any]) -> str:
+    severity = SEVERITY_ZH.get(finding["severity"], finding["severity"])
+    return (
+        f"[{severity}] {finding['message_zh']}\n"
+        f"修改建议：{finding['fix_zh']}\n({finding['rule_id']})"
+    )
+
+
+def locate_findings(
+    report: dict[str, Any], sheet_names: Iterable[str], default_sheet: str | None = None
+) -> tuple[list[CellNote], list[dict[str, Any]]]:
+    """Split the listed findings into notes on cells and the ones for the summary sheet.
+
+    The summary gets every finding without a row (file, sheet and header problems, even when
+    the header cell is also marked) and any finding whose cell cannot be found.
+    """
+    entries = {entry["dataset"]: entry for entry in report.get("datasets", [])}
+    available = set(sheet_names)
+    notes: list[CellNote] = []
+    summary: list[dict[str, Any]] = []
+    for finding in report["findings"]:
+        entry = entries.get(finding.get("dataset"))
+        sheet = finding.get("sheet") or default_sheet
+        place = _place(finding, entry) if sheet in available else None
+        if place is not None:
+            notes.append(
+                CellNote(str(sheet), place[0], place[1], finding["severity"], _note_text(finding))
+            )
+        if place is None or finding.get("row_number") is None:
+            summary.append(finding)
+    return notes, summary
+
+
+def _merged_notes(notes: Iterable[CellNote]) -> dict[tuple[str, int, int], CellNote]:
+    """One note per cell: texts joined, the worst severity kept."""
+    merged: dict[tuple[str, int, int], CellNote] = {}
+    for note in notes:
+        key = (note.sheet, note.row, note.column)
+        previous = merged.get(key)
+        if previous is None:
+            merged[key] = note
+        elif note.text not in previous.text:
+            severity = "error" if "error" in (previous.severity, note.severity) else "warning"
+            merged[key] = CellNote(
+                note.sheet, note.row, note.column, severity, previous.text + "\n\n" + note.text
+            )
+    return merged
+
+
+def _fill(severity: str) -> PatternFill:
+    colour = ERROR_FILL_RGB if severity == "error" else WARNING_FILL_RGB
+    return PatternFill(fill_type="solid", start_color=colour, end_color=colour)
+
+
+def _comment(text: str) -> Comment:
+    comment = Comment(text, COMMENT_AUTHOR)
+    comment.width = COMMENT_WIDTH_PT
+    comment.height = COMMENT_HEIGHT_PT
+    return comment
+
+
+def _summary_rows(
+    report: dict[str, Any], unplaced: list[dict[str, Any]], placed_count: int
+) -> list[list[Any]]:
+    rules = load_rules()
+    outcome = report["outcome"]
+    rows: list[list[Any]] = [
+        [f"校验结果：{OUTCOME_ZH.get(outcome, outcome)}"],
+        [f"上传文件：{report.get('key')}"],
+        [f"错误 {report['error_count']} 个，警告 {report['warning_count']} 个"],
+        [NEXT_STEP_ZH.get(outcome, "")],
+        [
+            f"本工作簿中有问题的单元格已标色（红色=错误，黄色=警告），共标注 {placed_count} 处；"
+            "把鼠标移到单元格上可查看批注。"
+        ],
+    ]
+    if report.get("is_truncated"):
+        rows.append(
+            [
+                f"问题较多，仅标注和列出前 {report['finding_limit']} 条；"
+                "下面的分类统计中的数量是完整的。"
+            ]
+        )
+    rows += [[], ["问题分类统计"], ["级别", "问题", "数量", "修改建议", "规则编号"]]
+    for item in report["counts_by_rule"]:
+        rule = rules[item["rule_id"]]
+        rows.append(
+            [
+                SEVERITY_ZH.get(item["severity"], item["severity"]),
+                rule.message_zh,
+                item["count"],
+                rule.fix_zh,
+                item["rule_id"],
+            ]
+        )
+    rows += [[], ["无法定位到单元格的问题（文件、工作表、表头）"]]
+    rows.append(["级别", "工作表", "行", "列", "值", "问题", "修改建议", "规则编号"])
+    for finding in unplaced:
+        rows.append(
+            [
+                SEVERITY_ZH.get(finding["severity"], finding["severity"]),
+                _text(finding.get("sheet") or finding.get("dataset")),
+                _text(finding.get("row_number")),
+                _text(finding.get("header") or finding.get("column")),
+                _text(finding.get("value"))[:200],
+                finding["message_zh"],
+                finding["fix_zh"],
+                finding["rule_id"],
+            ]
+        )
+    if not unplaced:
+        rows.append(["（无）"])
+    return rows
+
+
+def _append_text_row(sheet: Any, values: list[Any]) -> None:
+    """Append a row whose strings stay strings: "=..." from a school's file is never a formula."""
+    if not any(isinstance(value, str) and value.startswith("=") for value in values):
+        sheet.append(values)
+        return
+    cells = []
+    for value in values:
+        cell = WriteOnlyCell(sheet, value=value)
+        if isinstance(value, str):
+            cell.data_type = "s"
+        cells.append(cell)
+    sheet.append(cells)
+
+
+def _set_summary_widths(sheet: Worksheet) -> None:
+    for letter, width in zip("ABCDEFGH", (10, 40, 10, 24, 20, 36, 36, 30), strict=True):
+        sheet.column_dimensions[letter].width = width
+
+
+def annotate_workbook(data: bytes, extension: str, report: dict[str, Any]) -> bytes:
+    """The school's file returned as XLSX with its problem cells marked and commented."""
+    kind = sniff_type(data) if data else "empty"
+    if extension.lower() in ("xlsx", "xlsm") and kind == "xlsx":
+        try:
+            return _annotate_xlsx(data, report)
+        except Exception:  # openpyxl cannot open it: fall back to the summary alone
+            return _summary_only(report)
+    if extension.lower() == "csv" and kind == "text":
+        try:
+            grid = read_grids(data, "csv")[0].grid
+        except ReadError:
+            return _summary_only(report)
+        return _annotate_grid(grid, report)
+    return _summary_only(report)
+
+
+def _annotate_xlsx(data: bytes, report: dict[str, Any]) -> bytes:
+    workbook = openpyxl.load_workbook(io.BytesIO(data))
+    notes, unplaced = locate_findings(report, workbook.sheetnames)
+    merged = _merged_notes(notes)
+    for (sheet_name, row, column), note in merged.items():
+        cell = workbook[sheet_name].cell(row=row, column=column)
+        cell.fill = _fill(note.severity)
+        cell.comment = _comment(note.text)
+    summary = workbook.create_sheet(SUMMARY_SHEET, 0)
+    _set_summary_widths(summary)
+    for row in _summary_rows(report, unplaced, len(merged)):
+        _append_text_row(summary, row)
+    summary["A1"].font = Font(bold=True, size=14)
+    workbook.active = 0
+    for sheet in workbook.worksheets[1:]:
+        sheet.sheet_view.tabSelected = False
+    return _saved(workbook)
+
+
+def _annotate_grid(grid: Any, report: dict[str, Any]) -> bytes:
+    """A CSV upload: its grid as text cells, streamed (write-only), with the notes."""
+    sheet_name = next((entry["dataset"] for entry in report.get("datasets", [])), None) or "数据"
+    notes, unplaced = locate_findings(report, [sheet_name], default_sheet=sheet_name)
+    merged = _merged_notes(notes)
+    by_row: dict[int, dict[int, CellNote]] = {}
+    for (_sheet, row, column), note in merged.items():
+        by_row.setdefault(row, {})[column] = note
+
+    workbook = Workbook(write_only=True)
+    summary = workbook.create_sheet(SUMMARY_SHEET)
+    _set_summary_widths(summary)
+    for row in _summary_rows(report, unplaced, len(merged)):
+        _append_text_row(summary, row)
+    sheet = workbook.create_sheet(sheet_name)
+    for index in range(grid.width):
+        sheet.column_dimensions[get_column_letter(index + 1)].width = 16
+    for row_index, values in enumerate(grid.iter_rows(), start=1):
+        row_notes = by_row.get(row_index)
+        if row_notes is None and not any(
+            isinstance(value, str) and value.startswith("=") for value in values
+        ):
+            sheet.append(list(values))
+            continue
+        cells = []
+        for column_index, value in enumerate(values, start=1):
+            cell = WriteOnlyCell(sheet, value=value)
+            if isinstance(value, str):
+                cell.data_type = "s"  # "=..." from a CSV is text, not a formula
+            note = (row_notes or {}).get(column_index)
+            if note is not None:
+                cell.fill = _fill(note.severity)
+                cell.comment = _comment(note.text)
+            cells.append(cell)
+        sheet.append(cells)
+    return _saved(workbook)
+
+
+def _summary_only(report: dict[str, Any]) -> bytes:
+    workbook = Workbook(write_only=True)
+    summary = workbook.create_sheet(SUMMARY_SHEET)
+    _set_summary_widths(summary)
+    for row in _summary_rows(report, list(report["findings"]), 0):
+        _append_text_row(summary, row)
+    return _saved(workbook)
+
+
+def _saved(workbook: Workbook) -> bytes:
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,134 @@
+"""Each school's list of its uploads: reports/{year}/{school}/index.html and index.json.
+
+What belongs here: the page a school opens to find the report of the file it just sent,
+without knowing submission ids. It lists the school's uploads of a year from the ledger,
+newest first, with the outcome, the error and warning counts, whether the upload is the
+data that counts now for its dataset, and links to its reports (the links are relative:
+the reports sit beside the index). ``ingest_keys`` rewrites the index of every school an
+ingest touched; the nightly rebuild rewrites them all, so two ingests of one school that
+race each other leave a complete index by the next morning at the latest.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from schemas.catalogue import load_datasets
+from vetreport.bucket.keys import school_index_key
+from vetreport.bucket.store import ObjectStore
+from vetreport.curate.ledger import current_submissions, read_records_under
+
+DISPLAY_TIMEZONE = ZoneInfo("Asia/Shanghai")
+OUTCOME_ZH = {"accepted": "通过", "accepted_with_warnings": "通过（有警告）", "rejected": "退回"}
+
+_TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
+    """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<title>{{ year }} 年上传记录 {{ submitter }}</title>
+<style>
+body { font-family: "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", sans-serif;
+       margin: 0 auto; max-width: 1100px; padding: 1em 1.5em; color: #222; }
+table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.35em 0.5em; text-align: left; }
+th { background: #f2f2f2; }
+td.rejected { color: #b71c1c; font-weight: bold; }
+td.accepted_with_warnings { color: #8a6d00; font-weight: bold; }
+td.accepted { color: #2e7d32; font-weight: bold; }
+</style>
+</head>
+<body>
+<h1>{{ year }} 年上传记录 <small>uploads of {{ submitter }}</small></h1>
+<p>最新的在最上面。“当前有效”为“是”的文件就是本年度统计所用的数据；被退回的文件不会替换已通过的数据。
+Newest first; the upload marked 是 under 当前有效 is the data that counts.</p>
+<table>
+<tr><th>上传时间</th><th>数据</th><th>文件</th><th>结果</th><th>错误</th><th>警告</th>
+<th>当前有效</th><th>报告</th></tr>
+{% for upload in uploads %}
+<tr>
+<td>{{ upload.uploaded_at }}</td>
+<td>{{ upload.datasets }}</td>
+<td>{{ upload.file }}</td>
+<td class="{{ upload.outcome }}">{{ upload.outcome_zh }}</td>
+<td>{{ upload.error_count }}</td>
+<td>{{ upload.warning_count }}</td>
+<td>{{ "是" if upload.is_current else "" }}</td>
+<td>{% for link in upload.links %}<a href="{{ link.href }}">{{ link.label }}</a> {% endfor %}</td>
+</tr>
+{% endfor %}
+</table>
+</body>
+</html>
+"""
+)
+
+
+def school_uploads(store: ObjectStore, year: int, submitter: str) -> list[dict[str, Any]]:
+    """The submitter's processed uploads of a year, newest first, as the index shows them."""
+    records = read_records_under(store, [f"ledger/{year}/{submitter}/"])
+    current = set(current_submissions(records).get_column("submission_id").to_list())
+    names = {dataset_id: spec.name_zh for dataset_id, spec in load_datasets().items()}
+    uploads = []
+    for record in sorted(records, key=lambda item: item["uploaded_at"], reverse=True):
+        datasets = [entry["dataset"] for entry in record.get("datasets", []) if entry["dataset"]]
+        links = [
+            {"label": key.rsplit(".", 1)[-1].upper(), "href": key.rsplit("/", 1)[-1]}
+            for key in record.get("report_keys", [record["report_key"]])
+        ]
+        uploads.append(
+            {
+                "submission_id": record["submission_id"],
+                "uploaded_at": datetime.fromisoformat(record["uploaded_at"])
+                .astimezone(DISPLAY_TIMEZONE)
+                .strftime("%Y-%m-%d %H:%M:%S"),
+                "datasets": "、".join(names.get(name, name) for name in datasets) or "—",
+                "file": record["key"].rsplit("/", 1)[-1],
+                "key": record["key"],
+                "outcome": record["outcome"],
+                "outcome_zh": OUTCOME_ZH.get(record["outcome"], record["outcome"]),
+                "error_count": record.get("error_count", 0),
+                "warning_count": record.get("warning_count", 0),
+                "is_current": record["submission_id"] in current,
+                "links": links,
+            }
+        )
+    return uploads
+
+
+def write_school_index(store: ObjectStore, year: int, submitter: str) -> list[str]:
+    """Rewrite the submitter's index page and its JSON twin; return their keys."""
+    uploads = school_uploads(store, year, submitter)
+    html = _TEMPLATE.render(year=year, submitter=submitter, uploads=uploads)
+    written = []
+    for extension, body, content_type in (
+        ("html", html.encode("utf-8"), "text/html; charset=utf-8"),
+        (
+            "json",
+            json.dumps(
+                {"year": year, "submitter": submitter, "uploads": uploads},
+                ensure_ascii=False,
+                indent=2,
+            ).encode("utf-8"),
+            "application/json",
+        ),
+    ):
+        key = school_index_key(year, submitter, extension)
+        store.put(key, body, content_type)
+        written.append(key)
+    return written
+
+
+def submitters_with_records(store: ObjectStore) -> set[tuple[int, str]]:
+    """Every (year, submitter) that has a ledger record."""
+    found = set()
+    for info in store.list("ledger/"):
+        parts = info.key.split("/")
+        if len(parts) >= 4 and parts[1].isdigit():
+            found.add((int(parts[1]), parts[2]))
+    return found

@@ -1,0 +1,621 @@
+"""Validation of one upload against the catalogue, layer by layer, into a report.
+
+What belongs here: running the layers of DESIGN §5 in order (file, structure, field, row,
+dataset, cross-dataset) over what the readers and normaliser produce, and assembling the
+machine-readable report. Every finding carries a rule id from schemas/rules.csv; the
+report lists findings up to a cap but always counts all of them.
+
+The outcome is ``accepted`` (no findings), ``accepted_with_warnings`` (warnings only) or
+``rejected`` (any error). Only accepted data goes on to the curated zone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+from pandera.errors import SchemaErrors
+
+from schemas.catalogue import (
+    SCHEMA_VERSION,
+    DatasetSpec,
+    header_lookup,
+    load_datasets,
+    load_rules,
+    normalise_header,
+    pandera_schema,
+    row_rules,
+)
+from vetreport.validate.normalise import (
+    FINDING_SCHEMA,
+    PRIVACY_RULES,
+    NormalisedTable,
+    empty_findings,
+    finding_rows,
+    normalise,
+)
+from vetreport.validate.read import (
+    SOURCE_ROW,
+    HeadedTable,
+    RawSheet,
+    ReadError,
+    find_header,
+    header_score,
+    read_grids,
+)
+
+FINDING_LIMIT = 1000
+PART = "_batch_part"  # which file of a batch a row came from
+LOGGER = logging.getLogger(__name__)
+ACCEPTED = "accepted"
+ACCEPTED_WITH_WARNINGS = "accepted_with_warnings"
+REJECTED = "rejected"
+
+_PANDERA_CHECK_RULES = (
+    ("not_nullable", "field.required"),
+    ("greater_than", "field.range"),
+    ("less_than", "field.range"),
+    ("in_range", "field.range"),
+    ("isin", "field.enum"),
+    ("str_matches", "field.pattern"),
+    ("unique", "dataset.duplicate_key"),
+    ("column_in_dataframe", "structure.missing_column"),
+    ("dtype", "field.type"),
+)
+
+
+@dataclass(frozen=True)
+class UploadContext:
+    """What the key (or the command line) says about an upload."""
+
+    key: str
+    year: int | None
+    school_code: str | None
+    dataset_id: str | None
+    extension: str
+    registry_school_codes: frozenset[str] | None = None
+
+
+@dataclass
+class DatasetResult:
+    """The validated rows of one dataset in one upload, and its report."""
+
+    dataset_id: str | None
+    frame: pl.DataFrame | None
+    findings: pl.DataFrame
+    row_count: int = 0
+    sheet_name: str | None = None
+    header_by_column: dict[str, str] = field(default_factory=dict)
+    # Where the table sits in the file, for reports that point at cells: the header's
+    # Excel row (1-based), the header text of each sheet column (0-based), and the sheet
+    # column of each canonical column.
+    header_row_number: int | None = None
+    headers: list[str] = field(default_factory=list)
+    column_positions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        """accepted, accepted_with_warnings or rejected."""
+        return outcome_of(self.findings)
+
+
+def outcome_of(findings: pl.DataFrame) -> str:
+    """The outcome a set of findings leads to."""
+    if findings.height == 0:
+        return ACCEPTED
+    rules = load_rules()
+    rule_ids = findings.get_column("rule_id").unique().to_list()
+    unknown = sorted(rule_id for rule_id in rule_ids if rule_id not in rules)
+    if unknown:
+        raise KeyError(f"findings use rule ids missing from rules.csv: {unknown}")
+    if any(rules[rule_id].severity == "error" for rule_id in rule_ids):
+        return REJECTED
+    return ACCEPTED_WITH_WARNINGS
+
+
+@cache
+def _rules_frame() -> pl.DataFrame:
+    rules = load_rules().values()
+    return pl.DataFrame(
+        {
+            "rule_id": [rule.rule_id for rule in rules],
+            "layer": [rule.layer for rule in rules],
+            "severity": [rule.severity for rule in rules],
+            "message_zh": [rule.message_zh for rule in rules],
+            "message_en": [rule.message_en for rule in rules],
+            "fix_zh": [rule.fix_zh for rule in rules],
+        }
+    )
+
+
+def _with_rule_columns(findings: pl.DataFrame) -> pl.DataFrame:
+    joined = findings.join(_rules_frame(), on="rule_id", how="left")
+    unknown = joined.filter(pl.col("severity").is_null()).get_column("rule_id").unique().to_list()
+    if unknown:
+        raise KeyError(f"findings use rule ids missing from rules.csv: {unknown}")
+    return joined
+
+
+def validate_upload(data: bytes, context: UploadContext) -> list[DatasetResult]:
+    """Validate one upload; a workbook of several datasets gives one result per dataset."""
+    return validate_uploads([(data, context)])[0]
+
+
+def validate_uploads(
+    uploads: Sequence[tuple[bytes, UploadContext]],
+) -> list[list[DatasetResult]]:
+    """Validate many uploads at once; the results are those of validating each alone.
+
+    Reading, finding the header and casting are per file. The field, dataset, row and
+    cross-dataset checks then run once per dataset over the rows of every file in the
+    batch (each file's rows tagged with its place in the batch, duplicate keys looked for
+    within a file only), because a Pandera validation or a Polars query costs about the
+    same for 100 rows as for 100,000: at thousands of small files, per-file checks are
+    what limits throughput, not the data.
+    """
+    prepared = [_prepared_or_unreadable(data, context) for data, context in uploads]
+    waiting: dict[str, list[_Prepared]] = {}
+    for entries in prepared:
+        for entry in entries:
+            if isinstance(entry, _Prepared) and entry.is_checkable:
+                waiting.setdefault(entry.dataset.dataset_id, []).append(entry)
+    checked: dict[int, pl.DataFrame] = {}
+    for group in waiting.values():
+        for entry, findings in zip(group, _checked(group), strict=True):
+            checked[id(entry)] = findings
+    return [
+        [
+            entry.finish(checked.get(id(entry))) if isinstance(entry, _Prepared) else entry
+            for entry in entries
+        ]
+        for entries in prepared
+    ]
+
+
+def _prepared_or_unreadable(data: bytes, context: UploadContext) -> list[DatasetResult | _Prepared]:
+    """``_prepare_upload``, with a file that breaks the reader or normaliser rejected.
+
+    A crash there is a bug, not the school's fault, but it must not stop the batch: the
+    file gets ``file.unreadable`` (and is quarantined by ingest) and is logged.
+    """
+    try:
+        return _prepare_upload(data, context)
+    except Exception as error:
+        LOGGER.exception("could not read %s", context.key)
+        detail = f"the file could not be read ({type(error).__name__}: {error})"
+        return [_failed(context.dataset_id, "file.unreadable", detail)]
+
+
+def _prepare_upload(data: bytes, context: UploadContext) -> list[DatasetResult | _Prepared]:
+    """Read an upload and normalise each of its datasets' sheets (per-file work only)."""
+    try:
+        sheets = read_grids(data, context.extension)
+    except ReadError as error:
+        return [_failed(context.dataset_id, error.rule_id, error.detail)]
+
+    datasets = load_datasets()
+    if context.dataset_id is not None:
+        if context.dataset_id not in datasets:
+            return [_failed(context.dataset_id, "file.unknown_dataset", context.dataset_id)]
+        targets = [(datasets[context.dataset_id], _pick_sheet(sheets, context.dataset_id))]
+    else:
+        targets = _match_workbook_sheets(sheets, datasets)
+        if not targets:
+            return [_failed(None, "structure.missing_sheet", "no sheet is named after a dataset")]
+    return [_prepare_sheet(sheet, dataset, context) for dataset, sheet in targets]
+
+
+def _failed(dataset_id: str | None, rule_id: str, detail: str) -> DatasetResult:
+    return DatasetResult(dataset_id, None, finding_rows([{"rule_id": rule_id, "detail": detail}]))
+
+
+def _visible(sheets: list[RawSheet]) -> list[RawSheet]:
+    """Hidden sheets (lookup lists, old copies) are ignored unless nothing else is visible."""
+    return [sheet for sheet in sheets if not sheet.is_hidden] or sheets
+
+
+def _pick_sheet(sheets: list[RawSheet], dataset_id: str) -> RawSheet:
+    """For a single-dataset file: the sheet named after the dataset, else the best header.
+
+    Only visible sheets count; without a sheet named after the dataset, the sheet whose header
+    row names the most columns of the dataset wins (sheets of notes or pivots are skipped).
+    """
+    dataset = load_datasets()[dataset_id]
+    names = {normalise_header(dataset_id), normalise_header(dataset.name_zh)}
+    visible = _visible(sheets)
+    for sheet in visible:
+        if sheet.sheet_name and normalise_header(sheet.sheet_name) in names:
+            return sheet
+    known = set(header_lookup(dataset_id))
+    scores = [header_score(sheet, known) for sheet in visible]
+    return visible[scores.index(max(scores))]
+
+
+def _match_workbook_sheets(
+    sheets: list[RawSheet], datasets: dict[str, DatasetSpec]
+) -> list[tuple[DatasetSpec, RawSheet]]:
+    """Pair a workbook's visible sheets with datasets.
+
+    By sheet name (dataset id or Chinese name); failing any name match, each sheet goes to the
+    dataset whose headers it names best.
+    """
+    by_name = {}
+    for dataset in datasets.values():
+        by_name[normalise_header(dataset.dataset_id)] = dataset
+        by_name[normalise_header(dataset.name_zh)] = dataset
+    matched: dict[str, tuple[DatasetSpec, RawSheet]] = {}
+    for sheet in _visible(sheets):
+        dataset = by_name.get(normalise_header(sheet.sheet_name or ""))
+        if dataset is not None and dataset.dataset_id not in matched:
+            matched[dataset.dataset_id] = (dataset, sheet)
+    if matched:
+        return list(matched.values())
+    for sheet in _visible(sheets):
+        best, best_score = None, 0
+        for dataset in datasets.values():
+            score = header_score(sheet, set(header_lookup(dataset.dataset_id)))
+            required = sum(column.is_required for column in dataset.columns)
+            if score > best_score and score >= max(2, required // 2):
+                best, best_score = dataset, score
+        if best is not None and best.dataset_id not in matched:
+            matched[best.dataset_id] = (best, sheet)
+    return list(matched.values())
+
+
+@dataclass
+class _Prepared:
+    """One sheet read, headed and cast, waiting for the checks that run over many files."""
+
+    dataset: DatasetSpec
+    context: UploadContext
+    headed: HeadedTable
+    normalised: NormalisedTable
+
+    @property
+    def is_checkable(self) -> bool:
+        """Field and row checks need every required column; a missing one stops there."""
+        return (
+            self.normalised.findings.filter(pl.col("rule_id") == "structure.missing_column").height
+            == 0
+        )
+
+    def finish(self, checked: pl.DataFrame | None) -> DatasetResult:
+        """The dataset's result, from the normaliser's findings and the batch checks'."""
+        findings = [self.normalised.findings]
+        if checked is not None:
+            findings.append(checked)
+        typed = self.normalised.frame
+        return DatasetResult(
+            dataset_id=self.dataset.dataset_id,
+            frame=typed,
+            findings=_without_findings_on_private_cells(
+                pl.concat(findings, how="vertical_relaxed")
+            ),
+            row_count=typed.height,
+            sheet_name=self.headed.sheet_name,
+            header_by_column=self.normalised.header_by_column,
+            header_row_number=self.headed.header_row_number,
+            headers=self.headed.headers,
+            column_positions=self.normalised.column_positions,
+        )
+
+
+def _prepare_sheet(
+    sheet: RawSheet, dataset: DatasetSpec, context: UploadContext
+) -> DatasetResult | _Prepared:
+    known = set(header_lookup(dataset.dataset_id, context.year))
+    try:
+        headed = find_header(sheet, known)
+    except ReadError as error:
+        return _failed(dataset.dataset_id, error.rule_id, error.detail)
+    if headed.frame.height == 0:
+        return _failed(dataset.dataset_id, "file.empty", "the header has no data rows under it")
+    return _Prepared(dataset, context, headed, normalise(headed, dataset, context.year))
+
+
+def _checked(group: list[_Prepared]) -> list[pl.DataFrame]:
+    """The batch checks of a group; if they fail, those of each file alone.
+
+    So a file that breaks a check (a bug, not bad data) is rejected with
+    ``file.unreadable`` and the rest of its batch is still judged.
+    """
+    try:
+        return _batch_findings(group)
+    except Exception as error:
+        if len(group) > 1:
+            return [_checked([entry])[0] for entry in group]
+        LOGGER.exception("the checks failed on %s", group[0].context.key)
+        detail = f"the checks could not run on this file ({type(error).__name__}: {error})"
+        return [finding_rows([{"rule_id": "file.unreadable", "detail": detail}])]
+
+
+def _batch_findings(group: list[_Prepared]) -> list[pl.DataFrame]:
+    """The field, dataset, row and cross-dataset findings of one dataset's sheets, per sheet."""
+    dataset = group[0].dataset
+    combined = pl.concat(
+        [
+            entry.normalised.frame.with_columns(pl.lit(index, dtype=pl.Int32).alias(PART))
+            for index, entry in enumerate(group)
+        ],
+        how="vertical_relaxed",
+    )
+    parts = pl.DataFrame(
+        {
+            PART: list(range(len(group))),
+            "sheet": [entry.headed.sheet_name for entry in group],
+        },
+        schema={PART: pl.Int32, "sheet": pl.Utf8},
+    )
+    headers = pl.DataFrame(
+        [
+            {PART: index, "column": column, "header_as_written": header}
+            for index, entry in enumerate(group)
+            for column, header in entry.normalised.header_by_column.items()
+        ],
+        schema={PART: pl.Int32, "column": pl.Utf8, "header_as_written": pl.Utf8},
+    )
+    raw = pl.concat(
+        [
+            _pandera_findings(combined, dataset, group),
+            _row_rule_findings(combined, dataset),
+            _cross_findings(combined, group),
+        ],
+        how="vertical_relaxed",
+    )
+    # A finding Pandera could not place on a row (a whole-frame check) belongs to every sheet.
+    unplaced = raw.filter(pl.col(PART).is_null()).drop(PART).join(parts.select(PART), how="cross")
+    placed = pl.concat(
+        [raw.filter(pl.col(PART).is_not_null()), unplaced.select(raw.columns)],
+        how="vertical_relaxed",
+    )
+    findings = (
+        placed.drop("sheet")
+        .join(parts, on=PART, how="left")
+        .join(headers, on=[PART, "column"], how="left")
+        .with_columns(pl.coalesce("header_as_written", "header", "column").alias("header"))
+    )
+    by_part = findings.partition_by(PART, as_dict=True, include_key=False)
+    return [
+        by_part.get((index,), empty_findings()).select(list(FINDING_SCHEMA))
+        for index in range(len(group))
+    ]
+
+
+def _without_findings_on_private_cells(findings: pl.DataFrame) -> pl.DataFrame:
+    """Report a cell holding an id number or a name once, as a privacy error.
+
+    Other findings on the same cell would echo the personal data back in the report.
+    """
+    is_privacy = pl.col("rule_id").is_in(PRIVACY_RULES)
+    private_cells = findings.filter(is_privacy).select("row_number", "column").unique()
+    if private_cells.height == 0:
+        return findings
+    others = findings.filter(~is_privacy).join(
+        private_cells, on=["row_number", "column"], how="anti", nulls_equal=False
+    )
+    return pl.concat([findings.filter(is_privacy), others], how="vertical_relaxed")
+
+
+def _pandera_findings(
+    combined: pl.DataFrame, dataset: DatasetSpec, group: list[_Prepared]
+) -> pl.DataFrame:
+    """Field and dataset checks of the Pandera model; failures become findings."""
+    schema = pandera_schema(dataset.dataset_id, unique_within=PART)
+    try:
+        schema.validate(combined, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+    except pa.errors.SchemaError as error:  # pragma: no cover - lazy=True collects instead
+        return _with_part(finding_rows([{"rule_id": "file.unreadable", "detail": str(error)}]))
+    else:
+        return _with_part(empty_findings())
+    check_rule = pl.lit(None, dtype=pl.Utf8)
+    for fragment, rule_id in reversed(_PANDERA_CHECK_RULES):
+        check_rule = (
+            pl.when(pl.col("check").str.contains(fragment, literal=True))
+            .then(pl.lit(rule_id))
+            .otherwise(check_rule)
+        )
+    mapped = cases.with_columns(
+        check_rule.fill_null("field.type").alias("rule_id"),
+        pl.col("index").cast(pl.Int64, strict=False).alias("index"),
+        pl.col("column").cast(pl.Utf8),
+    )
+    # A duplicate key is reported on the key columns with the key's value, not the whole row.
+    keys = list(dataset.key_columns)
+    rows = combined.select(
+        pl.int_range(0, pl.len(), dtype=pl.Int64).alias("index"),
+        pl.col(PART),
+        pl.col(SOURCE_ROW).alias("row"),
+        pl.concat_str([pl.col(key).cast(pl.Utf8) for key in keys], separator=" / ").alias("_key"),
+    )
+    mapped = mapped.join(rows, on="index", how="left")
+    # Values that failed to cast are already field.type findings; skip their null checks.
+    cast_failures = pl.concat(
+        [
+            entry.normalised.findings.filter(pl.col("rule_id") == "field.type").select(
+                pl.lit(index, dtype=pl.Int32).alias(PART),
+                pl.col("row_number").alias("row"),
+                pl.col("column"),
+                pl.lit(True).alias("_cast_failed"),
+            )
+            for index, entry in enumerate(group)
+        ],
+        how="vertical_relaxed",
+    )
+    mapped = mapped.join(cast_failures, on=[PART, "row", "column"], how="left").filter(
+        ~((pl.col("rule_id") == "field.required") & pl.col("_cast_failed").fill_null(False))
+    )
+    is_duplicate = pl.col("rule_id") == "dataset.duplicate_key"
+    column = pl.when(is_duplicate).then(pl.lit(keys[0])).otherwise(pl.col("column"))
+    return mapped.select(
+        pl.col(PART),
+        pl.col("rule_id"),
+        pl.lit(None, dtype=pl.Utf8).alias("sheet"),
+        pl.col("row").alias("row_number"),
+        column.alias("column"),
+        pl.lit(None, dtype=pl.Utf8).alias("header"),
+        pl.when(is_duplicate)
+        .then(pl.col("_key"))
+        .otherwise(pl.col("failure_case").cast(pl.Utf8))
+        .alias("value"),
+        pl.col("check").cast(pl.Utf8).alias("detail"),
+    )
+
+
+def _with_part(findings: pl.DataFrame) -> pl.DataFrame:
+    """A findings frame with the batch column (null: not placed on one sheet)."""
+    return findings.select(pl.lit(None, dtype=pl.Int32).alias(PART), *FINDING_SCHEMA)
+
+
+def _as_written(column: str, dtype: pl.DataType) -> pl.Expr:
+    """A typed cell as the school wrote it: 是/否 for yes-no, 5400 rather than 5400.0."""
+    if dtype == pl.Boolean:
+        return pl.when(pl.col(column)).then(pl.lit("是")).when(~pl.col(column)).then(pl.lit("否"))
+    text = pl.col(column).cast(pl.Utf8)
+    return text.str.replace(r"\.0$", "") if dtype.is_float() else text
+
+
+def _row_rule_findings(combined: pl.DataFrame, dataset: DatasetSpec) -> pl.DataFrame:
+    """Cross-field rules written as SQL predicates in rules.csv; a null result passes."""
+    parts = []
+    for rule in row_rules(dataset.dataset_id):
+        passes = pl.sql_expr(rule.predicate_sql).fill_null(True)
+        column = rule.columns[0] if rule.columns else None
+        parts.append(
+            combined.filter(~passes).select(
+                pl.col(PART),
+                pl.lit(rule.rule_id).alias("rule_id"),
+                pl.lit(None, dtype=pl.Utf8).alias("sheet"),
+                pl.col(SOURCE_ROW).alias("row_number"),
+                pl.lit(column, dtype=pl.Utf8).alias("column"),
+                pl.lit(None, dtype=pl.Utf8).alias("header"),
+                (
+                    _as_written(column, combined.schema[column])
+                    if column
+                    else pl.lit(None, dtype=pl.Utf8)
+                ).alias("value"),
+                pl.lit(rule.predicate_sql).alias("detail"),
+            )
+        )
+    if not parts:
+        return _with_part(empty_findings())
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _cross_findings(combined: pl.DataFrame, group: list[_Prepared]) -> pl.DataFrame:
+    """The school code in the content must be the one in the key, and in the registry."""
+    if "school_code" not in combined.columns:
+        return _with_part(empty_findings())
+    expected = pl.DataFrame(
+        {
+            PART: list(range(len(group))),
+            "_expected_school": [entry.context.school_code for entry in group],
+        },
+        schema={PART: pl.Int32, "_expected_school": pl.Utf8},
+    )
+    coded = combined.select(PART, SOURCE_ROW, "school_code").filter(
+        pl.col("school_code").is_not_null()
+    )
+
+    def finding(rule_id: str, detail: pl.Expr) -> list[pl.Expr]:
+        return [
+            pl.col(PART),
+            pl.lit(rule_id).alias("rule_id"),
+            pl.lit(None, dtype=pl.Utf8).alias("sheet"),
+            pl.col(SOURCE_ROW).alias("row_number"),
+            pl.lit("school_code").alias("column"),
+            pl.lit("学校代码").alias("header"),
+            pl.col("school_code").alias("value"),
+            detail.alias("detail"),
+        ]
+
+    found = [
+        coded.join(expected, on=PART, how="inner")
+        .filter(pl.col("school_code") != pl.col("_expected_school"))
+        .select(
+            finding(
+                "cross_dataset.school_code_mismatch",
+                pl.format("the upload path says {}", pl.col("_expected_school")),
+            )
+        )
+    ]
+    by_registry: dict[frozenset[str], list[int]] = {}
+    for index, entry in enumerate(group):
+        if entry.context.registry_school_codes is not None:
+            by_registry.setdefault(entry.context.registry_school_codes, []).append(index)
+    for registry, indexes in by_registry.items():
+        found.append(
+            coded.filter(
+                pl.col(PART).is_in(indexes) & ~pl.col("school_code").is_in(list(registry))
+            ).select(finding("cross_dataset.unknown_school", pl.lit(None, dtype=pl.Utf8)))
+        )
+    return pl.concat(found, how="vertical_relaxed")
+
+
+def build_report(
+    results: list[DatasetResult], context: UploadContext, submission: str | None
+) -> dict[str, Any]:
+    """The machine-readable report of one upload: outcome, counts per rule, capped listing."""
+    all_findings = pl.concat(
+        [
+            result.findings.with_columns(pl.lit(result.dataset_id, dtype=pl.Utf8).alias("dataset"))
+            for result in results
+        ],
+        how="vertical_relaxed",
+    )
+    detailed = _with_rule_columns(all_findings).sort(
+        [pl.col("severity") != "error", "dataset", "row_number", "column"], nulls_last=False
+    )
+    counts = (
+        detailed.group_by("rule_id", "severity")
+        .len()
+        .sort("rule_id")
+        .select("rule_id", "severity", pl.col("len").alias("count"))
+    )
+    listed = detailed.head(FINDING_LIMIT).select(
+        "dataset",
+        "rule_id",
+        "severity",
+        "layer",
+        "sheet",
+        "row_number",
+        "column",
+        "header",
+        "value",
+        "message_zh",
+        "message_en",
+        "fix_zh",
+        "detail",
+    )
+    return {
+        "submission_id": submission,
+        "key": context.key,
+        "year": context.year,
+        "school_code": context.school_code,
+        "outcome": outcome_of(all_findings),
+        "datasets": [
+            {
+                "dataset": result.dataset_id,
+                "sheet": result.sheet_name,
+                "outcome": result.outcome,
+                "row_count": result.row_count,
+                "header_row_number": result.header_row_number,
+                "headers": result.headers,
+                "column_positions": result.column_positions,
+            }
+            for result in results
+        ],
+        "error_count": int((detailed.get_column("severity") == "error").sum()),
+        "warning_count": int((detailed.get_column("severity") == "warning").sum()),
+        "counts_by_rule": counts.to_dicts(),
+        "findings": listed.to_dicts(),
+        "finding_limit": FINDING_LIMIT,
+        "is_truncated": detailed.height > FINDING_LIMIT,
+        "schema_version": SCHEMA_VERSION,
+    }

@@ -1,0 +1,312 @@
+"""From a headed text table to typed, canonical columns, recording what could not be read.
+
+What belongs here: mapping a file's headers to the catalogue's column names, and casting
+text to the catalogue's types with the unambiguous clean-ups (NFKC full-width to half-width,
+surrounding spaces, thousands separators, "34.30%" to 34.30, 是/否 to booleans). All of it
+is vectorised Polars; a value that cannot be cast becomes null and a finding, never a crash.
+Rows that only repeat totals (合计/总计/小计) are dropped with a warning, so they are never
+counted, and privacy checks (national id numbers anywhere, personal names in id columns)
+run here, on the text as the school wrote it.
+
+Findings are rows of a Polars frame (see ``FINDING_SCHEMA``), so a file with a million
+bad cells is still cheap to report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from schemas.catalogue import DatasetSpec, header_lookup, normalise_header
+from vetreport.validate.read import SOURCE_ROW, HeadedTable, column_position
+
+FINDING_SCHEMA: dict[str, type[pl.DataType]] = {
+    "rule_id": pl.Utf8,
+    "sheet": pl.Utf8,
+    "row_number": pl.Int64,
+    "column": pl.Utf8,
+    "header": pl.Utf8,
+    "value": pl.Utf8,
+    "detail": pl.Utf8,
+}
+
+TRUE_WORDS = ("是", "有", "y", "yes", "true", "t", "1", "√", "✓", "✔")
+FALSE_WORDS = ("否", "无", "n", "no", "false", "f", "0", "×", "✗", "✘")
+NATIONAL_ID_PATTERN = r"^[1-9]\d{5}(18|19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\d{3}[\dXx]$"
+# Row counters schools add in front of a table: not data, ignored without a warning.
+ROW_COUNTER_HEADERS = ("序号", "行号", "序", "no", "no.", "#")
+PERSON_NAME_HEADERS = ("姓名", "学生姓名", "教师姓名", "name", "fullname", "身份证号", "身份证号码")
+# A Chinese personal name: 2 to 4 Han characters (surname and given name, no other text).
+PERSON_NAME_PATTERN = r"^\p{Han}{2,4}$"
+PRIVACY_RULES = ("field.privacy_id_number", "field.privacy_person_name")
+# A cell that only labels a total row: 合计, 总 计, 小计：, Total ... (after NFKC, any case).
+TOTAL_LABEL_PATTERN = (
+    r"(?i)^\s*(合\s*计|总\s*计|小\s*计|共\s*计|sub\s*total|grand\s*total|total)\s*[:：]?\s*$"
+)
+
+
+@dataclass(frozen=True)
+class NormalisedTable:
+    """Typed canonical columns, the source row numbers, and what went wrong on the way."""
+
+    frame: pl.DataFrame
+    findings: pl.DataFrame
+    header_by_column: dict[str, str]
+    column_positions: dict[str, int] = field(default_factory=dict)
+
+
+def empty_findings() -> pl.DataFrame:
+    """A findings frame with no rows."""
+    return pl.DataFrame(schema=FINDING_SCHEMA)
+
+
+def finding_rows(rows: list[dict[str, object]]) -> pl.DataFrame:
+    """Build a findings frame from a few hand-made findings (file and structure layers)."""
+    if not rows:
+        return empty_findings()
+    complete = [{name: row.get(name) for name in FINDING_SCHEMA} for row in rows]
+    return pl.DataFrame(complete, schema=FINDING_SCHEMA)
+
+
+def map_headers(
+    table: HeadedTable, dataset: DatasetSpec, year: int | None = None
+) -> tuple[dict[str, str], pl.DataFrame]:
+    """Map positional columns to canonical names; report missing, repeated and unknown ones."""
+    lookup = header_lookup(dataset.dataset_id, year)
+    mapping: dict[str, str] = {}
+    header_by_column: dict[str, str] = {}
+    problems: list[dict[str, object]] = []
+    sheet = table.sheet_name
+    for position, header in enumerate(table.headers):
+        if not header.strip():
+            continue
+        folded = normalise_header(header)
+        canonical = lookup.get(folded)
+        if canonical is None and folded in ROW_COUNTER_HEADERS:
+            continue
+        if folded in {normalise_header(word) for word in PERSON_NAME_HEADERS}:
+            problems.append(
+                {"rule_id": "structure.privacy_column", "sheet": sheet, "header": header}
+            )
+        elif canonical is None:
+            problems.append(
+                {"rule_id": "structure.unknown_column", "sheet": sheet, "header": header}
+            )
+        elif canonical in header_by_column:
+            problems.append(
+                {
+                    "rule_id": "structure.duplicate_column",
+                    "sheet": sheet,
+                    "column": canonical,
+                    "header": header,
+                    "detail": f"also given as {header_by_column[canonical]}",
+                }
+            )
+        else:
+            mapping[f"column_{position}"] = canonical
+            header_by_column[canonical] = header
+    for column in dataset.columns:
+        if column.is_required and column.column_name not in header_by_column:
+            problems.append(
+                {
+                    "rule_id": "structure.missing_column",
+                    "sheet": sheet,
+                    "column": column.column_name,
+                    "header": column.header_zh,
+                }
+            )
+    return mapping, finding_rows(problems)
+
+
+# Characters NFKC leaves alone: ASCII and the CJK unified ideographs. A column with nothing
+# else (most columns of most files) skips the costly NFKC pass.
+NFKC_STABLE_TEXT = r"^[\x00-\x7F\u4E00-\u9FFF]*$"
+TOTAL_LABEL_COLUMNS = 3
+
+
+def _clean_text(name: str, nfkc: bool = True) -> pl.Expr:
+    text = pl.col(name).str.normalize("NFKC") if nfkc else pl.col(name)
+    text = text.str.strip_chars()
+    return pl.when(text.str.len_chars() == 0).then(None).otherwise(text)
+
+
+def _columns_needing_nfkc(frame: pl.DataFrame, names: list[str]) -> set[str]:
+    """The text columns with at least one character NFKC may change (e.g. full-width １２３)."""
+    if not names:
+        return set()
+    flags = frame.select(
+        (~pl.col(name).str.contains(NFKC_STABLE_TEXT)).fill_null(False).any().alias(name)
+        for name in names
+    ).row(0)
+    return {name for name, flag in zip(names, flags, strict=True) if flag}
+
+
+def is_id_column(name: str) -> bool:
+    """Columns that hold pseudonymous ids: staff_id, graduate_id and any other ``*_id``."""
+    return name.endswith("_id")
+
+
+def _split_total_rows(
+    table: HeadedTable, key_positions: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Drop total rows and report each as a warning, so totals are never counted.
+
+    A total row has a cell that only says 合计/总计/小计 (or Total) in one of the key columns
+    or the first few columns of the sheet, where such labels are written.
+    """
+    frame = table.frame
+    value_columns = [name for name in frame.columns if name != SOURCE_ROW]
+    value_columns = sorted(
+        set(value_columns[:TOTAL_LABEL_COLUMNS]) | set(key_positions) & set(value_columns),
+        key=column_position,
+    )
+    if not value_columns:
+        return frame, empty_findings()
+    labels = [
+        pl.when(pl.col(name).str.contains(TOTAL_LABEL_PATTERN)).then(pl.col(name))
+        for name in value_columns
+    ]
+    marked = frame.with_columns(pl.coalesce(labels).alias("_total_label"))
+    is_total = pl.col("_total_label").is_not_null()
+    totals = marked.filter(is_total)
+    if totals.height == 0:
+        return frame, empty_findings()
+    findings = totals.select(
+        pl.lit("row.total_row").alias("rule_id"),
+        pl.lit(table.sheet_name, dtype=pl.Utf8).alias("sheet"),
+        pl.col(SOURCE_ROW).alias("row_number"),
+        pl.lit(None, dtype=pl.Utf8).alias("column"),
+        pl.lit(None, dtype=pl.Utf8).alias("header"),
+        pl.col("_total_label").str.strip_chars().alias("value"),
+        pl.lit("total row dropped: it is not counted").alias("detail"),
+    )
+    return marked.filter(~is_total).drop("_total_label"), findings
+
+
+def normalise(table: HeadedTable, dataset: DatasetSpec, year: int | None = None) -> NormalisedTable:
+    """Rename, clean and cast one headed table to the dataset's canonical typed columns."""
+    mapping, header_findings = map_headers(table, dataset, year)
+    header_by_column = {
+        canonical: table.headers[column_position(position)]
+        for position, canonical in mapping.items()
+    }
+    column_positions = {
+        canonical: column_position(position) for position, canonical in mapping.items()
+    }
+    key_positions = [
+        position for position, canonical in mapping.items() if canonical in dataset.key_columns
+    ]
+    body, total_findings = _split_total_rows(table, key_positions)
+    renamed = body.select([SOURCE_ROW, *mapping]).rename(mapping)
+    missing = [name for name in dataset.column_names if name not in renamed.columns]
+    renamed = renamed.with_columns(pl.lit(None, dtype=pl.Utf8).alias(name) for name in missing)
+
+    # One pass of cleaning (NFKC where needed, trim, blank to null), then casts from it.
+    needs_nfkc = _columns_needing_nfkc(renamed, dataset.column_names)
+    cleaned = renamed.select(
+        SOURCE_ROW,
+        *[_clean_text(name, name in needs_nfkc).alias(name) for name in dataset.column_names],
+    )
+    typed = cleaned.select(
+        pl.col(SOURCE_ROW),
+        *[
+            _cast_clean(column.column_name, column.data_type).alias(column.column_name)
+            for column in dataset.columns
+        ],
+    )
+
+    checks = cleaned.lazy().with_columns(
+        pl.col(SOURCE_ROW),
+        *[
+            renamed.get_column(column.column_name).alias(f"_raw_{column.column_name}")
+            for column in dataset.columns
+            if column.data_type != "string"
+        ],
+        *[
+            typed.get_column(column.column_name).alias(f"_typed_{column.column_name}")
+            for column in dataset.columns
+            if column.data_type != "string"
+        ],
+    )
+    failures: list[pl.LazyFrame] = []
+    for column in dataset.columns:
+        name = column.column_name
+        if column.data_type == "string":
+            continue
+        failures.append(
+            checks.filter(pl.col(name).is_not_null() & pl.col(f"_typed_{name}").is_null()).select(
+                pl.lit("field.type").alias("rule_id"),
+                pl.lit(table.sheet_name, dtype=pl.Utf8).alias("sheet"),
+                pl.col(SOURCE_ROW).alias("row_number"),
+                pl.lit(name).alias("column"),
+                pl.lit(header_by_column.get(name, column.header_zh)).alias("header"),
+                pl.col(f"_raw_{name}").alias("value"),
+                pl.lit(f"expected {column.data_type}").alias("detail"),
+            )
+        )
+    failures.extend(_privacy_findings(cleaned.lazy(), dataset, table.sheet_name, header_by_column))
+    collected = pl.collect_all(failures) if failures else []
+    findings = pl.concat(
+        [header_findings, total_findings, *collected], how="vertical_relaxed"
+    ).cast(FINDING_SCHEMA)
+    return NormalisedTable(typed, findings, header_by_column, column_positions)
+
+
+def _cast_clean(name: str, data_type: str) -> pl.Expr:
+    """Cast an already cleaned text column (see ``_clean_text``) to a catalogue type."""
+    text = pl.col(name)
+    if data_type == "string":
+        return text
+    number_text = text.str.replace_all(r"[,\s]", "").str.replace(r"^(-?[0-9.]+)%$", "$1")
+    if data_type == "number":
+        return number_text.cast(pl.Float64, strict=False)
+    if data_type == "integer":
+        number = number_text.cast(pl.Float64, strict=False)
+        return pl.when(number == number.round(0)).then(number).otherwise(None).cast(pl.Int64)
+    if data_type == "boolean":
+        words = {word: True for word in TRUE_WORDS} | {word: False for word in FALSE_WORDS}
+        return text.str.to_lowercase().replace_strict(words, default=None, return_dtype=pl.Boolean)
+    raise ValueError(f"unknown data type {data_type}")
+
+
+def _privacy_findings(
+    cleaned: pl.LazyFrame, dataset: DatasetSpec, sheet: str | None, header_by_column: dict[str, str]
+) -> list[pl.LazyFrame]:
+    """National id numbers in any cell, and personal names in id columns, are privacy errors.
+
+    The value is never echoed back in a report: all but the last 4 characters of an id
+    number and all but the first character of a name are masked.
+    """
+    parts = []
+    for column in dataset.columns:
+        name = column.column_name
+        checks = [
+            (
+                "field.privacy_id_number",
+                pl.col(name).str.contains(NATIONAL_ID_PATTERN),
+                pl.lit("**************") + pl.col(name).str.slice(-4),
+            )
+        ]
+        if column.data_type == "string" and is_id_column(name):
+            checks.append(
+                (
+                    "field.privacy_person_name",
+                    pl.col(name).str.contains(PERSON_NAME_PATTERN),
+                    pl.col(name).str.slice(0, 1)
+                    + pl.col(name).str.slice(1).str.replace_all(".", "*"),
+                )
+            )
+        for rule_id, hit, masked in checks:
+            parts.append(
+                cleaned.filter(hit.fill_null(False)).select(
+                    pl.lit(rule_id).alias("rule_id"),
+                    pl.lit(sheet, dtype=pl.Utf8).alias("sheet"),
+                    pl.col(SOURCE_ROW).alias("row_number"),
+                    pl.lit(name).alias("column"),
+                    pl.lit(header_by_column.get(name, column.header_zh)).alias("header"),
+                    masked.alias("value"),
+                    pl.lit(None, dtype=pl.Utf8).alias("detail"),
+                )
+            )
+    return parts

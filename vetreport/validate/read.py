@@ -1,0 +1,274 @@
+"""Readers for the files schools really send: bytes in, text grids out.
+
+What belongs here: sniffing a file's type from its bytes, detecting a CSV's encoding,
+reading CSV, XLSX and Parquet into all-text Polars frames, and finding the header row
+under any title rows. Grids keep the file's geometry: column ``column_{i}`` is the i-th
+column of the sheet (0-based, so column A is ``column_0`` even when calamine trims empty
+leading columns) and grid row r is Excel row r + 1, so findings can point at real cells.
+Hidden sheets are read but flagged, so the validator can ignore them. Nothing here knows
+the meaning of a column; mapping headers to the catalogue and casting values is
+``vetreport.validate.normalise``.
+
+Every function raises ``ReadError`` with a rule id from schemas/rules.csv, so the caller
+can turn any failure into a report line instead of a crash.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from dataclasses import dataclass
+
+import polars as pl
+from charset_normalizer import from_bytes
+
+from schemas.catalogue import normalise_header
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_UNCOMPRESSED_BYTES = 500 * 1024 * 1024
+HEADER_SEARCH_ROWS = 15
+SOURCE_ROW = "_source_row"
+
+
+class ReadError(Exception):
+    """A file could not be read; carries the rule id that explains why."""
+
+    def __init__(self, rule_id: str, detail: str) -> None:
+        super().__init__(detail)
+        self.rule_id = rule_id
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class RawSheet:
+    """An all-text grid read from one CSV or one worksheet, before headers are found."""
+
+    sheet_name: str | None
+    grid: pl.DataFrame
+    is_hidden: bool = False
+
+
+@dataclass(frozen=True)
+class HeadedTable:
+    """A grid with its header row found: original headers, data rows and their row numbers.
+
+    ``headers[i]`` is the header text of sheet column i ("" where the column is blank), and
+    the frame's value columns keep the grid's names ``column_{i}``.
+    """
+
+    sheet_name: str | None
+    headers: list[str]
+    frame: pl.DataFrame
+    header_row_number: int
+
+
+def sniff_type(data: bytes) -> str:
+    """Say what the bytes are: xlsx, xls, parquet, pdf, binary or text."""
+    if data.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "xls"
+    if data.startswith(b"PAR1"):
+        return "parquet"
+    if data.startswith(b"%PDF"):
+        return "pdf"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "text"  # UTF-16 with a BOM: Excel's "Unicode text" export
+    if b"\x00" in data[:65536]:
+        return "binary"
+    return "text"
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Decode CSV bytes, detecting UTF-8 (with or without BOM), GBK/GB18030 and UTF-16."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as error:
+            raise ReadError("file.encoding", "the UTF-16 text is damaged") from error
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        # GB18030 is a superset of GBK and GB2312: the usual Excel "CSV" on Chinese Windows.
+        return data.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data).best()
+    if best is None or best.encoding is None:
+        raise ReadError("file.encoding", "the text is neither UTF-8 nor GBK/GB18030")
+    return str(best), best.encoding
+
+
+def read_grids(data: bytes, extension: str) -> list[RawSheet]:
+    """Read an upload's bytes into all-text grids: one for a CSV, one per worksheet."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ReadError("file.too_large", f"{len(data)} bytes; the limit is {MAX_UPLOAD_BYTES}")
+    if not data or data.isspace():
+        raise ReadError("file.empty", "the file has no content")
+    kind = sniff_type(data)
+    # .xlsm is read as a workbook so that its macros are named as the reason for refusal.
+    expected = {"csv": "text", "xlsx": "xlsx", "xlsm": "xlsx", "parquet": "parquet"}.get(
+        extension.lower()
+    )
+    if expected is None:
+        raise ReadError("file.extension", f".{extension} files are not accepted")
+    if kind != expected:
+        raise ReadError(
+            "file.type_mismatch", f"the name says .{extension} but the bytes are {kind}"
+        )
+    if kind == "text":
+        return [RawSheet(None, _read_csv_grid(data))]
+    if kind == "xlsx":
+        return _read_xlsx_grids(data)
+    return [RawSheet(None, _read_parquet_grid(data))]
+
+
+def _read_csv_grid(data: bytes) -> pl.DataFrame:
+    text, encoding = decode_text(data)
+    # A title row above the header has fewer fields than the header: size the grid by the
+    # widest of the first lines, so Polars does not cut every row to the title's width.
+    head_lines = text[:65536].splitlines()[: HEADER_SEARCH_ROWS * 4]
+    delimiter = _delimiter(head_lines)
+    width = max((len(row) for row in csv.reader(head_lines, delimiter=delimiter)), default=1)
+    # UTF-8 bytes go to Polars as they are (without a BOM); other encodings are re-encoded.
+    utf8 = data[3:] if encoding == "utf-8-sig" else data if encoding == "utf-8" else None
+    try:
+        grid = pl.read_csv(
+            io.BytesIO(utf8 if utf8 is not None else text.encode("utf-8")),
+            has_header=False,
+            separator=delimiter,
+            schema={f"column_{index}": pl.Utf8 for index in range(width)},
+            truncate_ragged_lines=True,
+        )
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as error:
+        raise ReadError("file.unreadable", f"CSV could not be parsed: {error}") from error
+    return grid
+
+
+def _delimiter(head_lines: list[str]) -> str:
+    """Comma, unless the first lines hold more tabs (Excel's "Unicode text") or semicolons."""
+    head = "\n".join(head_lines)
+    counts = {separator: head.count(separator) for separator in (",", "\t", ";")}
+    best = max(counts, key=lambda separator: counts[separator])
+    return best if counts[best] > counts[","] else ","
+
+
+def _check_zip(data: bytes) -> None:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as error:
+        raise ReadError("file.unreadable", "the .xlsx file is damaged") from error
+    names = archive.namelist()
+    if any(name.lower().endswith("vbaproject.bin") for name in names):
+        raise ReadError("file.macro", "the workbook contains a VBA project")
+    total = sum(info.file_size for info in archive.infolist())
+    if total > MAX_UNCOMPRESSED_BYTES:
+        raise ReadError("file.too_large", f"the workbook unpacks to {total} bytes")
+    if "xl/workbook.xml" not in names:
+        raise ReadError("file.type_mismatch", "the zip file is not an Excel workbook")
+
+
+def _read_xlsx_grids(data: bytes) -> list[RawSheet]:
+    import fastexcel
+
+    _check_zip(data)
+    try:
+        reader = fastexcel.read_excel(data)
+        sheets = []
+        for name in reader.sheet_names:
+            # skip_rows=0 keeps empty rows above the first cell, so grid row r is Excel row
+            # r + 1; absolute_index gives the column of the sheet calamine started from.
+            sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
+            grid = sheet.to_polars()
+            grid.columns = [f"column_{info.absolute_index}" for info in sheet.selected_columns]
+            sheets.append(RawSheet(name, grid, is_hidden=sheet.visible != "visible"))
+    except Exception as error:  # fastexcel raises its own hierarchy; all mean "unreadable"
+        raise ReadError("file.unreadable", f"the workbook could not be read: {error}") from error
+    return sheets
+
+
+def _read_parquet_grid(data: bytes) -> pl.DataFrame:
+    try:
+        frame = pl.read_parquet(io.BytesIO(data))
+    except Exception as error:
+        raise ReadError(
+            "file.unreadable", f"the Parquet file could not be read: {error}"
+        ) from error
+    header = pl.DataFrame([pl.Series(name, [name], dtype=pl.Utf8) for name in frame.columns])
+    body = frame.select(pl.all().cast(pl.Utf8))
+    return pl.concat([header, body], how="vertical").rename(
+        {name: f"column_{index}" for index, name in enumerate(frame.columns)}
+    )
+
+
+def _best_header_row(grid: pl.DataFrame, known_headers: set[str]) -> tuple[int, int]:
+    """(index, hits) of the row among the first rows where the most cells name a column."""
+    best_index, best_hits = -1, 0
+    for index, row in enumerate(grid.head(HEADER_SEARCH_ROWS).rows()):
+        hits = sum(
+            1 for cell in row if cell is not None and normalise_header(cell) in known_headers
+        )
+        if hits > best_hits:
+            best_index, best_hits = index, hits
+    return best_index, best_hits
+
+
+def header_score(raw: RawSheet, known_headers: set[str]) -> int:
+    """How many cells of a sheet's best header row name a known column (0: none)."""
+    return _best_header_row(raw.grid, known_headers)[1]
+
+
+def column_position(name: str) -> int:
+    """The 0-based sheet column of a grid column named ``column_{i}``."""
+    return int(name.rsplit("_", 1)[1])
+
+
+def find_header(raw: RawSheet, known_headers: set[str]) -> HeadedTable:
+    """Find the row that best matches the known headers among the first rows of a grid.
+
+    Title rows above the header and merged header cells are common in school files; the
+    header is the row where the most cells name a known column. Header cells may hold line
+    breaks, units in brackets and required-field stars (see ``normalise_header``).
+    """
+    grid = _drop_blank_columns(raw.grid)
+    if grid.height == 0:
+        raise ReadError("file.empty", "the sheet has no rows")
+    best_index, best_hits = _best_header_row(grid, known_headers)
+    if best_hits == 0:
+        raise ReadError("structure.header_not_found", "no row names any column of the template")
+    positions = [column_position(name) for name in grid.columns]
+    headers = [""] * (max(positions) + 1)
+    for position, cell in zip(positions, grid.row(best_index), strict=True):
+        headers[position] = "" if cell is None else str(cell)
+    body = grid.slice(best_index + 1)
+    # Row numbers as the school sees them in Excel: 1-based, counting the rows above.
+    body = body.with_columns(
+        (pl.int_range(pl.len(), dtype=pl.Int64) + best_index + 2).alias(SOURCE_ROW)
+    )
+    body = _drop_blank_rows(body)
+    return HeadedTable(raw.sheet_name, headers, body, best_index + 1)
+
+
+def _drop_blank_columns(grid: pl.DataFrame) -> pl.DataFrame:
+    """Drop columns with no visible character (blank trailing columns, spacer columns)."""
+    if grid.width == 0:
+        return grid
+    has_text = grid.select(
+        pl.col(name).str.contains(r"\S").fill_null(False).any().alias(name) for name in grid.columns
+    ).row(0)
+    return grid.select(name for name, keep in zip(grid.columns, has_text, strict=True) if keep)
+
+
+def _drop_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    value_columns = [name for name in frame.columns if name != SOURCE_ROW]
+    if not value_columns:
+        return frame.clear()
+    has_value = pl.any_horizontal(
+        [pl.col(name).str.contains(r"\S").fill_null(False) for name in value_columns]
+    )
+    return frame.filter(has_value)
