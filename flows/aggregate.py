@@ -19,9 +19,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.ingest import artifact_key, retry_on_storage_errors, tag_flow_run
-from vetreport.aggregate.compute import AggregateResult, aggregate, later_years_showing
+from vetreport.aggregate.compute import AggregateResult, aggregate
 from vetreport.bucket.store import open_store
-from vetreport.serve.operations import completeness, status_for, version_changes
+from vetreport.curate.completeness import as_grid
+from vetreport.publish.policy import status_for
+from vetreport.publish.reader import later_years_showing, version_changes
+from vetreport.publish.writer import publish
+from vetreport.school.history_report import write_history_reports
 
 AGGREGATE_LIMIT_PREFIX = "aggregate-"
 
@@ -38,6 +42,19 @@ def aggregate_year(store_url: str, report_year: int) -> AggregateResult:
 
 
 @task(
+    name="write-history-reports",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_on_storage_errors,
+)
+def write_school_history(store_url: str, result: AggregateResult) -> int:
+    """Write each school's changes beyond tolerance back to it as history warnings."""
+    return write_history_reports(
+        open_store(store_url), result.history_findings, result.report_year, result.schools_in_year
+    )
+
+
+@task(
     name="publish-version",
     retries=2,
     retry_delay_seconds=[5, 30],
@@ -45,8 +62,6 @@ def aggregate_year(store_url: str, report_year: int) -> AggregateResult:
 )
 def publish_version(store_url: str, result: AggregateResult, status: str) -> dict[str, Any]:
     """Publish the tables as a new version when they changed."""
-    from vetreport.publish.writer import publish
-
     published = publish(open_store(store_url), result, status)
     return {
         "report_year": published.report_year,
@@ -118,10 +133,11 @@ def _aggregate_and_publish(
     store = open_store(store_url)
     status = status or status_for(store, report_year)
     result = aggregate_year(store_url, report_year)
+    write_school_history(store_url, result)
     summary = publish_version(store_url, result, status)
     verb = "published" if summary["is_new_version"] else "unchanged; still"
     logger.info("%s: %s v%s at %s", report_year, verb, summary["version"], summary["prefix"])
-    matrix = completeness(store, report_year)
+    matrix = as_grid(result.completeness)
     create_table_artifact(
         key=artifact_key("completeness", report_year),
         table=matrix.to_dicts(),

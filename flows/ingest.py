@@ -7,16 +7,20 @@ which school codes are accepted.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from vetreport.bucket.keys import CITY_SUBMITTER, submission_id
 from vetreport.bucket.store import StoreError, open_store
-from vetreport.curate.ingest import ingest_keys
-from vetreport.curate.ledger import processed_submission_ids
+from vetreport.curate.ingest import (
+    ingest_keys,
+    report_summary,
+    split_city_first,
+    unprocessed_upload_keys,
+)
 from vetreport.receive.events import emit_accepted
 
 DEFAULT_BATCH_SIZE = 64
@@ -53,14 +57,7 @@ def ingest_batch(store_url: str, keys: list[str]) -> list[dict[str, Any]]:
 )
 def find_unprocessed_uploads(store_url: str, year: int | None = None) -> list[str]:
     """List uploads/ and return the keys whose current version has no ledger record."""
-    store = open_store(store_url)
-    prefix = f"uploads/{year}/" if year else "uploads/"
-    done = processed_submission_ids(store)
-    return [
-        info.key
-        for info in store.list(prefix)
-        if submission_id(info.key, info.version_token) not in done
-    ]
+    return unprocessed_upload_keys(open_store(store_url), year)
 
 
 @task(name="announce-accepted", retries=3, retry_delay_seconds=[1, 5, 15])
@@ -94,8 +91,7 @@ def ingest_uploads(
 ) -> list[dict[str, Any]]:
     """Ingest the given upload keys: bureau files first, then schools' in parallel batches."""
     logger = get_run_logger()
-    city_keys = [key for key in keys if f"/{CITY_SUBMITTER}/" in key]
-    school_keys = [key for key in keys if f"/{CITY_SUBMITTER}/" not in key]
+    city_keys, school_keys = split_city_first(keys)
     results: list[dict[str, Any]] = []
     if city_keys:
         results.extend(ingest_batch(store_url, city_keys))
@@ -147,7 +143,7 @@ def ingest_upload(
     logger.info("%s: %s, report at %s", key, result["outcome"], result["report_key"])
     create_table_artifact(
         key=artifact_key("report", year, school, dataset),
-        table=[validation_row(store_url, result)],
+        table=[report_summary(open_store(store_url), result)],
         description=f"校验结果 / validation outcome of {key}",
     )
     announce_accepted([result])
@@ -169,30 +165,8 @@ def tag_flow_run(*extra: str) -> None:
 
 def artifact_key(*parts: Any) -> str:
     """An artifact key from parts: lowercase letters, digits and dashes only."""
-    import re
-
     text = "-".join(str(part) for part in parts if part not in (None, ""))
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
-
-
-def validation_row(store_url: str, result: dict[str, Any]) -> dict[str, Any]:
-    """One artifact row: the outcome, counts and where the report is."""
-    import json
-
-    store = open_store(store_url)
-    row: dict[str, Any] = {
-        "key": result["key"],
-        "submission": result["submission_id"],
-        "outcome": result["outcome"],
-        "report": f"{store_url}/{result['report_key']}" if result["report_key"] else "",
-    }
-    if result["report_key"]:
-        report = json.loads(store.get(result["report_key"]))
-        row["errors"] = report.get("error_count", 0)
-        row["warnings"] = report.get("warning_count", 0)
-        rules = [item["rule_id"] for item in report.get("counts_by_rule", [])]
-        row["rules"] = ", ".join(rules[:10])
-    return row
 
 
 def sweep_run_name() -> str:

@@ -13,22 +13,13 @@ from prefect import flow, task
 from flows.aggregate import aggregate_and_publish
 from flows.ingest import sweep_uploads
 from vetreport.bucket.store import open_store
-
-
-def upload_years(store_url: str) -> list[int]:
-    """Every year that has anything under uploads/, ascending."""
-    return sorted(
-        {
-            int(info.key.split("/")[1])
-            for info in open_store(store_url).list("uploads/")
-            if info.key.split("/")[1].isdigit()
-        }
-    )
+from vetreport.curate.ingest import upload_years
+from vetreport.curate.school_index import write_every_school_index
 
 
 def latest_upload_year(store_url: str) -> int | None:
     """The most recent year that has anything under uploads/."""
-    years = upload_years(store_url)
+    years = upload_years(open_store(store_url))
     return max(years) if years else None
 
 
@@ -46,13 +37,7 @@ def run_pipeline(store_url: str, report_year: int, status: str | None = None) ->
 @task(name="refresh-school-indexes", retries=2, retry_delay_seconds=[5, 30])
 def refresh_school_indexes(store_url: str) -> int:
     """Rewrite every school's upload list (an ingest race may have left one stale)."""
-    from vetreport.school.upload_list import submitters_with_records, write_school_index
-
-    store = open_store(store_url)
-    pairs = sorted(submitters_with_records(store))
-    for year, submitter in pairs:
-        write_school_index(store, year, submitter)
-    return len(pairs)
+    return write_every_school_index(open_store(store_url))
 
 
 @flow(name="rebuild", flow_run_name="rebuild-nightly", log_prints=True)
@@ -67,5 +52,5 @@ def rebuild(store_url: str) -> dict[int, dict[str, Any]]:
     # every year in turn, oldest first, so no year needs to cascade to the later ones
     return {
         year: aggregate_and_publish(store_url, year, include_later_years=False)
-        for year in upload_years(store_url)
+        for year in upload_years(open_store(store_url))
     }

@@ -33,16 +33,20 @@ from prefect.schedules import Cron, Interval, RRule
 from flows.aggregate import aggregate_and_publish
 from flows.ingest import ingest_upload, sweep_uploads
 from flows.pipeline import rebuild
+from flows.prefect_fork_server import use_fork_server
+from vetreport.publish.policy import deadline_rrule, load_deadlines
 from vetreport.publish.writer import FINAL
-from vetreport.receive.events import ACCEPTED_EVENT, UPLOAD_EVENT
-from vetreport.serve.operations import (
-    ServiceSettings,
-    deadline_rrule,
-    ensure_failure_automation,
-    load_deadlines,
+from vetreport.receive.events import (
+    ACCEPTED_EVENT,
+    UPLOAD_EVENT,
+    LocalWatcher,
+    SqsPoller,
+    make_receiver,
 )
+from vetreport.serve.automations import ensure_failure_automation
+from vetreport.settings import Settings
 
-logger = logging.getLogger("vetreport.serve.operations")
+logger = logging.getLogger("flows.service")
 
 
 def ingest_trigger(store_url: str) -> DeploymentEventTrigger:
@@ -86,9 +90,8 @@ def aggregate_trigger(store_url: str, quiet_seconds: float) -> DeploymentEventTr
     )
 
 
-def deployment_specs(settings: ServiceSettings) -> list[tuple[Any, dict[str, Any]]]:
+def deployment_specs(store_url: str, settings: Settings) -> list[tuple[Any, dict[str, Any]]]:
     """Each deployment as (flow, options); the options fit ``to_deployment`` and ``add_flow``."""
-    store_url = settings.store_url
     deadline_schedules = [
         RRule(
             deadline_rrule(moment),
@@ -148,58 +151,11 @@ def deployment_specs(settings: ServiceSettings) -> list[tuple[Any, dict[str, Any
     ]
 
 
-def build_deployments(settings: ServiceSettings) -> list[Any]:
+def build_deployments(store_url: str, settings: Settings) -> list[Any]:
     """The service's deployments as RunnerDeployments (for ``prefect.serve`` or a work pool)."""
-    return [flow.to_deployment(**options) for flow, options in deployment_specs(settings)]
-
-
-# Modules the flow-run processes need, imported once in the fork server (see below).
-PRELOAD_MODULES = [
-    "prefect.flow_engine",
-    "flows.ingest",
-    "flows.aggregate",
-    "flows.pipeline",
-    "vetreport.curate.ingest",
-    "vetreport.aggregate.compute",
-    "vetreport.publish.writer",
-    "vetreport.validate.checks",
-    "vetreport.validate.read",
-    "vetreport.validate.normalise",
-    "vetreport.serve.operations",
-]
-
-
-class _ForkServerMultiprocessing:
-    """Stands in for ``multiprocessing`` inside ``prefect.flow_engine``: forkserver, not spawn."""
-
-    def __init__(self) -> None:
-        import multiprocessing
-
-        self._real = multiprocessing
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(PRELOAD_MODULES)
-
-    def get_context(self, method: str | None = None) -> Any:
-        return self._context
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
-def use_fork_server() -> None:
-    """Start served flow runs from a fork server that has our modules already imported.
-
-    Prefect's runner starts each served flow run with ``multiprocessing`` "spawn", so every
-    run pays a fresh interpreter and imports of Prefect, Polars and Pandera (5 s and more
-    on a small machine), which alone misses the 3 s upload-to-report target. A
-    "forkserver" context with the modules preloaded forks a warm, single-threaded process
-    instead. Everything else (state handling, logs, cancellation) is Prefect's own code.
-    Set ``VETREPORT_RUNNER_START=spawn`` to keep Prefect's default.
-    """
-    import prefect.flow_engine as engine
-
-    if not isinstance(engine.multiprocessing, _ForkServerMultiprocessing):
-        engine.multiprocessing = _ForkServerMultiprocessing()  # type: ignore[assignment]
+    return [
+        flow.to_deployment(**options) for flow, options in deployment_specs(store_url, settings)
+    ]
 
 
 def start_event_sources(
@@ -209,8 +165,6 @@ def start_event_sources(
     receiver: tuple[str, int, str] | None = None,
 ) -> list[threading.Thread]:
     """Start the event sources this process runs beside the deployments, as daemon threads."""
-    from vetreport.receive.events import LocalWatcher, SqsPoller, make_receiver
-
     threads: list[threading.Thread] = []
     if watch is not None:
         watcher = LocalWatcher(watch)
@@ -235,7 +189,8 @@ def start_event_sources(
 
 
 def serve_service(
-    settings: ServiceSettings,
+    store_url: str,
+    settings: Settings,
     watch: Path | None = None,
     sqs_queue_url: str | None = None,
     receiver: tuple[str, int, str] | None = None,
@@ -247,13 +202,12 @@ def serve_service(
     preloaded fork server unless ``VETREPORT_RUNNER_START=spawn``.
     """
     import asyncio
-    import os
     import signal
 
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
 
-    if os.environ.get("VETREPORT_RUNNER_START", "forkserver") == "forkserver":
+    if settings.runner_start == "forkserver":
         use_fork_server()
     if settings.failure_webhook_url:
         ensure_failure_automation(settings.failure_webhook_url)
@@ -264,7 +218,8 @@ def serve_service(
         limit=settings.runner_limit,
         query_seconds=settings.runner_poll_seconds,
     )
-    for flow, options in deployment_specs(settings):
+    specs = deployment_specs(store_url, settings)
+    for flow, options in specs:
         runner.add_flow(flow, **options)
 
     def terminate(signum: int, frame: Any) -> None:
@@ -273,7 +228,10 @@ def serve_service(
     signal.signal(signal.SIGTERM, terminate)
     stop = threading.Event()
     start_event_sources(stop, watch, sqs_queue_url, receiver)
-    print("serving: " + ", ".join(f"{f.name}/{o['name']}" for f, o in deployment_specs(settings)))
+    print(
+        "serving: "
+        + ", ".join(f"{f.name}/{o['name']}" for f, o in deployment_specs(store_url, settings))
+    )
     try:
         asyncio.run(runner.start())
     except (KeyboardInterrupt, TerminationSignal):

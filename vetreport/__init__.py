@@ -15,7 +15,7 @@ __all__ = ["read_table"]
 def __getattr__(name: str) -> Any:
     # Imported on first use, so ``import vetreport.x`` stays light.
     if name == "read_table":
-        from vetreport.publish.writer import read_table
+        from vetreport.publish.reader import read_table
 
         return read_table
     raise AttributeError(f"module 'vetreport' has no attribute {name!r}")

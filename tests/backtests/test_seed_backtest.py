@@ -15,8 +15,8 @@ import pytest
 
 from vetreport.bucket.store import open_store
 from vetreport.cli.main import write_demo_uploads
+from vetreport.publish.reader import read_table
 from vetreport.publish.reconcile import load_reference, reconcile
-from vetreport.publish.writer import read_table
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.backtest
@@ -123,8 +123,8 @@ def test_every_seed_figure_is_checked(published) -> None:
 
 
 def test_all_tables_and_operator_frames_are_published(published) -> None:
-    from vetreport.aggregate.compute import load_table_specs
-    from vetreport.publish.writer import read_manifest, read_pointer
+    from schemas.indicators import load_table_specs
+    from vetreport.publish.reader import read_manifest, read_pointer
 
     store = open_store(published["store_url"])
     manifest = read_manifest(store, 2023, read_pointer(store, 2023)["version"])

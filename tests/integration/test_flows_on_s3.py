@@ -12,7 +12,7 @@ from tests.conftest import make_bucket
 from vetreport.bucket.store import open_store
 from vetreport.cli.main import write_demo_uploads
 from vetreport.curate.ledger import read_records
-from vetreport.publish.writer import read_pointer, read_table
+from vetreport.publish.reader import read_pointer, read_table
 
 pytestmark = pytest.mark.integration
 SCHOOL = "3133060003"  # 绍兴护士学校, an XLSX school

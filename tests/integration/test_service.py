@@ -27,7 +27,7 @@ from tests.conftest import flow_runs, free_port, make_bucket, seed_demo_year, wa
 from vetreport.bucket.keys import submission_id
 from vetreport.bucket.store import open_store
 from vetreport.curate.ledger import current_submissions, processed_submission_ids, read_records
-from vetreport.publish.writer import read_pointer
+from vetreport.publish.reader import read_pointer
 from vetreport.serve.prefect_server import is_healthy, start_server_process, stop_process_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]

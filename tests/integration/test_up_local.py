@@ -24,7 +24,7 @@ from tests.conftest import flow_runs, free_port, seed_demo_year, wait_for
 from vetreport.bucket.store import open_store
 from vetreport.curate.ledger import read_records
 from vetreport.demo import walkthrough
-from vetreport.publish.writer import read_pointer
+from vetreport.publish.reader import read_pointer
 from vetreport.serve.prefect_server import is_healthy, stop_process_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

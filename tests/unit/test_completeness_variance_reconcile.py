@@ -7,12 +7,8 @@ import json
 import polars as pl
 import pytest
 
-from vetreport.aggregate.variance import (
-    HISTORY_RULE,
-    history_report_key,
-    variance_table,
-    write_history_reports,
-)
+from vetreport.aggregate.variance import HISTORY_RULE, history_findings, variance_table
+from vetreport.bucket.keys import history_report_key
 from vetreport.bucket.store import open_store
 from vetreport.curate.completeness import (
     completeness_from_records,
@@ -21,6 +17,7 @@ from vetreport.curate.completeness import (
 )
 from vetreport.docs.indicator_docs import DOCS_PATH, render_indicator_docs
 from vetreport.publish.reconcile import reconcile, summary_counts
+from vetreport.school.history_report import write_history_reports
 
 
 def record(school: str, dataset: str, submission: str, uploaded_at: str, outcome: str) -> dict:
@@ -137,7 +134,12 @@ def test_variance_flags_changes_beyond_tolerance(tmp_path) -> None:
     assert flagged[(2023, "S00002")]["change_pct"] is None
 
     store = open_store(str(tmp_path / "bucket"))
-    assert write_history_reports(store, variance, 2023, ["S00001", "S00002", "S00003"]) == 3
+    assert (
+        write_history_reports(
+            store, history_findings(variance, 2023), 2023, ["S00001", "S00002", "S00003"]
+        )
+        == 3
+    )
     report = json.loads(store.get(history_report_key(2023, "S00001")))
     assert report["finding_count"] == 1
     finding = report["findings"][0]
@@ -145,7 +147,12 @@ def test_variance_flags_changes_beyond_tolerance(tmp_path) -> None:
     assert (finding["previous"], finding["current"], finding["change_pct"]) == (50.0, 80.0, 60.0)
     assert json.loads(store.get(history_report_key(2023, "S00003")))["findings"] == []
     # writing the same again changes nothing
-    assert write_history_reports(store, variance, 2023, ["S00001", "S00002", "S00003"]) == 0
+    assert (
+        write_history_reports(
+            store, history_findings(variance, 2023), 2023, ["S00001", "S00002", "S00003"]
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize(

@@ -230,13 +230,13 @@ def test_ingest_writes_html_and_workbook_reports_for_good_and_bad_uploads(tmp_pa
 
 
 def test_a_rendering_failure_never_fails_ingest(tmp_path: Path, monkeypatch) -> None:
-    import vetreport.school.feedback
+    import vetreport.curate.ingest
 
     def broken(*_arguments, **_keywords):
         raise RuntimeError("renderer broke")
 
-    monkeypatch.setattr(vetreport.school.feedback, "render_html", broken)
-    monkeypatch.setattr(vetreport.school.feedback, "annotate_workbook", broken)
+    monkeypatch.setattr(vetreport.curate.ingest, "render_html", broken)
+    monkeypatch.setattr(vetreport.curate.ingest, "annotate_workbook", broken)
     store = open_store(str(tmp_path / "bucket"))
     key = f"uploads/2024/{SCHOOL}/graduates.csv"
     store.put(

@@ -12,12 +12,8 @@ import polars as pl
 import pytest
 
 from schemas.catalogue import load_datasets
-from vetreport.aggregate.compute import (
-    _empty_curated,
-    compute_indicator_values,
-    indicator_definitions,
-    shape_tables,
-)
+from schemas.indicators import indicator_definitions
+from vetreport.aggregate.compute import _empty_curated, compute_indicator_values, shape_tables
 
 CASES = Path(__file__).parent / "indicator_cases"
 YEAR = 2023

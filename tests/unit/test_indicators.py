@@ -8,15 +8,13 @@ import polars as pl
 import pytest
 
 from schemas.catalogue import load_datasets
-from vetreport.aggregate.compute import (
+from schemas.indicators import (
     IndicatorCatalogueError,
-    _empty_curated,
-    compute_indicator_values,
     indicator_terms,
     load_indicator_catalogue,
     load_measure_catalogue,
-    shape_tables,
 )
+from vetreport.aggregate.compute import _empty_curated, compute_indicator_values, shape_tables
 
 
 def curated(**frames: pl.DataFrame) -> dict[str, pl.DataFrame]:

@@ -10,13 +10,9 @@ import pytest
 from vetreport.aggregate.compute import AggregateResult
 from vetreport.bucket.store import open_store
 from vetreport.curate.ledger import CURRENT_SCHEMA, current_submissions
-from vetreport.publish.writer import (
-    csv_bytes,
-    neutralise_formulas,
-    publish,
-    read_pointer,
-    read_table,
-)
+from vetreport.publish.outputs.tabular import csv_bytes, neutralise_formulas
+from vetreport.publish.reader import read_pointer, read_table
+from vetreport.publish.writer import publish
 
 
 def record(submission: str, uploaded_at: str, outcome: str, dataset: str = "graduates") -> dict:

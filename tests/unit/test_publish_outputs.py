@@ -26,27 +26,20 @@ import polars as pl
 import pytest
 
 import vetreport
-from vetreport.aggregate.compute import (
-    AggregateResult,
-    indicator_definitions,
-    load_table_specs,
-    shape_tables,
-)
+from schemas.indicators import indicator_definitions, load_table_specs
+from vetreport.aggregate.compute import AggregateResult, shape_tables
 from vetreport.bucket.store import open_store
 from vetreport.cli.main import main
-from vetreport.publish.writer import (
-    FINAL,
-    PROVISIONAL,
-    REVISION,
+from vetreport.publish.reader import (
     ChecksumError,
     list_versions,
-    publish,
     read_pointer,
     read_table,
     read_table_bytes,
     read_version_file,
     verify_version,
 )
+from vetreport.publish.writer import FINAL, PROVISIONAL, REVISION, publish
 
 YEAR = 2023
 CITY = "绍兴市"

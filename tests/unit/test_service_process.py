@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from vetreport.receive.events import ACCEPTED_EVENT, UPLOAD_EVENT
-from vetreport.serve.operations import ServiceSettings
 from vetreport.serve.prefect_server import ensure_server, stop_process_group
+from vetreport.settings import load_settings
 
 
 def specs(monkeypatch: pytest.MonkeyPatch, **environment: str) -> dict[str, dict[str, Any]]:
@@ -32,9 +32,10 @@ def specs(monkeypatch: pytest.MonkeyPatch, **environment: str) -> dict[str, dict
     monkeypatch.setenv("VETREPORT_DEADLINES", '{"2023": "2024-03-31T18:00:00+08:00"}')
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    settings = ServiceSettings.from_env("s3://bucket")
+    settings = load_settings()
     return {
-        f"{flow.name}/{options['name']}": options for flow, options in deployment_specs(settings)
+        f"{flow.name}/{options['name']}": options
+        for flow, options in deployment_specs("s3://bucket", settings)
     }
 
 
@@ -74,7 +75,7 @@ def test_the_quiet_window_is_never_below_prefects_minimum(monkeypatch: pytest.Mo
 def test_the_fork_server_replaces_the_spawn_context_prefect_uses() -> None:
     import prefect.flow_engine as engine
 
-    from flows.service import use_fork_server
+    from flows.prefect_fork_server import use_fork_server
 
     # The patch stands in for exactly this call; if Prefect changes it, this fails first.
     assert 'multiprocessing.get_context("spawn")' in inspect.getsource(

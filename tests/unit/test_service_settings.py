@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import polars as pl
 
 from vetreport.bucket.store import open_store
-from vetreport.serve.operations import as_grid, deadline_rrule, load_deadlines, status_for
+from vetreport.curate.completeness import as_grid
+from vetreport.publish.policy import deadline_rrule, load_deadlines, status_for
 
 
 def test_deadlines_from_the_environment_decide_the_status(monkeypatch, tmp_path) -> None:

@@ -17,35 +17,29 @@ Layers, named by grain (PUDL style):
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import polars as pl
 
-from schemas.catalogue import CATALOGUE_DIR, load_datasets
+from schemas.catalogue import load_datasets
+from schemas.indicators import (
+    indicator_terms,
+    load_indicator_catalogue,
+    load_table_specs,
+    years_shown,
+)
+from vetreport.aggregate.variance import history_findings, variance_table
 from vetreport.bucket.store import ObjectStore
+from vetreport.curate.completeness import completeness_matrix, published_completeness
 from vetreport.curate.ledger import current_submissions, read_records
 from vetreport.paths import SQL_DIR
 
 READ_THREADS = 16
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """One published table: ids, titles and how it is laid out."""
-
-    table_id: str
-    report_label: str
-    title_zh: str
-    title_en: str
-    layout: str
-    years_shown: int
-    display_order: int
 
 
 @dataclass
@@ -56,214 +50,9 @@ class AggregateResult:
     indicator_values: pl.DataFrame
     tables: dict[str, pl.DataFrame]
     submissions: pl.DataFrame
-
-
-def load_table_specs() -> list[TableSpec]:
-    """The tables of the report, in display order, from schemas/tables.csv."""
-    with (CATALOGUE_DIR / "tables.csv").open(encoding="utf-8", newline="") as stream:
-        rows = list(csv.DictReader(stream))
-    specs = [
-        TableSpec(
-            table_id=row["table_id"],
-            report_label=row["report_label"],
-            title_zh=row["title_zh"],
-            title_en=row["title_en"],
-            layout=row["layout"],
-            years_shown=int(row["years_shown"]),
-            display_order=int(row["display_order"]),
-        )
-        for row in rows
-    ]
-    bad_layouts = [spec.table_id for spec in specs if spec.layout not in LAYOUTS]
-    if bad_layouts:
-        raise IndicatorCatalogueError(f"tables.csv: layout must be one of {LAYOUTS}: {bad_layouts}")
-    return sorted(specs, key=lambda spec: spec.display_order)
-
-
-AGGREGATIONS = ("sum", "max", "min")
-ROUNDINGS = ("half_up", "down")
-LAYOUTS = ("years_as_rows", "indicators_as_rows")
-MAX_DECIMALS = 6
-# Columns that define an indicator's value: an indicator shown in several tables must have
-# the same definition in each (its name may differ from table to table).
-DEFINITION_COLUMNS = (
-    "unit",
-    "numerator",
-    "denominator",
-    "multiplier",
-    "decimals",
-    "aggregation",
-    "rounding",
-    "is_school_level",
-    "variance_tolerance_pct",
-)
-INDICATOR_COLUMNS = (
-    "indicator_id",
-    "table_id",
-    "row_order",
-    "name_zh",
-    "name_en",
-    "unit",
-    "numerator",
-    "denominator",
-    "multiplier",
-    "decimals",
-    "aggregation",
-    "rounding",
-    "years_shown",
-    "is_school_level",
-    "variance_tolerance_pct",
-    "source_datasets",
-    "note",
-)
-
-
-class IndicatorCatalogueError(ValueError):
-    """schemas/indicators.csv is inconsistent: raised on load, listing every bad row."""
-
-
-def load_measure_catalogue() -> pl.DataFrame:
-    """The measures the SQL of sql/measures/ produces (schemas/measures.csv)."""
-    frame = pl.read_csv(CATALOGUE_DIR / "measures.csv", infer_schema=False)
-    duplicated = frame.filter(pl.col("measure_id").is_duplicated())
-    if duplicated.height:
-        ids = sorted(set(duplicated.get_column("measure_id").to_list()))
-        raise IndicatorCatalogueError(f"measures.csv repeats measure ids: {ids}")
-    return frame
-
-
-def load_indicator_catalogue(path: Path | None = None) -> pl.DataFrame:
-    """The indicator catalogue (schemas/indicators.csv), checked on load.
-
-    Checks: every table is known; no (table, indicator) twice; row orders unique within a
-    table; decimals whole numbers from 0 to 6; known aggregation and rounding rules; every
-    measure a numerator or denominator names is produced by sql/measures/ (the error lists
-    the unknown ids); ``max``/``min`` take one measure and no denominator; an indicator
-    shown in several tables is defined the same way in each.
-    """
-    source = path or CATALOGUE_DIR / "indicators.csv"
-    raw = pl.read_csv(source, infer_schema=False)
-    missing = [name for name in INDICATOR_COLUMNS if name not in raw.columns]
-    if missing:
-        raise IndicatorCatalogueError(f"{source.name}: missing columns {missing}")
-    problems: list[str] = []
-    bad_decimals = raw.filter(
-        ~pl.col("decimals").fill_null("").str.contains(r"^[0-9]$")
-        | (pl.col("decimals").cast(pl.Int64, strict=False) > MAX_DECIMALS)
-    )
-    if bad_decimals.height:
-        problems.append(
-            "decimals must be a whole number from 0 to "
-            f"{MAX_DECIMALS}: {bad_decimals.get_column('indicator_id').to_list()}"
-        )
-    bad_numbers = raw.filter(
-        pl.col("multiplier").cast(pl.Float64, strict=False).is_null()
-        | pl.col("row_order").cast(pl.Int64, strict=False).is_null()
-        | (
-            pl.col("years_shown").is_not_null()
-            & pl.col("years_shown").cast(pl.Int64, strict=False).is_null()
-        )
-        | pl.col("variance_tolerance_pct").cast(pl.Float64, strict=False).is_null()
-    )
-    if bad_numbers.height:
-        problems.append(
-            "multiplier, row_order, years_shown and variance_tolerance_pct must be numbers: "
-            f"{bad_numbers.get_column('indicator_id').to_list()}"
-        )
-    if problems:
-        raise IndicatorCatalogueError(f"{source.name}: " + "; ".join(problems))
-
-    frame = raw.with_columns(
-        pl.col("row_order").cast(pl.Int64),
-        pl.col("multiplier").cast(pl.Float64),
-        pl.col("decimals").cast(pl.Int64),
-        pl.col("years_shown").cast(pl.Int64),
-        pl.col("variance_tolerance_pct").cast(pl.Float64),
-        pl.col("aggregation").fill_null("sum"),
-        pl.col("rounding").fill_null("half_up"),
-        pl.col("is_school_level").str.to_lowercase() == "true",
-    )
-    problems.extend(_catalogue_problems(frame))
-    if problems:
-        raise IndicatorCatalogueError(f"{source.name}: " + "; ".join(problems))
-    return frame
-
-
-def _catalogue_problems(frame: pl.DataFrame) -> list[str]:
-    problems: list[str] = []
-    required = ["indicator_id", "table_id", "name_zh", "unit", "numerator", "source_datasets"]
-    incomplete = frame.filter(pl.any_horizontal(pl.col(required).is_null()))
-    if incomplete.height:
-        problems.append(f"rows with empty {required}: {incomplete.get_column('indicator_id')}")
-    known_tables = {spec.table_id for spec in load_table_specs()}
-    unknown_tables = set(frame.get_column("table_id").drop_nulls().to_list()) - known_tables
-    if unknown_tables:
-        problems.append(f"unknown tables: {sorted(unknown_tables)}")
-    for keys, what in (
-        (["table_id", "indicator_id"], "an indicator twice in a table"),
-        (["table_id", "row_order"], "a row order twice in a table"),
-    ):
-        repeated = frame.filter(pl.struct(keys).is_duplicated())
-        if repeated.height:
-            problems.append(f"{what}: {sorted(set(map(tuple, repeated.select(keys).rows())))}")
-    for column, allowed in (("aggregation", AGGREGATIONS), ("rounding", ROUNDINGS)):
-        bad = frame.filter(~pl.col(column).is_in(list(allowed)))
-        if bad.height:
-            problems.append(
-                f"{column} must be one of {list(allowed)}: {bad.get_column('indicator_id')}"
-            )
-    single_measure = frame.filter(
-        pl.col("aggregation").is_in(["max", "min"])
-        & (pl.col("numerator").str.contains(r"\+") | pl.col("denominator").is_not_null())
-    )
-    if single_measure.height:
-        problems.append(
-            "max/min take one numerator measure and no denominator: "
-            f"{single_measure.get_column('indicator_id').to_list()}"
-        )
-    known_measures = set(load_measure_catalogue().get_column("measure_id").to_list())
-    named = set(indicator_terms(frame, unique=False).get_column("measure_id").to_list())
-    unknown_measures = sorted(named - known_measures - {None, ""})
-    if unknown_measures:
-        problems.append(f"unknown measure ids (not in measures.csv): {unknown_measures}")
-    inconsistent = (
-        frame.select("indicator_id", *DEFINITION_COLUMNS)
-        .unique()
-        .filter(pl.col("indicator_id").is_duplicated())
-        .get_column("indicator_id")
-        .unique()
-        .sort()
-        .to_list()
-    )
-    if inconsistent:
-        problems.append(f"indicators defined differently in two tables: {inconsistent}")
-    return problems
-
-
-def indicator_terms(catalogue: pl.DataFrame, unique: bool = True) -> pl.DataFrame:
-    """Explode numerator and denominator expressions (a+b) into one row per measure."""
-    definitions = catalogue.unique(subset="indicator_id", keep="first") if unique else catalogue
-    numerators = definitions.select(
-        "indicator_id",
-        pl.lit("numerator").alias("role"),
-        pl.col("numerator").str.split("+").alias("measure_id"),
-    )
-    denominators = definitions.filter(pl.col("denominator").is_not_null()).select(
-        "indicator_id",
-        pl.lit("denominator").alias("role"),
-        pl.col("denominator").str.split("+").alias("measure_id"),
-    )
-    return (
-        pl.concat([numerators, denominators])
-        .explode("measure_id", empty_as_null=True)
-        .with_columns(pl.col("measure_id").str.strip_chars())
-    )
-
-
-def indicator_definitions(catalogue: pl.DataFrame | None = None) -> pl.DataFrame:
-    """One row per indicator id: its definition (the first table's names)."""
-    catalogue = load_indicator_catalogue() if catalogue is None else catalogue
-    return catalogue.unique(subset="indicator_id", keep="first", maintain_order=True)
+    completeness: pl.DataFrame = field(default_factory=pl.DataFrame)
+    history_findings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    schools_in_year: list[str] = field(default_factory=list)
 
 
 def read_sql(relative_path: str) -> str:
@@ -448,52 +237,35 @@ def _wide(
     return wide.select(index + indicator_ids).cast(schema).sort(index)
 
 
-def years_shown(report_year: int) -> list[int]:
-    """The years a report year's tables show: itself and those before it, ascending."""
-    longest = max(spec.years_shown for spec in load_table_specs())
-    return list(range(report_year - longest + 1, report_year + 1))
-
-
-def later_years_showing(store: ObjectStore, year: int) -> list[int]:
-    """Published report years after ``year`` whose tables show it, ascending.
-
-    When a year's data changes, these must be aggregated again too: the 2023 report's
-    2022 column is the 2022 data.
-    """
-    from vetreport.publish.writer import read_pointer
-
-    candidates = range(year + 1, year + len(years_shown(year)))  # the years that can show it
-    return [later for later in candidates if read_pointer(store, later) is not None]
-
-
 def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
     """Aggregate everything a report year shows (its own and the previous years).
 
     Besides the report's tables this adds two frames for operators: ``completeness``
     (school x dataset status from the ledger and the registry, in its published view:
     vetreport.curate.completeness.published_completeness) and ``variance`` (changes
-    against the previous year beyond each indicator's tolerance); the report year's
-    variance is also written back to each school as history-layer warnings.
+    against the previous year beyond each indicator's tolerance). The result also carries
+    the completeness matrix and each school's history findings for the flow to show and
+    write; this step reads the bucket and writes nothing.
     """
-    from vetreport.aggregate.variance import variance_table, write_history_reports
-    from vetreport.curate.completeness import completeness_matrix, published_completeness
-
     curated, submissions = load_curated(store, years_shown(report_year))
     values = compute_indicator_values(curated)
     tables = shape_tables(values, report_year)
     variance = variance_table(values)
+    matrix = completeness_matrix(store, report_year)
     tables["variance"] = variance
-    tables["completeness"] = published_completeness(completeness_matrix(store, report_year))
+    tables["completeness"] = published_completeness(matrix)
     schools = (
         values.filter((pl.col("region_level") == "school") & (pl.col("year") == report_year))
         .get_column("school_code")
         .unique()
         .to_list()
     )
-    write_history_reports(store, variance, report_year, schools)
     return AggregateResult(
         report_year=report_year,
         indicator_values=values,
         tables=tables,
         submissions=submissions,
+        completeness=matrix,
+        history_findings=history_findings(variance, report_year),
+        schools_in_year=sorted(schools),
     )

@@ -2,9 +2,9 @@
 
 What belongs here: comparing every indicator value (city and school grain) with the same
 indicator of the previous year, keeping the changes beyond the indicator's
-``variance_tolerance_pct`` (schemas/indicators.csv) as a ``variance`` table, and writing the
-report year's school rows back to each school as history-layer warnings
-(``reports/{year}/{school}/history.json``, rule ``history.change_beyond_tolerance``).
+``variance_tolerance_pct`` (schemas/indicators.csv) as a ``variance`` table, and turning the
+report year's school rows into history-layer warnings (rule
+``history.change_beyond_tolerance``), which vetreport.school.history_report writes back.
 
 change_pct = (current - previous) / |previous| x 100, on the unrounded values. A change from
 zero to something is flagged with a null change_pct (an infinite change); a value missing
@@ -13,14 +13,12 @@ in either year is not compared (completeness covers missing data).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import polars as pl
 
 from schemas.catalogue import load_rules
-from vetreport.aggregate.compute import indicator_definitions
-from vetreport.bucket.store import KeyNotFound, ObjectStore
+from schemas.indicators import indicator_definitions
 
 HISTORY_RULE = "history.change_beyond_tolerance"
 COMPARED_LEVELS = ("city", "school")
@@ -104,40 +102,3 @@ def history_findings(variance: pl.DataFrame, year: int) -> dict[str, list[dict[s
         str(code[0]): group.drop("school_code").to_dicts()
         for code, group in findings.group_by("school_code", maintain_order=True)
     }
-
-
-def history_report_key(year: int, school_code: str) -> str:
-    """Where a school's history-layer warnings for a year are written."""
-    return f"reports/{year}/{school_code}/history.json"
-
-
-def write_history_reports(
-    store: ObjectStore, variance: pl.DataFrame, year: int, schools: list[str]
-) -> int:
-    """Write reports/{year}/{school}/history.json for every school; return how many changed.
-
-    Every school given (those with indicator values in the year) gets a file (an empty
-    list means no warning), so a school whose data came back within tolerance sees its
-    warnings go. Unchanged files are not rewritten.
-    """
-    findings = history_findings(variance, year)
-    codes = sorted(set(schools) | set(findings))
-    written = 0
-    for code in codes:  # one small JSON document per school
-        document = {
-            "year": year,
-            "school_code": code,
-            "layer": "history",
-            "finding_count": len(findings.get(code, [])),
-            "findings": findings.get(code, []),
-        }
-        body = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
-        key = history_report_key(year, code)
-        try:
-            if store.get(key) == body:
-                continue
-        except KeyNotFound:
-            pass
-        store.put(key, body, "application/json")
-        written += 1
-    return written

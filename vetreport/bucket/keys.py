@@ -21,6 +21,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+UPLOADS_ROOT = "uploads/"
+LEDGER_ROOT = "ledger/"
+PUBLISHED_ROOT = "published/"
 CITY_SUBMITTER = "_city"
 WORKBOOK_NAME = "workbook"
 UPLOAD_EXTENSIONS = ("csv", "xlsx", "parquet")
@@ -83,6 +86,26 @@ def parse_upload_key(key: str) -> UploadKey:
     )
 
 
+def uploads_prefix(year: int | None = None, submitter: str | None = None) -> str:
+    """The uploads of every year, of one year, or of one submitter in a year."""
+    if year is None:
+        return UPLOADS_ROOT
+    return f"{UPLOADS_ROOT}{year}/" + (f"{submitter}/" if submitter else "")
+
+
+def upload_key(year: int, submitter: str, stem: str, extension: str) -> str:
+    """The key a school (or the bureau, as ``_city``) uploads one file to."""
+    return f"{UPLOADS_ROOT}{year}/{submitter}/{stem}.{extension}"
+
+
+def year_of_upload_key(key: str) -> int | None:
+    """The year an uploads/ key names (its second part), or None when it names none."""
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] != UPLOADS_ROOT.rstrip("/"):
+        return None
+    return int(parts[1]) if parts[1].isascii() and parts[1].isdigit() else None
+
+
 def submission_id(key: str, version_token: str) -> str:
     """A stable id for one version of one upload: the same object gives the same id."""
     digest = hashlib.sha256(f"{key}\n{version_token}".encode()).hexdigest()
@@ -94,9 +117,24 @@ def curated_key(dataset: str, year: int, school_code: str, submission: str) -> s
     return f"curated/{dataset}/year={year}/school={school_code}/{submission}.parquet"
 
 
-def ledger_prefix(year: int) -> str:
-    """The ledger records of one year."""
-    return f"ledger/{year}/"
+def ledger_prefix(year: int | None = None, submitter: str | None = None) -> str:
+    """The ledger records of every year, of one year, or of one submitter in a year."""
+    if year is None:
+        return LEDGER_ROOT
+    return f"{LEDGER_ROOT}{year}/" + (f"{submitter}/" if submitter else "")
+
+
+def parse_ledger_key(key: str) -> tuple[int, str] | None:
+    """(year, submitter) of a ledger record key, or None for one outside a year."""
+    parts = key.split("/")
+    if len(parts) >= 4 and parts[0] == LEDGER_ROOT.rstrip("/") and parts[1].isdigit():
+        return int(parts[1]), parts[2]
+    return None
+
+
+def unsorted_ledger_key(submission: str) -> str:
+    """The ledger record of an upload whose key fits no year and submitter."""
+    return f"{LEDGER_ROOT}unsorted/{submission}.json"
 
 
 def ledger_key(year: int, submitter: str, dataset: str, submission: str) -> str:
@@ -107,6 +145,11 @@ def ledger_key(year: int, submitter: str, dataset: str, submission: str) -> str:
 def report_key(year: int, submitter: str, submission: str, extension: str) -> str:
     """The validation report sent back to the school."""
     return f"reports/{year}/{submitter}/{submission}.{extension}"
+
+
+def history_report_key(year: int, school_code: str) -> str:
+    """A school's history-layer warnings (changes against last year) for a year."""
+    return f"reports/{year}/{school_code}/history.json"
 
 
 def school_index_key(year: int, submitter: str, extension: str) -> str:
@@ -120,9 +163,17 @@ def quarantine_key(year: int | str, submission: str, original_key: str) -> str:
     return f"quarantine/{year}/{submission}/{name}"
 
 
-def published_prefix(year: int) -> str:
-    """The versions published for one report year."""
-    return f"published/{year}/"
+def published_prefix(year: int | None = None) -> str:
+    """The versions published for one report year (every year without one)."""
+    return PUBLISHED_ROOT if year is None else f"{PUBLISHED_ROOT}{year}/"
+
+
+def published_year_of_pointer(key: str) -> int | None:
+    """The report year of a ``published/{year}/latest.json`` key, None for other keys."""
+    parts = key.split("/")
+    if len(parts) == 3 and parts[2] == "latest.json" and parts[1].isdigit():
+        return int(parts[1])
+    return None
 
 
 def published_version_prefix(year: int, version: int) -> str:

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
+from vetreport.settings import load_settings
+
 
 class StoreError(Exception):
     """A storage operation failed in a way worth retrying (network, throttling, server)."""
@@ -222,12 +224,11 @@ class S3Store:
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        settings = load_settings()
         endpoint_url = (
-            endpoint_url
-            or os.environ.get("VETREPORT_S3_ENDPOINT_URL")
-            or os.environ.get("AWS_ENDPOINT_URL")
+            endpoint_url or settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
         )
-        addressing_style = addressing_style or os.environ.get("VETREPORT_S3_ADDRESSING", "auto")
+        addressing_style = addressing_style or settings.s3_addressing
         config = Config(
             s3={"addressing_style": addressing_style},
             retries={"max_attempts": 5, "mode": "standard"},

@@ -28,12 +28,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-DEFAULT_BUCKET = Path("var/bucket")
+from vetreport.settings import load_settings
+
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
 
 def _store_url(value: str | None) -> str:
-    text = value or os.environ.get("VETREPORT_BUCKET") or str(DEFAULT_BUCKET)
+    text = value or load_settings().bucket
     if "://" in text:
         return text
     path = Path(text).resolve()
@@ -98,10 +99,10 @@ def _run_pipeline(store_url: str, year: int | None) -> dict:
 
 
 def _print_published(console: Console, store_url: str, report_year: int) -> None:
-    from vetreport.aggregate.compute import load_table_specs
+    from schemas.indicators import load_table_specs
     from vetreport.bucket.store import open_store
     from vetreport.cli.terminal import render_city_table
-    from vetreport.publish.writer import read_table
+    from vetreport.publish.reader import read_table
 
     store = open_store(store_url)
     for spec in load_table_specs():
@@ -270,7 +271,7 @@ def command_dictionary(arguments: argparse.Namespace) -> int:
 def command_tables(arguments: argparse.Namespace) -> int:
     """List published versions, or write one table (checksum verified) to a file or stdout."""
     from vetreport.bucket.store import KeyNotFound, open_store
-    from vetreport.publish.writer import list_versions, published_years, read_table_bytes
+    from vetreport.publish.reader import list_versions, published_years, read_table_bytes
 
     store = open_store(_store_url(arguments.bucket))
     if arguments.action == "list":
@@ -348,7 +349,6 @@ def command_server(arguments: argparse.Namespace) -> int:
 def command_serve(arguments: argparse.Namespace) -> int:
     """Serve the deployments (ingest, aggregate, sweep, rebuild) with their event sources."""
     from flows.service import serve_service
-    from vetreport.serve.operations import ServiceSettings
     from vetreport.serve.prefect_server import ensure_server
 
     api = ensure_server()
@@ -356,16 +356,17 @@ def command_serve(arguments: argparse.Namespace) -> int:
     watch = Path(store_url) if arguments.watch and "://" not in store_url else None
     receiver = None
     if arguments.receiver_port:
-        token = arguments.token or os.environ.get("VETREPORT_RECEIVER_TOKEN")
+        token = arguments.token or load_settings().receiver_token
         if not token:
             print("--receiver-port needs --token or VETREPORT_RECEIVER_TOKEN", file=sys.stderr)
             return EXIT_USAGE
         receiver = (arguments.host, arguments.receiver_port, token)
     print(f"Prefect API: {api}\nPrefect UI: {api.removesuffix('/api')}\nbucket: {store_url}")
     serve_service(
-        ServiceSettings.from_env(store_url),
+        store_url,
+        load_settings(),
         watch=watch,
-        sqs_queue_url=arguments.sqs_queue_url or os.environ.get("VETREPORT_SQS_QUEUE_URL"),
+        sqs_queue_url=arguments.sqs_queue_url or load_settings().sqs_queue_url,
         receiver=receiver,
     )
     return 0
@@ -383,7 +384,7 @@ def command_receive(arguments: argparse.Namespace) -> int:
     """Run the HTTP receiver that turns S3/MinIO notifications into upload events."""
     from vetreport.receive.events import make_receiver
 
-    token = arguments.token or os.environ.get("VETREPORT_RECEIVER_TOKEN")
+    token = arguments.token or load_settings().receiver_token
     if not token:
         print("the receiver needs --token or VETREPORT_RECEIVER_TOKEN", file=sys.stderr)
         return EXIT_USAGE
@@ -402,8 +403,8 @@ def command_status(arguments: argparse.Namespace) -> int:
 
     from flows.pipeline import latest_upload_year
     from vetreport.bucket.store import open_store
-    from vetreport.publish.writer import read_pointer
-    from vetreport.serve.operations import completeness
+    from vetreport.curate.completeness import completeness
+    from vetreport.publish.reader import read_pointer
 
     store_url = _store_url(arguments.bucket)
     year = arguments.year or latest_upload_year(store_url)

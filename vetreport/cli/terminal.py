@@ -11,19 +11,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from vetreport.aggregate.compute import TableSpec, load_indicator_catalogue
-
-
-def format_value(value: float | None, unit: str, decimals: int) -> str:
-    """Format one figure as the report prints it."""
-    if value is None:
-        return "—"
-    text = f"{value:.{decimals}f}"
-    if unit == "%":
-        return f"{text}%"
-    if unit == "1:x":
-        return f"1:{text}"
-    return text
+from schemas.indicators import TableSpec, format_value, load_indicator_catalogue
 
 
 def render_indicator_rows_table(spec: TableSpec, frame: pl.DataFrame, console: Console) -> None:

@@ -34,6 +34,12 @@ from vetreport.curate.ledger import current_submissions, dataset_rows, read_reco
 
 MISSING = "missing"
 REJECTED = "rejected"
+STATUS_WORDS = {
+    "accepted": "已接收",
+    "accepted_with_warnings": "有警告",
+    "rejected": "已退回",
+    "missing": "未提交",
+}
 STATUS_ORDER = ("missing", "rejected", "accepted_with_warnings", "accepted")
 
 COMPLETENESS_SCHEMA: dict[str, type[pl.DataType]] = {
@@ -183,3 +189,22 @@ def completeness_summary(matrix: pl.DataFrame) -> pl.DataFrame:
         .fill_null(0)
         .sort("dataset")
     )
+
+
+def completeness(store: ObjectStore, year: int) -> pl.DataFrame:
+    """School x dataset status for a year (Chinese status words), schools as rows."""
+    return as_grid(completeness_matrix(store, year))
+
+
+def as_grid(long: pl.DataFrame) -> pl.DataFrame:
+    """Pivot a long (school, dataset, status) frame to schools x datasets in Chinese words."""
+    if not {"school_code", "dataset", "status"} <= set(long.columns):
+        return long
+    index = [name for name in ("school_code", "school_name") if name in long.columns]
+    datasets = list(dict.fromkeys(long.get_column("dataset").to_list()))
+    grid = (
+        long.with_columns(pl.col("status").replace(STATUS_WORDS).alias("status"))
+        .pivot(on="dataset", index=index, values="status", aggregate_function="first")
+        .sort("school_code")
+    )
+    return grid.select(*index, *[name for name in datasets if name in grid.columns])

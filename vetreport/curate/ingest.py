@@ -38,9 +38,19 @@ from vetreport.bucket.keys import (
     quarantine_key,
     report_key,
     submission_id,
+    unsorted_ledger_key,
+    uploads_prefix,
+    year_of_upload_key,
 )
 from vetreport.bucket.store import KeyNotFound, ObjectInfo, ObjectStore
-from vetreport.curate.ledger import current_submissions, read_records_under, write_record
+from vetreport.curate.ledger import (
+    current_submissions,
+    processed_submission_ids,
+    read_records_under,
+    write_record,
+)
+from vetreport.curate.school_index import write_school_index
+from vetreport.school.feedback import annotate_workbook, render_html
 from vetreport.validate.checks import (
     REJECTED,
     DatasetResult,
@@ -48,6 +58,7 @@ from vetreport.validate.checks import (
     build_report,
     validate_uploads,
 )
+from vetreport.validate.normalise import finding_rows
 from vetreport.validate.read import SOURCE_ROW
 
 QUARANTINE_RULE_LAYERS = ("file",)
@@ -124,8 +135,6 @@ def _write_school_indexes(store: ObjectStore, results: list[IngestResult]) -> No
 
     Like the report pages, a courtesy: a failure is logged and the ingest still counts.
     """
-    from vetreport.school.upload_list import write_school_index
-
     touched = set()
     for result in results:
         if result.was_skipped or result.report_key is None:
@@ -314,8 +323,6 @@ def _write_school_reports(
     Feedback is a courtesy on top of the JSON report: a failure to render it is logged and
     the upload is still processed.
     """
-    from vetreport.school.feedback import annotate_workbook, render_html
-
     extension = report["key"].rsplit(".", 1)[-1].lower()
     renderers = [
         ("html", "text/html; charset=utf-8", lambda: render_html(report).encode("utf-8")),
@@ -339,7 +346,6 @@ def _write_school_reports(
 
 
 def _with_unknown_school(result: DatasetResult, school_code: str) -> DatasetResult:
-    from vetreport.validate.normalise import finding_rows
 
     extra = finding_rows(
         [
@@ -414,7 +420,7 @@ def _reject_bad_key(
     store: ObjectStore, info: ObjectInfo, submission: str, detail: str
 ) -> IngestResult:
     """A key outside the layout: quarantine it and record it under ledger/unsorted/."""
-    record_key = f"ledger/unsorted/{submission}.json"
+    record_key = unsorted_ledger_key(submission)
     if store.exists(record_key):
         return IngestResult(info.key, submission, REJECTED, True, None)
     data = store.get(info.key) if info.size_bytes <= 50 * 1024 * 1024 else b""
@@ -434,3 +440,42 @@ def _reject_bad_key(
     }
     store.put_if_absent(record_key, json.dumps(record, ensure_ascii=False).encode("utf-8"))
     return IngestResult(info.key, submission, REJECTED, False, None)
+
+
+def unprocessed_upload_keys(store: ObjectStore, year: int | None = None) -> list[str]:
+    """The uploads (of one year, or all) whose current version has no ledger record yet."""
+    done = processed_submission_ids(store)
+    return [
+        info.key
+        for info in store.list(uploads_prefix(year))
+        if submission_id(info.key, info.version_token) not in done
+    ]
+
+
+def upload_years(store: ObjectStore) -> list[int]:
+    """Every year that has anything under uploads/, ascending."""
+    years = {year_of_upload_key(info.key) for info in store.list(uploads_prefix())}
+    return sorted(year for year in years if year is not None)
+
+
+def report_summary(store: ObjectStore, result: dict[str, Any]) -> dict[str, Any]:
+    """One upload's outcome for operators: counts, the rules it broke and its report's link."""
+    row: dict[str, Any] = {
+        "key": result["key"],
+        "submission": result["submission_id"],
+        "outcome": result["outcome"],
+        "report": f"{store.url}/{result['report_key']}" if result["report_key"] else "",
+    }
+    if result["report_key"]:
+        report = json.loads(store.get(result["report_key"]))
+        row["errors"] = report.get("error_count", 0)
+        row["warnings"] = report.get("warning_count", 0)
+        rules = [item["rule_id"] for item in report.get("counts_by_rule", [])]
+        row["rules"] = ", ".join(rules[:10])
+    return row
+
+
+def split_city_first(keys: list[str]) -> tuple[list[str], list[str]]:
+    """(the bureau's keys, the schools' keys): bureau files go first, they decide the registry."""
+    city = [key for key in keys if f"/{CITY_SUBMITTER}/" in key]
+    return city, [key for key in keys if f"/{CITY_SUBMITTER}/" not in key]

@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from vetreport.bucket.keys import ledger_key, ledger_prefix
+from vetreport.bucket.keys import LEDGER_ROOT, ledger_key, ledger_prefix
 from vetreport.bucket.store import ObjectStore
 
 ACCEPTED_OUTCOMES = ("accepted", "accepted_with_warnings")
@@ -51,7 +51,7 @@ def write_record(store: ObjectStore, record: dict[str, Any]) -> bool:
     return store.put_if_absent(record_ledger_key(record), body, "application/json")
 
 
-def processed_submission_ids(store: ObjectStore, prefix: str = "ledger/") -> set[str]:
+def processed_submission_ids(store: ObjectStore, prefix: str = LEDGER_ROOT) -> set[str]:
     """Every submission id that has a ledger record (from key names alone; no reads)."""
     return {
         info.key.rsplit("/", 1)[-1].removesuffix(".json")

@@ -41,6 +41,7 @@ import polars as pl
 import xlsxwriter
 
 from schemas.catalogue import DatasetSpec, load_datasets
+from vetreport.bucket.keys import CITY_SUBMITTER, upload_key
 
 PROVINCE = "浙江省"
 CITY = "绍兴市"
@@ -388,7 +389,8 @@ def _year_uploads(
     }
     for dataset_id in CITY_DATASETS:
         frame = _with_headers(city_tables[dataset_id], catalogue[dataset_id], ())
-        uploads[f"uploads/{year}/_city/{dataset_id}.csv"] = _csv_bytes(frame, CSV_UTF8_BOM)
+        key = upload_key(year, CITY_SUBMITTER, dataset_id, "csv")
+        uploads[key] = _csv_bytes(frame, CSV_UTF8_BOM)
     return uploads
 
 
@@ -1032,11 +1034,12 @@ def _encode_school_file(
     school: DemoSchool, year: int, dataset: DatasetSpec, frame: pl.DataFrame
 ) -> tuple[str, bytes]:
     headed = _with_headers(frame, dataset, school.header_aliases)
-    prefix = f"uploads/{year}/{school.code}/{dataset.dataset_id}"
     if school.file_format == XLSX:
         title = f"{year}年{school.name}{dataset.name_zh}"
-        return f"{prefix}.xlsx", _xlsx_bytes(headed, title, dataset.name_zh, year)
-    return f"{prefix}.csv", _csv_bytes(headed, school.file_format)
+        key = upload_key(year, school.code, dataset.dataset_id, "xlsx")
+        return key, _xlsx_bytes(headed, title, dataset.name_zh, year)
+    key = upload_key(year, school.code, dataset.dataset_id, "csv")
+    return key, _csv_bytes(headed, school.file_format)
 
 
 def _csv_bytes(frame: pl.DataFrame, file_format: str) -> bytes:

@@ -25,12 +25,13 @@ from functools import cache
 from pathlib import Path
 
 from vetreport import paths
+from vetreport.bucket.keys import upload_key
 from vetreport.demo.generator import build_demo_uploads
 
 SCHOOL = "3133060002"
 YEAR = 2023
 DATASET = "graduates"
-UPLOAD_KEY = f"uploads/{YEAR}/{SCHOOL}/{DATASET}.csv"
+UPLOAD_KEY = upload_key(YEAR, SCHOOL, DATASET, "csv")
 EXAMPLES_DIR = paths.EXAMPLES_DIR / "walkthrough"
 CORRECTED_MATCH_COUNT = 15
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from vetreport.aggregate.compute import (
+from schemas.indicators import (
+    Formula,
     load_indicator_catalogue,
     load_measure_catalogue,
     load_table_specs,
@@ -22,34 +23,10 @@ from vetreport.aggregate.compute import (
 from vetreport.paths import DOCS_DIR
 
 DOCS_PATH = DOCS_DIR / "indicators.md"
-AGGREGATION_WORDS = {
-    "sum": "ratio of sums",
-    "max": "largest school value",
-    "min": "smallest school value",
-}
 
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ") if text is not None else ""
-
-
-def _terms(expression: str | None, names: dict[str, str]) -> str:
-    if not expression:
-        return ""
-    ids = [part.strip() for part in expression.split("+")]
-    return " + ".join(f"{names.get(measure, measure)} (`{measure}`)" for measure in ids)
-
-
-def _formula(row: dict, names: dict[str, str]) -> str:
-    numerator = _terms(row["numerator"], names)
-    if row["aggregation"] != "sum":
-        return f"{AGGREGATION_WORDS[row['aggregation']]} of {numerator}"
-    text = numerator
-    if row["denominator"]:
-        text = f"[{numerator}] ÷ [{_terms(row['denominator'], names)}]"
-    if row["multiplier"] != 1:
-        text += f" × {row['multiplier']:g}"
-    return text
 
 
 def render_indicator_docs() -> str:
@@ -95,7 +72,9 @@ def render_indicator_docs() -> str:
                 row["name_zh"],
                 row["name_en"],
                 row["unit"],
-                _formula(row, names),
+                Formula.parse(
+                    row["numerator"], row["denominator"], row["multiplier"], row["aggregation"]
+                ).in_words(names, show_ids=True),
                 decimals,
                 row["aggregation"],
                 f"{row['variance_tolerance_pct']:g}",

@@ -27,6 +27,10 @@ from pathlib import Path
 import polars as pl
 
 from schemas.catalogue import CATALOGUE_DIR
+from schemas.indicators import load_table_specs
+from vetreport.aggregate.compute import compute_indicator_values, load_curated
+from vetreport.bucket.store import open_store
+from vetreport.publish.reader import read_pointer, read_table
 
 COMPARISONS = ("printed", "round_to", "floor_to")
 STATUSES = ("match", "differs", "no_data", "not_checked")
@@ -166,14 +170,10 @@ def computed_values(store_url: str, year: int) -> tuple[pl.DataFrame, str]:
 
     Returns the values and where they came from (e.g. ``published v3`` or ``aggregated``).
     """
-    from vetreport.bucket.store import open_store
-    from vetreport.publish.writer import read_pointer, read_table
-
     store = open_store(store_url)
     pointer = read_pointer(store, year)
     if pointer is not None:
         return read_table(store, "indicator_values", year), f"published v{pointer['version']}"
-    from vetreport.aggregate.compute import compute_indicator_values, load_curated, load_table_specs
 
     longest = max(spec.years_shown for spec in load_table_specs())
     curated, _ = load_curated(store, range(year - longest + 1, year + 1))

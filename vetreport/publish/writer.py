@@ -1,9 +1,9 @@
-"""Publishing: versioned, atomic outputs for downstream consumers, and the readers of them.
+"""Publishing: versioned, atomic outputs for downstream consumers.
 
 What belongs here: deciding whether a report year needs a new version and of which status,
 writing it under ``published/{year}/v{n}/`` and moving the ``latest.json`` pointer to it;
-and reading published versions back with every checksum verified. The bytes of each file
-come from the writers in ``vetreport.publish.outputs``.
+reading them back is ``vetreport.publish.reader``. The bytes of each file come from the
+writers in ``vetreport.publish.outputs``.
 
 A version holds:
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,48 +41,33 @@ from typing import Any
 import polars as pl
 
 from schemas.catalogue import CATALOGUE_DIR, SCHEMA_VERSION
-from vetreport.aggregate.compute import AggregateResult, load_indicator_catalogue, load_table_specs
-from vetreport.bucket.keys import published_pointer_key, published_prefix, published_version_prefix
-from vetreport.bucket.store import KeyNotFound, ObjectStore, open_store
+from schemas.indicators import load_indicator_catalogue, load_table_specs
+from vetreport.aggregate.compute import AggregateResult
+from vetreport.bucket.keys import published_pointer_key, published_version_prefix
+from vetreport.bucket.store import KeyNotFound, ObjectStore
 from vetreport.publish.outputs.changelog import build_changelog, changelog_files
 from vetreport.publish.outputs.database import DATABASE_NAME, duckdb_bytes
 from vetreport.publish.outputs.dictionary import dictionary_files
 from vetreport.publish.outputs.html_report import render_report_html
 from vetreport.publish.outputs.metadata import VersionInfo, describe_table
 from vetreport.publish.outputs.tabular import (
-    FORMULA_PREFIXES,
     csv_bytes,
-    neutralise_formulas,
     parquet_bytes,
 )
 from vetreport.publish.outputs.workbook import workbook_bytes
-
-__all__ = [
-    "FINAL",
-    "FORMULA_PREFIXES",
-    "PROVISIONAL",
-    "REVISION",
-    "ChecksumError",
-    "PublishResult",
-    "csv_bytes",
-    "list_versions",
-    "neutralise_formulas",
-    "parquet_bytes",
-    "publish",
-    "published_years",
-    "read_manifest",
-    "read_pointer",
-    "read_table",
-    "read_table_bytes",
-    "read_version_file",
-    "verify_version",
-]
+from vetreport.publish.reader import (
+    MANIFEST_NAME,
+    ChecksumError,
+    read_manifest,
+    read_pointer,
+    sha256,
+    verified_bytes,
+)
 
 PROVISIONAL = "provisional"
 FINAL = "final"
 REVISION = "revision"
 STATUSES = (PROVISIONAL, FINAL, REVISION)
-TABLE_FORMATS = ("parquet", "csv", "xlsx")
 WRITE_THREADS = 8
 
 WORKBOOK_NAME = "tables.xlsx"
@@ -93,7 +77,6 @@ CHANGELOG_JSON = "changelog.json"
 CHANGELOG_MD = "changelog.md"
 CHANGELOG_CELLS = "changelog_cells.parquet"
 REPORT_HTML = "report.html"
-MANIFEST_NAME = "manifest.json"
 MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
     "csv": "text/csv; charset=utf-8",
@@ -103,10 +86,6 @@ MEDIA_TYPES = {
     "json": "application/json",
     "html": "text/html; charset=utf-8",
 }
-
-
-class ChecksumError(ValueError):
-    """A published file's bytes do not match the sha256 its manifest records."""
 
 
 @dataclass(frozen=True)
@@ -130,11 +109,6 @@ class PublishResult:
         return self.manifest.get("revision_of")
 
 
-def sha256(data: bytes) -> str:
-    """Hex sha256 of bytes."""
-    return hashlib.sha256(data).hexdigest()
-
-
 def _fingerprint(csv_bodies: dict[str, bytes]) -> str:
     digest = hashlib.sha256()
     for table_id in sorted(csv_bodies):
@@ -155,24 +129,6 @@ def catalogue_fingerprint() -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def _as_store(store: ObjectStore | str) -> ObjectStore:
-    return open_store(store) if isinstance(store, str) else store
-
-
-def read_pointer(store: ObjectStore | str, report_year: int) -> dict[str, Any] | None:
-    """The latest.json pointer of a report year, or None before the first publish."""
-    try:
-        return json.loads(_as_store(store).get(published_pointer_key(report_year)))
-    except KeyNotFound:
-        return None
-
-
-def read_manifest(store: ObjectStore | str, report_year: int, version: int) -> dict[str, Any]:
-    """The manifest of one published version."""
-    key = published_version_prefix(report_year, version) + MANIFEST_NAME
-    return json.loads(_as_store(store).get(key))
 
 
 def _final_version(pointer: dict[str, Any] | None) -> int | None:
@@ -227,7 +183,7 @@ def _read_previous_tables(
 
     def load(entry: dict[str, Any]) -> pl.DataFrame | None:
         try:
-            return pl.read_parquet(io.BytesIO(_verified(store, entry["files"]["parquet"])))
+            return pl.read_parquet(io.BytesIO(verified_bytes(store, entry["files"]["parquet"])))
         except (KeyNotFound, ChecksumError):
             return None
 
@@ -391,159 +347,3 @@ def _claim_version(store: ObjectStore, report_year: int, first_candidate: int) -
         if store.put_if_absent(claim, datetime.now(UTC).isoformat().encode()):
             return candidate
         candidate += 1
-
-
-# -- readers ----------------------------------------------------------------------------
-
-
-def _verified(store: ObjectStore, entry: dict[str, Any]) -> bytes:
-    """The bytes of a manifest file entry, refused when the checksum differs."""
-    body = store.get(entry["key"])
-    if sha256(body) != entry["sha256"]:
-        raise ChecksumError(f"checksum mismatch for {entry['key']}")
-    return body
-
-
-def resolve_version(
-    store: ObjectStore | str, report_year: int, version: int | None = None
-) -> dict[str, Any]:
-    """The manifest of a version, or of the latest one (checked against the pointer)."""
-    store = _as_store(store)
-    if version is not None:
-        return read_manifest(store, report_year, version)
-    pointer = read_pointer(store, report_year)
-    if pointer is None:
-        raise KeyNotFound(f"nothing published for {report_year}")
-    body = store.get(pointer["manifest_key"])
-    if sha256(body) != pointer["manifest_sha256"]:
-        raise ChecksumError(f"checksum mismatch for {pointer['manifest_key']}")
-    return json.loads(body)
-
-
-def _table_entry(manifest: dict[str, Any], table_id: str) -> dict[str, Any]:
-    if table_id not in manifest["tables"]:
-        raise KeyError(
-            f"version {manifest['version']} of {manifest['report_year']} has no table "
-            f"{table_id}; tables: {', '.join(sorted(manifest['tables']))}"
-        )
-    return manifest["tables"][table_id]
-
-
-def read_table(
-    store: ObjectStore | str, table_id: str, report_year: int, version: int | None = None
-) -> pl.DataFrame:
-    """One published table as a Polars frame (latest version unless given), checksum verified.
-
-    ``store`` is an ObjectStore or a store URL (a folder, ``file://...`` or ``s3://...``).
-    """
-    store = _as_store(store)
-    manifest = resolve_version(store, report_year, version)
-    entry = _table_entry(manifest, table_id)["files"]["parquet"]
-    return pl.read_parquet(io.BytesIO(_verified(store, entry)))
-
-
-def _version_info(manifest: dict[str, Any]) -> VersionInfo:
-    return VersionInfo(
-        report_year=manifest["report_year"],
-        version=manifest["version"],
-        status=manifest["status"],
-        created_at=manifest["created_at"],
-        previous_version=manifest.get("previous_version"),
-        revision_of=manifest.get("revision_of"),
-        schema_version=manifest.get("schema_version", ""),
-        catalogue_version=manifest.get("catalogue_version", ""),
-    )
-
-
-def read_table_bytes(
-    store: ObjectStore | str,
-    table_id: str,
-    report_year: int,
-    version: int | None = None,
-    file_format: str = "csv",
-) -> bytes:
-    """One table's published file (csv or parquet), or a one-sheet workbook (xlsx).
-
-    The csv and parquet bytes are the published files, checksum verified; the workbook is
-    written from the verified Parquet with the same layout as the version's workbook.
-    """
-    if file_format not in TABLE_FORMATS:
-        raise ValueError(f"format must be one of {TABLE_FORMATS}")
-    store = _as_store(store)
-    manifest = resolve_version(store, report_year, version)
-    files = _table_entry(manifest, table_id)["files"]
-    if file_format != "xlsx":
-        return _verified(store, files[file_format])
-    frame = pl.read_parquet(io.BytesIO(_verified(store, files["parquet"])))
-    return workbook_bytes({table_id: frame}, _version_info(manifest))[0]
-
-
-def read_version_file(
-    store: ObjectStore | str, report_year: int, name: str, version: int | None = None
-) -> bytes:
-    """A version-level file (tables.xlsx, tables.duckdb, report.html...), checksum verified."""
-    store = _as_store(store)
-    manifest = resolve_version(store, report_year, version)
-    if name not in manifest.get("files", {}):
-        raise KeyError(f"version {manifest['version']} has no file {name}")
-    return _verified(store, manifest["files"][name])
-
-
-def verify_version(
-    store: ObjectStore | str, report_year: int, version: int | None = None
-) -> dict[str, Any]:
-    """Read every file of a version and check its checksum; return the manifest."""
-    store = _as_store(store)
-    manifest = resolve_version(store, report_year, version)
-    entries = [entry for table in manifest["tables"].values() for entry in table["files"].values()]
-    entries += list(manifest.get("files", {}).values())
-    prefix = published_version_prefix(report_year, manifest["version"])
-    outside = [entry["key"] for entry in entries if not entry["key"].startswith(prefix)]
-    if outside:
-        raise ChecksumError(f"manifest lists files outside {prefix}: {outside[:3]}")
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        list(pool.map(lambda entry: _verified(store, entry), entries))
-    return manifest
-
-
-_MANIFEST_KEY = re.compile(r"^published/(\d{4})/v(\d+)/manifest\.json$")
-
-
-def published_years(store: ObjectStore | str) -> list[int]:
-    """Every report year with a latest.json pointer, ascending."""
-    store = _as_store(store)
-    return sorted(
-        {
-            int(info.key.split("/")[1])
-            for info in store.list("published/")
-            if info.key.endswith("/latest.json") and info.key.split("/")[1].isdigit()
-        }
-    )
-
-
-def list_versions(store: ObjectStore | str, report_year: int) -> list[dict[str, Any]]:
-    """Every complete version of a year (one with a manifest), oldest first."""
-    store = _as_store(store)
-    versions = sorted(
-        int(match[2])
-        for info in store.list(published_prefix(report_year))
-        if (match := _MANIFEST_KEY.match(info.key))
-    )
-    pointer = read_pointer(store, report_year) or {}
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        manifests = list(pool.map(lambda v: read_manifest(store, report_year, v), versions))
-    return [
-        {
-            "report_year": report_year,
-            "version": manifest["version"],
-            "status": manifest["status"],
-            "revision_of": manifest.get("revision_of"),
-            "previous_version": manifest.get("previous_version"),
-            "created_at": manifest["created_at"],
-            "tables": len(manifest["tables"]),
-            "cells_changed": (manifest.get("changelog") or {}).get("cells_changed"),
-            "is_latest": manifest["version"] == pointer.get("version"),
-            "prefix": published_version_prefix(report_year, manifest["version"]),
-        }
-        for manifest in manifests
-    ]

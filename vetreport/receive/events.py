@@ -36,11 +36,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from vetreport.bucket.keys import LayoutError, decode_event_key, parse_upload_key, submission_id
+from vetreport.bucket.keys import (
+    UPLOADS_ROOT,
+    LayoutError,
+    decode_event_key,
+    parse_upload_key,
+    submission_id,
+)
+from vetreport.settings import load_settings
 
 UPLOAD_EVENT = "vetreport.upload.created"
 ACCEPTED_EVENT = "vetreport.submission.accepted"
-UPLOADS_PREFIX = "uploads/"
 EVENT_NAMESPACE = uuid.UUID("6f1d1c55-3b0e-4d8e-9a51-7c1f0b6d2a10")
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -219,7 +225,7 @@ def notices_from_s3_body(body: Any, source: str = "s3") -> tuple[list[UploadNoti
         if "ObjectCreated" not in name:
             continue
         key = decode_event_key(str(raw_key))
-        if not key.startswith(UPLOADS_PREFIX) or ".." in key.split("/"):
+        if not key.startswith(UPLOADS_ROOT) or ".." in key.split("/"):
             refused.append(key)
             continue
         obj = s3["object"]
@@ -349,10 +355,11 @@ class SqsPoller:
         if self.client is None:
             import boto3
 
+            settings = load_settings()
             self.client = boto3.client(
                 "sqs",
-                endpoint_url=os.environ.get("VETREPORT_SQS_ENDPOINT_URL")
-                or os.environ.get("VETREPORT_S3_ENDPOINT_URL")
+                endpoint_url=settings.sqs_endpoint_url
+                or settings.s3_endpoint_url
                 or os.environ.get("AWS_ENDPOINT_URL"),
                 region_name=os.environ.get("AWS_REGION", "us-east-1"),
             )

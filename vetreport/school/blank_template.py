@@ -21,6 +21,7 @@ from typing import Any
 import xlsxwriter
 
 from schemas.catalogue import ColumnSpec, DatasetSpec, load_datasets, load_rules
+from vetreport.validate.checks import UploadContext, validate_upload
 from vetreport.validate.normalise import is_id_column
 
 INSTRUCTIONS_SHEET = "说明"
@@ -120,8 +121,6 @@ def example_row(dataset: DatasetSpec) -> dict[str, str | None]:
     Values come from each column's spec; where the validator still finds a problem (a
     cross-field rule, say), the optional columns involved are left blank, up to three times.
     """
-    from vetreport.validate.checks import UploadContext, validate_upload
-
     row: dict[str, str | None] = {
         column.column_name: example_value(column) for column in dataset.columns
     }

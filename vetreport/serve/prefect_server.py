@@ -20,20 +20,22 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from vetreport.settings import load_settings
+
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 4200
+DEFAULT_PORT = 4200  # the default of VETREPORT_PREFECT_PORT (vetreport.settings)
 START_TIMEOUT_SECONDS = 120
 
 
 def state_dir() -> Path:
     """Where the local server keeps its database, log and pid file."""
-    root = Path(os.environ.get("VETREPORT_VAR_DIR", Path.cwd() / "var"))
+    root = load_settings().var_dir.resolve()
     return root / "prefect"
 
 
 def local_port() -> int:
     """The port of the local server: ``VETREPORT_PREFECT_PORT``, else 4200."""
-    return int(os.environ.get("VETREPORT_PREFECT_PORT") or DEFAULT_PORT)
+    return load_settings().prefect_port
 
 
 def api_url(host: str = DEFAULT_HOST, port: int | None = None) -> str:

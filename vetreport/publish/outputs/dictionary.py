@@ -15,12 +15,12 @@ from typing import Any
 import polars as pl
 
 from schemas.catalogue import load_datasets
+from schemas.indicators import measure_names, split_terms
 from vetreport.publish.outputs.metadata import (
     VersionInfo,
     describe_columns,
     describe_table,
     formula_words,
-    measure_names,
     ordered_table_ids,
     table_indicators,
     table_sources,
@@ -32,8 +32,7 @@ def _split(expression: str | None) -> list[dict[str, str]]:
         return []
     names = measure_names()
     return [
-        {"measure_id": part.strip(), "name_zh": names.get(part.strip(), "")}
-        for part in expression.split("+")
+        {"measure_id": term, "name_zh": names.get(term, "")} for term in split_terms(expression)
     ]
 
 

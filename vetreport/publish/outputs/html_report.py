@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from vetreport.cli.terminal import format_value
+from schemas.indicators import format_value
 from vetreport.publish.outputs.charts import bar_chart, line_chart
 from vetreport.publish.outputs.metadata import (
     YEAR_COLUMN,

@@ -17,12 +17,13 @@ from functools import cache
 import polars as pl
 
 from schemas.catalogue import load_datasets
-from vetreport.aggregate.compute import (
+from schemas.indicators import (
+    Formula,
     TableSpec,
     indicator_definitions,
     load_indicator_catalogue,
-    load_measure_catalogue,
     load_table_specs,
+    measure_names,
 )
 
 BY_SCHOOL_SUFFIX = "_by_school"
@@ -174,12 +175,6 @@ def _definitions() -> dict[str, dict]:
     return {row["indicator_id"]: row for row in indicator_definitions(_catalogue()).to_dicts()}
 
 
-@cache
-def measure_names() -> dict[str, str]:
-    """measure_id -> Chinese name, for formulas in words."""
-    return dict(load_measure_catalogue().select("measure_id", "name_zh").iter_rows())
-
-
 def describe_table(table_id: str) -> TableInfo:
     """Titles and grain of any table id an aggregation may produce."""
     specs = _specs()
@@ -293,16 +288,4 @@ def describe_columns(table_id: str, schema: pl.Schema | dict) -> list[ColumnInfo
 
 def formula_words(numerator: str | None, denominator: str | None, multiplier: float | None) -> str:
     """A formula in Chinese measure names, e.g. [招生数] ÷ [招生数 + 普高招生数] × 100."""
-    if not numerator:
-        return ""
-    names = measure_names()
-
-    def words(expression: str) -> str:
-        return " + ".join(names.get(part.strip(), part.strip()) for part in expression.split("+"))
-
-    text = words(numerator)
-    if denominator:
-        text = f"[{text}] ÷ [{words(denominator)}]"
-    if multiplier not in (None, 1, 1.0):
-        text += f" × {multiplier:g}"
-    return text
+    return Formula.parse(numerator, denominator, multiplier).in_words(measure_names())

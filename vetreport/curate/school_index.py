@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from schemas.catalogue import load_datasets
-from vetreport.bucket.keys import school_index_key
+from vetreport.bucket.keys import ledger_prefix, parse_ledger_key, school_index_key
 from vetreport.bucket.store import ObjectStore
 from vetreport.curate.ledger import current_submissions, read_records_under
 
@@ -71,7 +71,7 @@ Newest first; the upload marked 是 under 当前有效 is the data that counts.<
 
 def school_uploads(store: ObjectStore, year: int, submitter: str) -> list[dict[str, Any]]:
     """The submitter's processed uploads of a year, newest first, as the index shows them."""
-    records = read_records_under(store, [f"ledger/{year}/{submitter}/"])
+    records = read_records_under(store, [ledger_prefix(year, submitter)])
     current = set(current_submissions(records).get_column("submission_id").to_list())
     names = {dataset_id: spec.name_zh for dataset_id, spec in load_datasets().items()}
     uploads = []
@@ -127,8 +127,16 @@ def write_school_index(store: ObjectStore, year: int, submitter: str) -> list[st
 def submitters_with_records(store: ObjectStore) -> set[tuple[int, str]]:
     """Every (year, submitter) that has a ledger record."""
     found = set()
-    for info in store.list("ledger/"):
-        parts = info.key.split("/")
-        if len(parts) >= 4 and parts[1].isdigit():
-            found.add((int(parts[1]), parts[2]))
+    for info in store.list(ledger_prefix()):
+        parsed = parse_ledger_key(info.key)
+        if parsed is not None:
+            found.add(parsed)
     return found
+
+
+def write_every_school_index(store: ObjectStore) -> int:
+    """Rewrite the upload list of every (year, submitter) with a ledger record; return how many."""
+    pairs = sorted(submitters_with_records(store))
+    for year, submitter in pairs:
+        write_school_index(store, year, submitter)
+    return len(pairs)

@@ -1,0 +1,108 @@
+"""Every ``VETREPORT_*`` setting, with its default and what it does: one object, read once.
+
+What belongs here: the ``Settings`` class (pydantic-settings) and ``load_settings()``. Any
+module that needs a knob takes it from here; nothing else reads ``VETREPORT_*`` variables.
+docs/operations.md's settings table is generated from these fields (``vetreport docs``).
+Credentials for S3 are the standard ``AWS_*`` variables boto3 reads itself; Prefect's own
+are ``PREFECT_*``: neither is repeated here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vetreport.paths import INFRA_DIR
+
+MIN_QUIET_SECONDS = 10.0  # Prefect's proactive triggers need a window of at least 10 s
+
+
+class Settings(BaseSettings):
+    """The pipeline's settings, from ``VETREPORT_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="VETREPORT_", extra="ignore", frozen=True)
+
+    # -- where things are ----------------------------------------------------------------
+    bucket: str = Field(
+        "var/bucket",
+        description="The bucket: a folder (the embedded default) or s3://bucket[/prefix].",
+    )
+    var_dir: Path = Field(
+        Path("var"),
+        description="Where the local Prefect server keeps its database and log.",
+    )
+    prefect_port: int = Field(
+        4200, description="Port of the local Prefect server that `make demo` and `make up` use."
+    )
+    # -- object store ----------------------------------------------------------------------
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint (MinIO, SeaweedFS, Aliyun OSS); AWS_ENDPOINT_URL also works.",
+    )
+    s3_addressing: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="S3 addressing style; Aliyun OSS needs `virtual`."
+    )
+    sqs_endpoint_url: str | None = Field(
+        None, description="SQS endpoint for bucket notifications (defaults to the S3 endpoint)."
+    )
+    sqs_queue_url: str | None = Field(
+        None, description="SQS queue that receives the bucket's notifications (AWS)."
+    )
+    receiver_token: str | None = Field(
+        None, description="Shared secret the MinIO webhook sends to the notification receiver."
+    )
+    # -- the service ---------------------------------------------------------------------
+    sweep_seconds: float = Field(
+        60, description="How often the sweep compares uploads/ with the ledger."
+    )
+    nightly_cron: str = Field("0 2 * * *", description="When the nightly rebuild runs (cron).")
+    timezone: str = Field("Asia/Shanghai", description="Time zone of the schedules.")
+    aggregate_quiet_seconds: float = Field(
+        MIN_QUIET_SECONDS,
+        description="Aggregation starts once no upload was accepted for this long (>= 10 s).",
+    )
+    runner_poll_seconds: float = Field(
+        0.5, description="How often the served deployments' runner asks for scheduled runs."
+    )
+    runner_limit: int = Field(8, description="Flow runs the runner executes at once.")
+    runner_start: Literal["forkserver", "spawn"] = Field(
+        "forkserver",
+        description="How the runner starts flow-run processes: a preloaded fork server, or "
+        "Prefect's default spawn.",
+    )
+    failure_webhook_url: str | None = Field(
+        None, description="POSTed to when a flow run fails or crashes."
+    )
+    # -- the collection calendar -----------------------------------------------------------
+    deadlines: str | None = Field(
+        None,
+        description='Collection deadline per report year as JSON, e.g. {"2023": '
+        '"2024-03-31T18:00:00+08:00"}; overrides the deadlines file.',
+    )
+    deadlines_file: Path = Field(
+        INFRA_DIR / "deadlines.json",
+        description="JSON file of collection deadlines (see infra/deadlines.example.json).",
+    )
+
+    @field_validator("aggregate_quiet_seconds")
+    @classmethod
+    def _at_least_prefects_minimum(cls, value: float) -> float:
+        return max(MIN_QUIET_SECONDS, value)
+
+    @field_validator("s3_endpoint_url", "sqs_endpoint_url", "sqs_queue_url", "receiver_token")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("failure_webhook_url", "deadlines")
+    @classmethod
+    def _empty_text_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+
+def load_settings() -> Settings:
+    """The settings as the environment says now (cheap: read at each call, never cached)."""
+    return Settings()
