@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format bench up down clean
+.PHONY: help install demo test test-fast lint format docs bench up down clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -29,17 +29,19 @@ install: .venv/.synced ## build .venv from uv.lock (bootstraps uv if needed)
 demo: install ## run the whole pipeline on the demo data and print 表1–表6
 	$(VENV_BIN)/vetreport demo
 
-test: install ## lint, then unit, integration and backtest suites
-	$(VENV_BIN)/ruff check .
-	$(VENV_BIN)/ruff format --check .
+test: lint ## lint, then unit, integration, service, browser and backtest suites
 	$(VENV_BIN)/pytest
 
-test-fast: install ## unit tests only
-	$(VENV_BIN)/pytest tests/unit
+test-fast: install ## the quick tests: no server, no browser, no subprocess (under a minute)
+	$(VENV_BIN)/pytest -m "not integration and not service and not browser and not backtest" -q
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, and the stages' import contract
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/lint-imports --no-cache
+
+docs: install ## regenerate every generated doc (dictionary, indicators, settings table)
+	$(VENV_BIN)/vetreport docs
 
 format: install ## apply ruff fixes and formatting
 	$(VENV_BIN)/ruff check --fix .

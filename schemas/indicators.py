@@ -386,3 +386,41 @@ def table_source_datasets(table_id: str) -> set[str]:
         if spec.table_id == table_id
         for dataset in spec.source_datasets
     }
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """What a published column outside the indicator catalogue means (output_columns.csv)."""
+
+    column_name: str
+    name_zh: str
+    name_en: str
+    unit: str
+    description_en: str
+
+
+@dataclass(frozen=True)
+class OutputTable:
+    """A published table beside the report's own tables (output_tables.csv)."""
+
+    table_id: str
+    title_zh: str
+    title_en: str
+    grain_en: str
+
+
+def _csv_rows(name: str) -> list[dict[str, str]]:
+    with (CATALOGUE_DIR / name).open(encoding="utf-8", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+@cache
+def load_output_columns() -> tuple[OutputColumn, ...]:
+    """The meaning of every published column that is not an indicator."""
+    return tuple(OutputColumn(**row) for row in _csv_rows("output_columns.csv"))
+
+
+@cache
+def load_output_tables() -> tuple[OutputTable, ...]:
+    """The published tables that are not report tables (indicator values, completeness...)."""
+    return tuple(OutputTable(**row) for row in _csv_rows("output_tables.csv"))

@@ -114,3 +114,23 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+# -- which tests are quick ----------------------------------------------------------------
+# `make test-fast` deselects integration, service, browser and backtest tests. Besides the
+# explicit marks, a test is integration when it talks to the S3 endpoint (moto over HTTP) or
+# the Prefect test server, or lives under tests/integration; everything under
+# tests/backtests is a backtest.
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.path)).parts
+        callspec = getattr(item, "callspec", None)
+        uses_s3 = "s3_endpoint" in item.fixturenames or (
+            callspec is not None and callspec.params.get("store_url") == "s3"
+        )
+        if "integration" in parts or uses_s3 or "prefect_server" in item.fixturenames:
+            item.add_marker(pytest.mark.integration)
+        if "backtests" in parts:
+            item.add_marker(pytest.mark.backtest)

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from vetreport.bucket.store import open_store
-from vetreport.cli.main import write_demo_uploads
+from vetreport.demo.generator import write_demo_uploads
 from vetreport.publish.reader import read_table
 from vetreport.publish.reconcile import load_reference, reconcile
 

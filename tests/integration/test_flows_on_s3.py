@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import make_bucket
 from vetreport.bucket.store import open_store
-from vetreport.cli.main import write_demo_uploads
 from vetreport.curate.ledger import read_records
+from vetreport.demo.generator import write_demo_uploads
 from vetreport.publish.reader import read_pointer, read_table
 
 pytestmark = pytest.mark.integration

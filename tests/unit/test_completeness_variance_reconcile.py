@@ -197,5 +197,5 @@ def test_reconcile_compares_at_the_reference_precision(
 
 def test_committed_indicator_docs_equal_the_generated_ones() -> None:
     assert DOCS_PATH.read_text(encoding="utf-8") == render_indicator_docs(), (
-        "run: .venv/bin/python -m vetreport.docs.indicator_docs"
+        "run: .venv/bin/vetreport docs"
     )

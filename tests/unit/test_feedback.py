@@ -91,6 +91,7 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.browser
 def test_html_report_of_a_rejected_upload_renders_in_chromium(tmp_path: Path) -> None:
     browser = chromium()
     if browser is None:

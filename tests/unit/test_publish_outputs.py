@@ -479,6 +479,7 @@ def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
     return width, height, zlib.decompress(idat)
 
 
+@pytest.mark.browser
 def test_html_report_renders_in_headless_chromium(tmp_path, base_result) -> None:
     browser = _chromium()
     store = open_store(str(tmp_path / "bucket"))

@@ -110,6 +110,7 @@ def healthy_port() -> Iterator[int]:
     server.shutdown()
 
 
+@pytest.mark.service
 def test_an_already_imported_prefect_is_pointed_at_the_local_server(healthy_port: int) -> None:
     # In a fresh interpreter, as the command line runs: Prefect is imported first (the
     # flows import it), then the local server is found; clients must then talk to it.
@@ -138,6 +139,7 @@ def test_a_configured_api_that_does_not_answer_is_an_error(monkeypatch: pytest.M
         ensure_server()
 
 
+@pytest.mark.service
 def test_stopping_a_process_group_also_stops_a_child_that_outlives_its_parent() -> None:
     # The parent exits on SIGTERM; its child ignores SIGTERM, like a flow run still
     # reporting to a server that has gone away.

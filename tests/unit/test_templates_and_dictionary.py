@@ -34,8 +34,7 @@ def template_bytes() -> bytes:
 def test_committed_dictionary_is_the_generated_one() -> None:
     committed = (ROOT / "docs" / "data-dictionary.md").read_text(encoding="utf-8")
     assert committed == render_dictionary(), (
-        "docs/data-dictionary.md is stale: run "
-        "`.venv/bin/vetreport dictionary --out docs/data-dictionary.md`"
+        "docs/data-dictionary.md is stale: run `.venv/bin/vetreport docs`"
     )
 
 

@@ -9,6 +9,7 @@ Commands:
     vetreport validate FILE...             validate files on disk, no bucket or server
     vetreport templates --year Y           blank Excel template of a year for schools
     vetreport dictionary [--out FILE]      the data dictionary, from the catalogue
+    vetreport docs [--check]               rewrite (or check) every generated doc under docs/
     vetreport tables list|get              list published versions, get a table
     vetreport publish --year Y [--final]   aggregate and publish (final: then revisions)
     vetreport server start|stop            the local Prefect server of the embedded default
@@ -42,31 +43,12 @@ def _store_url(value: str | None) -> str:
     return str(path)
 
 
-def write_demo_uploads(store_url: str, seed: int) -> tuple[int, int]:
-    """Put the demo uploads into a bucket as schools would; unchanged files are left alone."""
-    import hashlib
-
-    from vetreport.bucket.store import KeyNotFound, open_store
-    from vetreport.demo.generator import build_demo_uploads
-
-    store = open_store(store_url)
-    written = unchanged = 0
-    for key, body in sorted(build_demo_uploads(seed).items()):
-        try:
-            if store.head(key).etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
-                unchanged += 1
-                continue
-        except KeyNotFound:
-            pass
-        store.put(key, body)
-        written += 1
-    return written, unchanged
-
-
 def command_demo(arguments: argparse.Namespace) -> int:
     """Run the whole pipeline on the demo data and print the tables."""
     console = Console(width=max(Console().width, 120))
     store_url = _store_url(arguments.bucket)
+    from vetreport.demo.generator import write_demo_uploads
+
     written, unchanged = write_demo_uploads(store_url, arguments.seed)
     console.print(f"demo uploads: {written} written, {unchanged} unchanged in {store_url}")
     from vetreport.serve.prefect_server import ensure_server
@@ -111,6 +93,8 @@ def _print_published(console: Console, store_url: str, report_year: int) -> None
 
 def command_demo_data(arguments: argparse.Namespace) -> int:
     """Write the demo uploads into a folder laid out like the bucket."""
+    from vetreport.demo.generator import write_demo_uploads
+
     written, unchanged = write_demo_uploads(_store_url(arguments.out), arguments.seed)
     print(f"{written} files written, {unchanged} unchanged under {arguments.out}")
     return 0
@@ -134,7 +118,13 @@ def command_validate(arguments: argparse.Namespace) -> int:
     (uploads/{year}/{school}/{dataset}.ext) unless given as options.
     """
     from schemas.catalogue import load_datasets
-    from vetreport.validate.checks import REJECTED, build_report, validate_upload
+    from vetreport.validate.checks import (
+        REJECTED,
+        UsageError,
+        build_report,
+        local_file_context,
+        validate_upload,
+    )
 
     datasets = load_datasets()
     if arguments.dataset is not None and arguments.dataset not in datasets:
@@ -149,9 +139,12 @@ def command_validate(arguments: argparse.Namespace) -> int:
     stems = [Path(name).stem for name in arguments.files]
     for index, name in enumerate(arguments.files):
         path = Path(name)
-        context = _validate_context(path, arguments, datasets)
-        if isinstance(context, str):
-            print(f"{name}: {context}", file=sys.stderr)
+        try:
+            context = local_file_context(
+                path, arguments.year, arguments.school, arguments.dataset, datasets
+            )
+        except UsageError as error:
+            print(f"{name}: {error}", file=sys.stderr)
             return EXIT_USAGE
         data = path.read_bytes()
         report = build_report(validate_upload(data, context), context, None)
@@ -170,41 +163,6 @@ def command_validate(arguments: argparse.Namespace) -> int:
         for report in reports:
             render_validation_report(report, Console())
     return worst
-
-
-def _validate_context(path: Path, arguments: argparse.Namespace, datasets: dict):
-    """The UploadContext of a file on disk, or the text of a usage error."""
-    from vetreport.bucket.keys import WORKBOOK_NAME, LayoutError, parse_upload_key
-    from vetreport.validate.checks import UploadContext
-
-    if not path.is_file():
-        return "no such file"
-    extension = path.suffix.lower().lstrip(".")
-    if extension not in ("csv", "xlsx", "parquet"):
-        return "only .csv, .xlsx and .parquet files are accepted"
-    year, school, dataset = arguments.year, arguments.school, arguments.dataset
-    stem = path.stem
-    parts = path.as_posix().split("/")
-    if "uploads" in parts:
-        try:
-            upload = parse_upload_key("/".join(parts[parts.index("uploads") :]))
-        except LayoutError:
-            pass
-        else:
-            year = year or upload.year
-            school = school or upload.school_code
-            stem = upload.stem
-    if dataset is None and stem != WORKBOOK_NAME:
-        by_name = {spec.name_zh: spec.dataset_id for spec in datasets.values()}
-        dataset = stem if stem in datasets else by_name.get(stem)
-        if dataset is None:
-            return (
-                f"the name {path.name!r} names no dataset: use --dataset NAME, or name the "
-                "file after a dataset (e.g. graduates.csv) or workbook.xlsx"
-            )
-    if dataset is None and extension != "xlsx":
-        return "a workbook of several datasets must be an .xlsx file"
-    return UploadContext(str(path), year, school, dataset, extension)
 
 
 def _write_feedback_files(
@@ -251,6 +209,20 @@ def command_templates(arguments: argparse.Namespace) -> int:
         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         open_store(store_url).put(key, body, content_type)
         print(f"wrote {key} in {store_url}")
+    return 0
+
+
+def command_docs(arguments: argparse.Namespace) -> int:
+    """Rewrite every generated document (or, with --check, list the stale ones)."""
+    from vetreport.docs.generate import stale_documents, write_documents
+
+    if arguments.check:
+        stale = stale_documents()
+        for path in stale:
+            print(f"stale: {path}")
+        return 1 if stale else 0
+    for path in write_documents():
+        print(f"rewrote {path}")
     return 0
 
 
@@ -504,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     dictionary = commands.add_parser("dictionary", help="write the data dictionary (Markdown)")
     dictionary.add_argument("--out", help="file to write (default: standard output)")
     dictionary.set_defaults(handler=command_dictionary)
+
+    docs = commands.add_parser("docs", help="rewrite every generated doc under docs/")
+    docs.add_argument("--check", action="store_true", help="list stale docs, exit 1 if any")
+    docs.set_defaults(handler=command_docs)
 
     tables = commands.add_parser("tables", help="list published versions or get a table")
     tables.add_argument("action", choices=["list", "get"])

@@ -16,57 +16,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import jinja2
-
 from schemas.catalogue import load_datasets
 from vetreport.bucket.keys import ledger_prefix, parse_ledger_key, school_index_key
 from vetreport.bucket.store import ObjectStore
 from vetreport.curate.ledger import current_submissions, read_records_under
+from vetreport.school.pages import render_upload_list_page
 
 DISPLAY_TIMEZONE = ZoneInfo("Asia/Shanghai")
 OUTCOME_ZH = {"accepted": "通过", "accepted_with_warnings": "通过（有警告）", "rejected": "退回"}
-
-_TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
-    """<!doctype html>
-<html lang="zh-CN">
-<head>
-<meta charset="utf-8">
-<title>{{ year }} 年上传记录 {{ submitter }}</title>
-<style>
-body { font-family: "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", sans-serif;
-       margin: 0 auto; max-width: 1100px; padding: 1em 1.5em; color: #222; }
-table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
-th, td { border: 1px solid #ccc; padding: 0.35em 0.5em; text-align: left; }
-th { background: #f2f2f2; }
-td.rejected { color: #b71c1c; font-weight: bold; }
-td.accepted_with_warnings { color: #8a6d00; font-weight: bold; }
-td.accepted { color: #2e7d32; font-weight: bold; }
-</style>
-</head>
-<body>
-<h1>{{ year }} 年上传记录 <small>uploads of {{ submitter }}</small></h1>
-<p>最新的在最上面。“当前有效”为“是”的文件就是本年度统计所用的数据；被退回的文件不会替换已通过的数据。
-Newest first; the upload marked 是 under 当前有效 is the data that counts.</p>
-<table>
-<tr><th>上传时间</th><th>数据</th><th>文件</th><th>结果</th><th>错误</th><th>警告</th>
-<th>当前有效</th><th>报告</th></tr>
-{% for upload in uploads %}
-<tr>
-<td>{{ upload.uploaded_at }}</td>
-<td>{{ upload.datasets }}</td>
-<td>{{ upload.file }}</td>
-<td class="{{ upload.outcome }}">{{ upload.outcome_zh }}</td>
-<td>{{ upload.error_count }}</td>
-<td>{{ upload.warning_count }}</td>
-<td>{{ "是" if upload.is_current else "" }}</td>
-<td>{% for link in upload.links %}<a href="{{ link.href }}">{{ link.label }}</a> {% endfor %}</td>
-</tr>
-{% endfor %}
-</table>
-</body>
-</html>
-"""
-)
 
 
 def school_uploads(store: ObjectStore, year: int, submitter: str) -> list[dict[str, Any]]:
@@ -104,7 +61,7 @@ def school_uploads(store: ObjectStore, year: int, submitter: str) -> list[dict[s
 def write_school_index(store: ObjectStore, year: int, submitter: str) -> list[str]:
     """Rewrite the submitter's index page and its JSON twin; return their keys."""
     uploads = school_uploads(store, year, submitter)
-    html = _TEMPLATE.render(year=year, submitter=submitter, uploads=uploads)
+    html = render_upload_list_page(year, submitter, uploads)
     written = []
     for extension, body, content_type in (
         ("html", html.encode("utf-8"), "text/html; charset=utf-8"),

@@ -42,6 +42,7 @@ import xlsxwriter
 
 from schemas.catalogue import DatasetSpec, load_datasets
 from vetreport.bucket.keys import CITY_SUBMITTER, upload_key
+from vetreport.bucket.store import KeyNotFound, open_store
 
 PROVINCE = "浙江省"
 CITY = "绍兴市"
@@ -150,186 +151,74 @@ def _destinations(*shares: float) -> dict[str, float]:
     return dict(zip(names, shares, strict=True))
 
 
-_M = Major
-SCHOOL_TYPES: dict[str, SchoolType] = {
-    "engineering": SchoolType(
-        majors=(
-            _M("660103", "数控技术应用", 3),
-            _M("660301", "机电技术应用", 4),
-            _M("660302", "电气设备运行与控制", 2),
-            _M("710102", "电子技术应用", 2),
-            _M("710105", "微电子技术与器件制造", 1),
-            _M("710201", "计算机应用", 2),
-            _M("700206", "汽车运用与维修", 2),
-        ),
-        technician_majors=("660103", "660301", "660302", "700206"),
-        destinations=_destinations(0.36, 0.30, 0.18, 0.10, 0.02, 0.006, 0.004, 0.004),
-        mismatch=0.08,
-        income=1.08,
-        equipment=1.35,
-        staff=1.0,
-        postgrad=0.9,
-        senior=1.0,
-        undergrad=1.0,
-    ),
-    "comprehensive": SchoolType(
-        majors=(
-            _M("660103", "数控技术应用", 2),
-            _M("660301", "机电技术应用", 3),
-            _M("710201", "计算机应用", 3),
-            _M("730701", "电子商务", 2),
-            _M("730301", "会计事务", 2),
-            _M("740201", "中餐烹饪", 1),
-            _M("770101", "幼儿保育", 2),
-        ),
-        technician_majors=("660103", "660301"),
-        destinations=_destinations(0.30, 0.35, 0.20, 0.09, 0.02, 0.005, 0.004, 0.004),
-        mismatch=0.10,
-        income=1.0,
-        equipment=1.1,
-        staff=1.0,
-        postgrad=1.0,
-        senior=1.0,
-        undergrad=1.0,
-    ),
-    "textile": SchoolType(
-        majors=(
-            _M("680401", "纺织技术与服务", 3),
-            _M("680402", "服装设计与工艺", 3),
-            _M("660103", "数控技术应用", 2),
-            _M("660301", "机电技术应用", 2),
-            _M("730701", "电子商务", 2),
-            _M("710201", "计算机应用", 1),
-        ),
-        technician_majors=("680401", "660103", "660301"),
-        destinations=_destinations(0.34, 0.30, 0.18, 0.10, 0.02, 0.005, 0.006, 0.004),
-        mismatch=0.10,
-        income=1.02,
-        equipment=1.2,
-        staff=1.0,
-        postgrad=0.9,
-        senior=1.0,
-        undergrad=0.9,
-    ),
-    "nursing": SchoolType(
-        majors=(
-            _M("720201", "护理", 6),
-            _M("720202", "助产", 1),
-            _M("720301", "药剂", 1),
-            _M("720501", "康复技术", 1),
-            _M("790301", "老年人服务与管理", 1),
-        ),
-        technician_majors=(),
-        destinations=_destinations(0.10, 0.45, 0.30, 0.10, 0.03, 0.002, 0.001, 0.003),
-        mismatch=0.055,
-        income=0.95,
-        equipment=0.95,
-        staff=1.1,
-        postgrad=1.4,
-        senior=1.1,
-        undergrad=1.3,
-    ),
-    "finance_tourism": SchoolType(
-        majors=(
-            _M("730301", "会计事务", 3),
-            _M("730701", "电子商务", 3),
-            _M("740101", "旅游服务与管理", 2),
-            _M("740104", "高星级饭店运营与管理", 1),
-            _M("740201", "中餐烹饪", 2),
-            _M("740203", "西餐烹饪", 1),
-        ),
-        technician_majors=(),
-        destinations=_destinations(0.30, 0.36, 0.20, 0.09, 0.02, 0.005, 0.005, 0.004),
-        mismatch=0.12,
-        income=0.97,
-        equipment=0.7,
-        staff=1.0,
-        postgrad=1.1,
-        senior=1.0,
-        undergrad=1.0,
-    ),
-    "arts": SchoolType(
-        majors=(
-            _M("750203", "戏曲表演", 3),
-            _M("750202", "舞蹈表演", 2),
-            _M("750201", "音乐表演", 2),
-            _M("750102", "美术绘画", 2),
-        ),
-        technician_majors=(),
-        destinations=_destinations(0.20, 0.42, 0.25, 0.08, 0.04, 0.002, 0.004, 0.004),
-        mismatch=0.17,
-        income=0.9,
-        equipment=0.8,
-        staff=1.8,
-        postgrad=1.2,
-        senior=1.1,
-        undergrad=0.8,
-    ),
-    "private": SchoolType(
-        majors=(
-            _M("710201", "计算机应用", 3),
-            _M("730701", "电子商务", 2),
-            _M("770101", "幼儿保育", 2),
-            _M("700206", "汽车运用与维修", 2),
-        ),
-        technician_majors=(),
-        destinations=_destinations(0.42, 0.30, 0.12, 0.08, 0.005, 0.008, 0.008, 0.008),
-        mismatch=0.20,
-        income=0.92,
-        equipment=0.5,
-        staff=0.75,
-        postgrad=0.5,
-        senior=0.4,
-        undergrad=0.5,
-    ),
-}
+def _read_demo_csv(name: str) -> list[dict[str, str]]:
+    """Rows of one of the demo's CSV files, kept beside this module."""
+    text = resources.files("vetreport.demo").joinpath(name).read_text(encoding="utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
 
-_S = DemoSchool
-SCHOOLS: tuple[DemoSchool, ...] = (
-    _S("3133060001", "绍兴市中等专业学校", "越城区", "公办", "engineering", 5200, 0, XLSX),
-    _S("3133060002", "绍兴市职业教育中心", "越城区", "公办", "comprehensive", 3300, 2900,
-       CSV_UTF8_BOM),
-    _S("3133060003", "绍兴护士学校", "越城区", "公办", "nursing", 2100, 0, XLSX),
-    _S("3133060004", "绍兴财经旅游学校", "越城区", "公办", "finance_tourism", 2300, 0, CSV_GBK,
-       (("school_code", "学校标识码"),)),
-    _S("3133060005", "绍兴艺术学校", "越城区", "公办", "arts", 600, 0, CSV_UTF8_BOM),
-    _S("3133060006", "柯桥区职业教育中心", "柯桥区", "公办", "textile", 3000, 2400, CSV_GBK),
-    _S("3133060007", "柯桥区示例职业学校甲", "柯桥区", "公办", "comprehensive", 1400, 0, XLSX),
-    _S("3133060008", "绍兴市上虞区职业中等专业学校", "上虞区", "公办", "engineering", 3000, 0,
-       CSV_UTF8_BOM),
-    _S("3133060009", "上虞区职业教育中心", "上虞区", "公办", "engineering", 2500, 2200, XLSX),
-    _S("3133060010", "诸暨市职业教育中心", "诸暨市", "公办", "comprehensive", 3200, 2150, CSV_GBK),
-    _S("3133060011", "诸暨市实验职业技术学校", "诸暨市", "公办", "engineering", 2600, 0,
-       CSV_UTF8_BOM, (("enrolled_count", "在校生人数"),)),
-    _S("3133060012", "诸暨市示例职业学校甲", "诸暨市", "公办", "finance_tourism", 1800, 0, CSV_GBK),
-    _S("3133060013", "嵊州市示例职业学校甲", "嵊州市", "公办", "comprehensive", 2400, 0, XLSX),
-    _S("3133060014", "嵊州市示例职业学校乙", "嵊州市", "公办", "finance_tourism", 1500, 0,
-       CSV_UTF8_BOM),
-    _S("3133060015", "新昌职业高级中学", "新昌县", "公办", "engineering", 2000, 0, CSV_GBK),
-    _S("3133060016", "绍兴示例民办职业学校甲", "柯桥区", "民办", "private", 900, 0, XLSX),
-    _S("3133060017", "绍兴示例民办职业学校乙", "上虞区", "民办", "private", 700, 0, CSV_UTF8_BOM),
-)  # fmt: skip
 
-# Honours: the CSV says how many schools hold each; they go to the first names in order.
-HONOUR_ORDER: dict[str, tuple[str, ...]] = {
-    "is_national_demo_school": (
-        "绍兴市中等专业学校", "绍兴市职业教育中心", "诸暨市职业教育中心", "上虞区职业教育中心",
-        "柯桥区职业教育中心",
-    ),
-    "is_provincial_demo_school": (
-        "柯桥区职业教育中心", "绍兴市上虞区职业中等专业学校", "诸暨市实验职业技术学校",
-        "新昌职业高级中学", "绍兴护士学校", "绍兴财经旅游学校", "嵊州市示例职业学校甲",
-        "绍兴艺术学校",
-    ),
-    "is_provincial_famous_school": (
-        "绍兴市中等专业学校", "绍兴市职业教育中心", "柯桥区职业教育中心", "诸暨市职业教育中心",
-        "绍兴护士学校", "上虞区职业教育中心", "新昌职业高级中学",
-    ),
-    "is_provincial_high_level_school": (
-        "绍兴市中等专业学校", "柯桥区职业教育中心", "绍兴市职业教育中心", "诸暨市职业教育中心",
-        "绍兴护士学校", "上虞区职业教育中心",
-    ),
-}  # fmt: skip
+def _number(text: str) -> float:
+    """A figure of the demo's CSV files: whole numbers stay int, as they were written."""
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def _load_school_types() -> dict[str, SchoolType]:
+    """school_types.csv and majors.csv: what each kind of school looks like."""
+    majors: dict[str, list[Major]] = {}
+    for row in _read_demo_csv("majors.csv"):
+        majors.setdefault(row["school_type"], []).append(
+            Major(row["major_code"], row["major_name"], _number(row["weight"]))
+        )
+    types = {}
+    for row in _read_demo_csv("school_types.csv"):
+        shares = [_number(value) for name, value in row.items() if name.startswith("destination:")]
+        types[row["school_type"]] = SchoolType(
+            majors=tuple(majors[row["school_type"]]),
+            technician_majors=tuple(filter(None, row["technician_major_codes"].split("|"))),
+            destinations=_destinations(*shares),
+            **{
+                name: _number(row[name])
+                for name in ("mismatch", "income", "equipment", "staff")
+                + ("postgrad", "senior", "undergrad")
+            },
+        )
+    return types
+
+
+def _load_schools() -> tuple[DemoSchool, ...]:
+    """schools.csv: the 17 schools, their size and the way each writes its files."""
+    return tuple(
+        DemoSchool(
+            code=row["school_code"],
+            name=row["school_name"],
+            county=row["county_name"],
+            ownership=row["ownership"],
+            school_type=row["school_type"],
+            secondary_size=int(row["secondary_student_count"]),
+            technician_size=int(row["technician_student_count"]),
+            file_format=row["file_format"],
+            header_aliases=tuple(
+                tuple(pair.split("=", 1))  # type: ignore[misc]
+                for pair in row["header_aliases"].split("|")
+                if pair
+            ),
+        )
+        for row in _read_demo_csv("schools.csv")
+    )
+
+
+def _load_honour_order() -> dict[str, tuple[str, ...]]:
+    """honours.csv: which schools hold each honour, in the order the targets take them."""
+    order: dict[str, list[tuple[int, str]]] = {}
+    for row in _read_demo_csv("honours.csv"):
+        order.setdefault(row["honour_column"], []).append((int(row["rank"]), row["school_name"]))
+    return {honour: tuple(name for _, name in sorted(ranked)) for honour, ranked in order.items()}
+
+
+SCHOOL_TYPES: dict[str, SchoolType] = _load_school_types()
+SCHOOLS: tuple[DemoSchool, ...] = _load_schools()
+# Honours: the targets say how many schools hold each; they go to the first names in order.
+HONOUR_ORDER: dict[str, tuple[str, ...]] = _load_honour_order()
 HONOUR_FIGURES = {
     "is_national_demo_school": "national_demo_schools",
     "is_provincial_demo_school": "provincial_demo_schools",
@@ -1514,3 +1403,19 @@ def _partnership_tables(
         )
     frame = pl.DataFrame(rows)
     return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}
+
+
+def write_demo_uploads(store_url: str, seed: int) -> tuple[int, int]:
+    """Put the demo uploads into a bucket as schools would; unchanged files are left alone."""
+    store = open_store(store_url)
+    written = unchanged = 0
+    for key, body in sorted(build_demo_uploads(seed).items()):
+        try:
+            if store.head(key).etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
+                unchanged += 1
+                continue
+        except KeyNotFound:
+            pass
+        store.put(key, body)
+        written += 1
+    return written, unchanged

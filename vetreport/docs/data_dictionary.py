@@ -4,7 +4,7 @@ What belongs here: rendering every dataset and column of schemas/ (names, header
 unit, required, allowed values, range, pattern, aliases including past years' headers, and
 description) and the rule catalogue as Markdown. The output is deterministic (no dates), so
 a test can compare the committed file with a fresh rendering; regenerate it with
-``vetreport dictionary --out docs/data-dictionary.md`` after changing schemas/.
+``vetreport docs`` after changing schemas/.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def render_dictionary() -> str:
     lines = [
         "# Data dictionary",
         "",
-        "<!-- Generated from schemas/ by `vetreport dictionary --out docs/data-dictionary.md`;",
+        "<!-- Generated from schemas/ by `vetreport docs`;",
         "     do not edit by hand: a test fails when this file and the catalogue disagree. -->",
         "",
         f"Schema version {SCHEMA_VERSION}. Every dataset a school or the bureau uploads, every",

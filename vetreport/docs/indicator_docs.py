@@ -4,7 +4,7 @@ What belongs here: turning schemas/tables.csv, indicators.csv and measures.csv i
 Markdown page that lists every row of every table with its formula (numerator and
 denominator in words and ids), unit, decimals, rounding, aggregation, tolerance and source
 datasets. The committed page must equal the generated one (a unit test checks it); after
-changing the catalogue run ``python -m vetreport.docs.indicator_docs`` to rewrite it.
+changing the catalogue run ``vetreport docs`` to rewrite it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def render_indicator_docs() -> str:
         "# Indicators of the published tables",
         "",
         "Generated from `schemas/tables.csv`, `schemas/indicators.csv` and "
-        "`schemas/measures.csv` by `python -m vetreport.docs.indicator_docs`; do not edit by hand.",
+        "`schemas/measures.csv` by `vetreport docs`; do not edit by hand.",
         "",
         "Every value is computed per school from the curated uploads (sql/measures/), then "
         "for a county or the city from **summed numerators and denominators** (a region's "

@@ -19,13 +19,11 @@ sheet column of each canonical column. Nothing here validates or reads the bucke
 
 from __future__ import annotations
 
-import functools
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
 import openpyxl
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.comments import Comment
@@ -35,6 +33,7 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from schemas.catalogue import load_datasets, load_rules
+from vetreport.school.pages import render_validation_report_page
 from vetreport.validate.read import ReadError, read_grids, sniff_type
 
 SUMMARY_SHEET = "问题汇总"
@@ -84,104 +83,9 @@ class CellNote:
 # HTML
 # ------------------------------------------------------------------------------------------
 
-_HTML_TEMPLATE = """<!DOCTYPE html>
-<html lang="zh-CN">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>数据校验报告 {{ report.key }}</title>
-<style>
-body { font-family: "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", sans-serif;
-       margin: 0 auto; max-width: 1100px; padding: 1em 1.5em; color: #222; line-height: 1.55; }
-.banner { padding: 1em 1.2em; border-radius: 6px; margin: 1em 0; font-size: 1.25em; }
-.banner small { display: block; font-size: 0.65em; opacity: 0.8; }
-.accepted { background: #e3f4e1; border-left: 8px solid #2e7d32; }
-.accepted_with_warnings { background: #fff6d6; border-left: 8px solid #c69500; }
-.rejected { background: #fde4e4; border-left: 8px solid #c62828; }
-table { border-collapse: collapse; width: 100%; margin: 0.5em 0 1.5em; font-size: 0.92em; }
-th, td { border: 1px solid #ccc; padding: 0.35em 0.5em; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
-tr.error td.severity { color: #b71c1c; font-weight: bold; }
-tr.warning td.severity { color: #8a6d00; font-weight: bold; }
-.en { color: #777; font-size: 0.85em; }
-.note { background: #f7f7f7; padding: 0.6em 0.9em; border-radius: 4px; }
-code { background: #f2f2f2; padding: 0 0.25em; }
-</style>
-</head>
-<body>
-<h1>数据校验报告 <span class="en">Validation report</span></h1>
-<div class="banner {{ report.outcome }}" id="outcome">
-  校验结果：<strong>{{ outcome_zh }}</strong>
-  <small>{{ report.error_count }} 个错误，{{ report.warning_count }} 个警告
-  · outcome: {{ outcome_en }}</small>
-</div>
-<h2>下一步怎么做</h2>
-<p id="next-step">{{ next_step }}</p>
-<table>
-<tr><th>上传文件</th><td><code>{{ report.key }}</code></td></tr>
-<tr><th>年份</th><td>{{ report.year if report.year is not none else "—" }}</td></tr>
-<tr><th>学校代码</th><td>{{ report.school_code or "—" }}</td></tr>
-<tr><th>提交编号</th><td>{{ report.submission_id or "—" }}</td></tr>
-</table>
-{% if datasets %}
-<h2>数据集</h2>
-<table>
-<tr><th>数据集</th><th>工作表</th><th>数据行数</th><th>结果</th></tr>
-{% for item in datasets %}
-<tr><td>{{ item.name }}</td><td>{{ item.sheet or "—" }}</td><td>{{ item.row_count }}</td>
-<td>{{ item.outcome }}</td></tr>
-{% endfor %}
-</table>
-{% endif %}
-{% if counts %}
-<h2>问题分类统计 <span class="en">counts per rule (complete)</span></h2>
-<table id="counts">
-<tr><th>级别</th><th>问题</th><th>数量</th><th>修改建议</th><th>规则编号</th></tr>
-{% for item in counts %}
-<tr class="{{ item.severity }}"><td class="severity">{{ item.severity_zh }}</td>
-<td>{{ item.message_zh }}<br><span class="en">{{ item.message_en }}</span></td>
-<td>{{ item.count }}</td><td>{{ item.fix_zh }}</td><td><code>{{ item.rule_id }}</code></td></tr>
-{% endfor %}
-</table>
-<h2>问题明细 <span class="en">findings</span></h2>
-{% if report.is_truncated %}
-<p class="note" id="truncated">问题较多，下表仅列出前 {{ findings|length }} 条
-（共 {{ total }} 条，分类统计中的数量是完整的）。请先按分类统计批量修改，再重新上传。
-<span class="en">Listing capped at {{ report.finding_limit }};
-the counts above are complete.</span></p>
-{% endif %}
-<table id="findings">
-<tr><th>级别</th><th>工作表</th><th>行</th><th>列</th><th>填写的值</th><th>问题</th>
-<th>修改建议</th><th>规则编号</th></tr>
-{% for item in findings %}
-<tr class="{{ item.severity }}"><td class="severity">{{ item.severity_zh }}</td>
-<td>{{ item.sheet }}</td><td>{{ item.row }}</td><td>{{ item.column }}</td>
-<td>{{ item.value }}</td>
-<td>{{ item.message_zh }}
-{%- if item.detail %}<br><span class="en">{{ item.detail }}</span>{% endif %}</td>
-<td>{{ item.fix_zh }}</td><td><code>{{ item.rule_id }}</code></td></tr>
-{% endfor %}
-</table>
-{% else %}
-<p>没有发现任何问题。<span class="en">No findings.</span></p>
-{% endif %}
-<p class="en">Schema version {{ report.schema_version }}. Rows are Excel row numbers;
-columns are the headers as written in the file.</p>
-</body>
-</html>
-"""
-
-_ENVIRONMENT = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
-
-
-@functools.cache
-def _compiled_template() -> jinja2.Template:
-    """Compile the page template once per process, not once per upload."""
-    return _ENVIRONMENT.from_string(_HTML_TEMPLATE)
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -228,7 +132,7 @@ def render_html(report: dict[str, Any]) -> str:
         for entry in report.get("datasets", [])
     ]
     outcome = report["outcome"]
-    return _compiled_template().render(
+    return render_validation_report_page(
         report=report,
         outcome_zh=OUTCOME_ZH.get(outcome, outcome),
         outcome_en=OUTCOME_EN.get(outcome, outcome),

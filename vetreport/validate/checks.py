@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pandera.polars as pa
@@ -31,6 +32,7 @@ from schemas.catalogue import (
     pandera_schema,
     row_rules,
 )
+from vetreport.bucket.keys import UPLOAD_EXTENSIONS, WORKBOOK_NAME, LayoutError, parse_upload_key
 from vetreport.validate.normalise import (
     FINDING_SCHEMA,
     PRIVACY_RULES,
@@ -619,3 +621,48 @@ def build_report(
         "is_truncated": detailed.height > FINDING_LIMIT,
         "schema_version": SCHEMA_VERSION,
     }
+
+
+class UsageError(ValueError):
+    """A local file cannot be validated as given (missing, wrong type, names no dataset)."""
+
+
+def local_file_context(
+    path: Path,
+    year: int | None,
+    school: str | None,
+    dataset: str | None,
+    datasets: dict[str, DatasetSpec],
+) -> UploadContext:
+    """The UploadContext of a file on disk (``vetreport validate``), or UsageError.
+
+    Year, school and dataset come from a bucket-style path (uploads/{year}/{school}/...)
+    unless given; the dataset otherwise from the file's name, in English or Chinese.
+    """
+    if not path.is_file():
+        raise UsageError("no such file")
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in UPLOAD_EXTENSIONS:
+        raise UsageError("only .csv, .xlsx and .parquet files are accepted")
+    stem = path.stem
+    parts = path.as_posix().split("/")
+    if "uploads" in parts:
+        try:
+            upload = parse_upload_key("/".join(parts[parts.index("uploads") :]))
+        except LayoutError:
+            pass
+        else:
+            year = year or upload.year
+            school = school or upload.school_code
+            stem = upload.stem
+    if dataset is None and stem != WORKBOOK_NAME:
+        by_name = {spec.name_zh: spec.dataset_id for spec in datasets.values()}
+        dataset = stem if stem in datasets else by_name.get(stem)
+        if dataset is None:
+            raise UsageError(
+                f"the name {path.name!r} names no dataset: use --dataset NAME, or name the "
+                "file after a dataset (e.g. graduates.csv) or workbook.xlsx"
+            )
+    if dataset is None and extension != "xlsx":
+        raise UsageError("a workbook of several datasets must be an .xlsx file")
+    return UploadContext(str(path), year, school, dataset, extension)

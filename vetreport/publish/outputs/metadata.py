@@ -22,6 +22,8 @@ from schemas.indicators import (
     TableSpec,
     indicator_definitions,
     load_indicator_catalogue,
+    load_output_columns,
+    load_output_tables,
     load_table_specs,
     measure_names,
 )
@@ -31,61 +33,15 @@ YEAR_COLUMN = re.compile(r"^value_(\d{4})$")
 STATUS_ZH = {"provisional": "暂定版", "final": "正式版", "revision": "修订版"}
 
 # Columns that are not indicators: (中文, English, unit, description).
+# What the columns outside the indicator catalogue mean, and the tables beside the report's
+# (schemas/output_columns.csv and schemas/output_tables.csv).
 KNOWN_COLUMNS: dict[str, tuple[str, str, str, str]] = {
-    "city_name": ("城市", "city", "", "City (from the bureau's school registry)."),
-    "county_name": ("区县", "county or district", "", "County or district of the school."),
-    "school_code": ("学校代码", "school code", "", "The school's code in the registry."),
-    "school_name": ("学校名称", "school name", "", "The school's name in the registry."),
-    "year": ("年份", "year", "", "School year the figures describe."),
-    "region_level": ("层级", "region level", "", "city, county or school."),
-    "indicator_id": ("指标代码", "indicator id", "", "Stable id of the indicator."),
-    "name_zh": ("指标", "indicator", "", "The indicator's Chinese name."),
-    "unit": ("单位", "unit", "", "Unit of the indicator's values."),
-    "numerator": ("分子", "numerator", "", "Sum of the numerator measures."),
-    "denominator": ("分母", "denominator", "", "Sum of the denominator measures."),
-    "value_unrounded": ("未修约值", "unrounded value", "", "Value before rounding."),
-    "indicator_value": ("指标值", "indicator value", "", "Value as published (rounded)."),
-    "previous_value": ("上年值", "previous year's value", "", "The indicator a year earlier."),
-    "current_value": ("本年值", "this year's value", "", "The indicator this year."),
-    "change_pct": ("变化幅度", "change", "%", "(current - previous) / |previous| x 100."),
-    "tolerance_pct": ("容差", "tolerance", "%", "Change beyond which a value is listed."),
-    "dataset": ("数据集", "dataset", "", "Dataset id (schemas/datasets.csv)."),
-    "dataset_name_zh": ("数据集名称", "dataset name", "", "Dataset's Chinese name."),
-    "status": ("状态", "status", "", "Status of the school's submission."),
-    "last_outcome": ("最近校验结果", "last outcome", "", "Outcome of the newest upload."),
-    "is_latest_upload_rejected": (
-        "最近上传被退回",
-        "latest upload rejected",
-        "",
-        "True when the newest upload was rejected (older accepted data still counts).",
-    ),
-    "last_uploaded_at": ("最近上传时间", "last uploaded at", "", "Time of the newest upload."),
-    "accepted_uploaded_at": (
-        "已接收上传时间",
-        "accepted upload at",
-        "",
-        "Time of the upload that counts.",
-    ),
-    "upload_count": ("上传次数", "uploads", "次", "Uploads of this dataset this year."),
-    "submission_id": ("提交编号", "submission id", "", "Id of the submission that counts."),
-    "is_in_registry": ("在名录中", "in registry", "", "The school is in the bureau's registry."),
+    column.column_name: (column.name_zh, column.name_en, column.unit, column.description_en)
+    for column in load_output_columns()
 }
 EXTRA_TABLES: dict[str, tuple[str, str, str]] = {
-    "indicator_values": (
-        "指标值（全部层级）",
-        "indicator values at every grain",
-        "one row per year, region (city, county, school) and indicator",
-    ),
-    "completeness": (
-        "提交情况",
-        "completeness of submissions",
-        "one row per school and dataset",
-    ),
-    "variance": (
-        "年度变化超出容差",
-        "year-on-year changes beyond tolerance",
-        "one row per year, region and indicator whose change is beyond tolerance",
-    ),
+    table.table_id: (table.title_zh, table.title_en, table.grain_en)
+    for table in load_output_tables()
 }
 
 
