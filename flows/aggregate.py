@@ -28,13 +28,17 @@ from vetreport.publish.writer import publish
 from vetreport.school.history_report import write_history_reports
 
 AGGREGATE_LIMIT_PREFIX = "aggregate-"
+# Every task of this flow reads or writes the bucket: retry transient storage failures only.
+STORAGE_RETRIES: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [5, 30],
+    "retry_condition_fn": retry_on_storage_errors,
+}
 
 
 @task(
     name="aggregate-year",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=retry_on_storage_errors,
+    **STORAGE_RETRIES,
 )
 def aggregate_year(store_url: str, report_year: int) -> AggregateResult:
     """Compute the report year's indicators and tables."""
@@ -43,9 +47,7 @@ def aggregate_year(store_url: str, report_year: int) -> AggregateResult:
 
 @task(
     name="write-history-reports",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=retry_on_storage_errors,
+    **STORAGE_RETRIES,
 )
 def write_school_history(store_url: str, result: AggregateResult) -> int:
     """Write each school's changes beyond tolerance back to it as history warnings."""
@@ -56,9 +58,7 @@ def write_school_history(store_url: str, result: AggregateResult) -> int:
 
 @task(
     name="publish-version",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=retry_on_storage_errors,
+    **STORAGE_RETRIES,
 )
 def publish_version(store_url: str, result: AggregateResult, status: str) -> dict[str, Any]:
     """Publish the tables as a new version when they changed."""

@@ -105,13 +105,18 @@ class RuleSpec:
     fix_zh: str
 
 
-def _read_csv(name: str) -> list[dict[str, str]]:
-    with (CATALOGUE_DIR / name).open(encoding="utf-8", newline="") as stream:
+def read_csv_rows(path: Path | str) -> list[dict[str, str]]:
+    """The rows of a UTF-8 CSV file with a header; a bare name is a file of schemas/."""
+    source = CATALOGUE_DIR / path if isinstance(path, str) else path
+    with source.open(encoding="utf-8", newline="") as stream:
         return list(csv.DictReader(stream))
 
 
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split("|") if part.strip())
+def split_terms(text: str | None, separator: str = "|") -> tuple[str, ...]:
+    """The parts of a catalogue cell such as ``graduates|staff`` or ``a+b``, stripped."""
+    if not text:
+        return ()
+    return tuple(part.strip() for part in text.split(separator) if part.strip())
 
 
 def _optional_float(text: str) -> float | None:
@@ -139,7 +144,7 @@ def normalise_header(text: str) -> str:
 @cache
 def load_datasets() -> dict[str, DatasetSpec]:
     """Load and check datasets.csv and columns.csv."""
-    column_rows = _read_csv("columns.csv")
+    column_rows = read_csv_rows("columns.csv")
     columns_by_dataset: dict[str, list[ColumnSpec]] = {}
     for row in column_rows:
         if row["data_type"] not in DATA_TYPES:
@@ -153,18 +158,18 @@ def load_datasets() -> dict[str, DatasetSpec]:
             unit=row["unit"],
             header_zh=row["header_zh"],
             header_en=row["header_en"],
-            aliases=_split(row["aliases"]),
+            aliases=split_terms(row["aliases"]),
             is_required=row["is_required"].strip().lower() == "true",
             min_value=_optional_float(row["min_value"]),
             max_value=_optional_float(row["max_value"]),
-            allowed_values=_split(row["allowed_values"]),
+            allowed_values=split_terms(row["allowed_values"]),
             pattern=row["pattern"] or None,
             description_en=row["description_en"],
         )
         columns_by_dataset.setdefault(spec.dataset_id, []).append(spec)
 
     datasets: dict[str, DatasetSpec] = {}
-    for row in _read_csv("datasets.csv"):
+    for row in read_csv_rows("datasets.csv"):
         dataset_id = row["dataset_id"]
         columns = tuple(columns_by_dataset.pop(dataset_id, []))
         if not columns:
@@ -172,7 +177,7 @@ def load_datasets() -> dict[str, DatasetSpec]:
         names = [column.column_name for column in columns]
         if len(set(names)) != len(names):
             raise CatalogueError(f"dataset {dataset_id} repeats a column name")
-        key_columns = _split(row["key_columns"])
+        key_columns = split_terms(row["key_columns"])
         missing = [key for key in key_columns if key not in names]
         if missing:
             raise CatalogueError(f"dataset {dataset_id}: key columns {missing} are not columns")
@@ -241,7 +246,7 @@ def load_header_aliases() -> tuple[dict[str, str], ...]:
     if not (CATALOGUE_DIR / "header_aliases.csv").exists():
         return ()
     datasets = load_datasets()
-    rows = tuple(_read_csv("header_aliases.csv"))
+    rows = tuple(read_csv_rows("header_aliases.csv"))
     for row in rows:
         dataset = datasets.get(row["dataset_id"])
         if dataset is None or row["column_name"] not in dataset.column_names:
@@ -257,13 +262,13 @@ def load_header_aliases() -> tuple[dict[str, str], ...]:
 def load_rules() -> dict[str, RuleSpec]:
     """Load and check rules.csv: every rule id once, known layers and severities."""
     rules: dict[str, RuleSpec] = {}
-    for row in _read_csv("rules.csv"):
+    for row in read_csv_rows("rules.csv"):
         rule = RuleSpec(
             rule_id=row["rule_id"],
             layer=row["layer"],
             severity=row["severity"],
             dataset_id=row["dataset_id"],
-            columns=_split(row["columns"]),
+            columns=split_terms(row["columns"]),
             predicate_sql=row["predicate_sql"],
             message_zh=row["message_zh"],
             message_en=row["message_en"],

@@ -9,14 +9,13 @@ sql/; running it is vetreport.aggregate.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import polars as pl
 
-from schemas.catalogue import CATALOGUE_DIR
+from schemas.catalogue import CATALOGUE_DIR, read_csv_rows, split_terms
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,7 @@ class TableSpec:
 
 def load_table_specs() -> list[TableSpec]:
     """The tables of the report, in display order, from schemas/tables.csv."""
-    with (CATALOGUE_DIR / "tables.csv").open(encoding="utf-8", newline="") as stream:
-        rows = list(csv.DictReader(stream))
+    rows = read_csv_rows("tables.csv")
     specs = [
         TableSpec(
             table_id=row["table_id"],
@@ -77,18 +75,10 @@ INDICATOR_COLUMNS = (
     "row_order",
     "name_zh",
     "name_en",
-    "unit",
-    "numerator",
-    "denominator",
-    "multiplier",
-    "decimals",
-    "aggregation",
-    "rounding",
     "years_shown",
-    "is_school_level",
-    "variance_tolerance_pct",
     "source_datasets",
     "note",
+    *DEFINITION_COLUMNS,
 )
 
 
@@ -288,8 +278,8 @@ class Formula:
     ) -> Formula:
         """A formula from the catalogue's text cells (``a+b``, ``c``, ...)."""
         return cls(
-            numerator=split_terms(numerator),
-            denominator=split_terms(denominator),
+            numerator=split_terms(numerator, "+"),
+            denominator=split_terms(denominator, "+"),
             multiplier=1.0 if multiplier is None else float(multiplier),
             aggregation=aggregation or "sum",
         )
@@ -317,13 +307,6 @@ class Formula:
         if self.multiplier != 1:
             text += f" × {self.multiplier:g}"
         return text
-
-
-def split_terms(text: str | None, separator: str = "+") -> tuple[str, ...]:
-    """The parts of a catalogue cell such as ``a+b`` or ``graduates|staff``, stripped."""
-    if not text:
-        return ()
-    return tuple(part.strip() for part in text.split(separator) if part.strip())
 
 
 @dataclass(frozen=True)
@@ -365,7 +348,7 @@ def load_indicator_specs() -> tuple[IndicatorSpec, ...]:
             years_shown=row["years_shown"],
             is_school_level=row["is_school_level"],
             variance_tolerance_pct=row["variance_tolerance_pct"],
-            source_datasets=split_terms(row["source_datasets"], "|"),
+            source_datasets=split_terms(row["source_datasets"]),
             note=row["note"] or "",
         )
         for row in load_indicator_catalogue().iter_rows(named=True)
@@ -409,18 +392,13 @@ class OutputTable:
     grain_en: str
 
 
-def _csv_rows(name: str) -> list[dict[str, str]]:
-    with (CATALOGUE_DIR / name).open(encoding="utf-8", newline="") as stream:
-        return list(csv.DictReader(stream))
-
-
 @cache
 def load_output_columns() -> tuple[OutputColumn, ...]:
     """The meaning of every published column that is not an indicator."""
-    return tuple(OutputColumn(**row) for row in _csv_rows("output_columns.csv"))
+    return tuple(OutputColumn(**row) for row in read_csv_rows("output_columns.csv"))
 
 
 @cache
 def load_output_tables() -> tuple[OutputTable, ...]:
     """The published tables that are not report tables (indicator values, completeness...)."""
-    return tuple(OutputTable(**row) for row in _csv_rows("output_tables.csv"))
+    return tuple(OutputTable(**row) for row in read_csv_rows("output_tables.csv"))

@@ -17,21 +17,9 @@ import openpyxl
 import polars as pl
 import pytest
 
-from vetreport.demo.generator import build_demo_uploads
+from vetreport.demo.generator import SCHOOL_DATASETS, build_demo_uploads
 
 YEARS = (2021, 2022, 2023)
-SCHOOL_DATASETS = (
-    "school_profile",
-    "enrollment",
-    "staff",
-    "graduates",
-    "awards",
-    "survey_responses",
-    "international",
-    "service",
-    "funding",
-    "industry_partnership",
-)
 BOM = b"\xef\xbb\xbf"
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 NATIONAL_ID = re.compile(r"^\d{17}[\dXx]$")

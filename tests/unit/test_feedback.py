@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +12,8 @@ import openpyxl
 import pytest
 import xlsxwriter
 
+from tests.chromium import CHROMIUM_FLAGS, require_chromium
+from tests.corpus.make_corpus import GRADUATE_HEADER
 from vetreport.bucket.store import open_store
 from vetreport.curate.ingest import ingest_keys
 from vetreport.school.feedback import (
@@ -26,15 +26,7 @@ from vetreport.school.feedback import (
 from vetreport.validate.checks import UploadContext, build_report, validate_upload
 
 SCHOOL = "3306020001"
-HEADER = [
-    "学校代码",
-    "毕业生编号",
-    "专业名称",
-    "毕业去向",
-    "是否对口就业",
-    "初次就业月收入（元/月）",
-    "是否上本科线",
-]
+HEADER = GRADUATE_HEADER
 ROWS = [
     [SCHOOL, "G0001", "护理", "直接就业", "是", "abc", "否"],  # income not a number: error
     [SCHOOL, "G0002", "护理", "去火星", "", "", "否"],  # destination not allowed: error
@@ -87,21 +79,9 @@ def cell_notes(sheet) -> dict[str, tuple[str, str]]:
 # ------------------------------------------------------------------------------------------
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.browser
 def test_html_report_of_a_rejected_upload_renders_in_chromium(tmp_path: Path) -> None:
-    browser = chromium()
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail(
-                "CI is set but chromium is not installed: the HTML report cannot be checked"
-            )
-        pytest.skip(
-            "chromium is not installed (apt-get install chromium); set CI=true to require it"
-        )
+    browser = require_chromium()
     report = report_of(csv_upload(), "csv")
     assert report["outcome"] == "rejected"
     page = tmp_path / "report.html"
@@ -109,14 +89,7 @@ def test_html_report_of_a_rejected_upload_renders_in_chromium(tmp_path: Path) ->
     completed = subprocess.run(
         [
             browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp_path / 'profile'}",
             "--dump-dom",
             page.as_uri(),

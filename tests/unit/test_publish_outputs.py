@@ -12,13 +12,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import shutil
 import struct
 import subprocess
 import threading
 import zlib
-from pathlib import Path
 
 import duckdb
 import openpyxl
@@ -27,6 +24,7 @@ import pytest
 
 import vetreport
 from schemas.indicators import indicator_definitions, load_table_specs
+from tests.chromium import CHROMIUM_FLAGS, require_chromium
 from vetreport.aggregate.compute import AggregateResult, shape_tables
 from vetreport.bucket.store import open_store
 from vetreport.cli.main import main
@@ -439,28 +437,6 @@ def test_cli_lists_versions_and_gets_tables(tmp_path, capsys, base_result) -> No
 
 # -- the HTML report in a real browser -----------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-)
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str:
-    if CHROMIUM is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("chromium is required under CI (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium); not under CI")
-    return CHROMIUM
-
 
 def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
     """Width, height and the decompressed image data of a PNG (no library needed)."""
@@ -481,7 +457,7 @@ def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
 
 @pytest.mark.browser
 def test_html_report_renders_in_headless_chromium(tmp_path, base_result) -> None:
-    browser = _chromium()
+    browser = require_chromium()
     store = open_store(str(tmp_path / "bucket"))
     publish(store, base_result)
     page = tmp_path / "report.html"

@@ -36,11 +36,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
+from pathlib import Path
 
 import polars as pl
 import xlsxwriter
 
-from schemas.catalogue import DatasetSpec, load_datasets
+from schemas.catalogue import DatasetSpec, load_datasets, read_csv_rows
 from vetreport.bucket.keys import CITY_SUBMITTER, upload_key
 from vetreport.bucket.store import KeyNotFound, open_store
 
@@ -153,8 +154,7 @@ def _destinations(*shares: float) -> dict[str, float]:
 
 def _read_demo_csv(name: str) -> list[dict[str, str]]:
     """Rows of one of the demo's CSV files, kept beside this module."""
-    text = resources.files("vetreport.demo").joinpath(name).read_text(encoding="utf-8")
-    return list(csv.DictReader(io.StringIO(text)))
+    return read_csv_rows(Path(__file__).with_name(name))
 
 
 def _number(text: str) -> float:
@@ -532,7 +532,7 @@ def _enrollment_tables(seed: int, year: int, targets: Targets) -> dict[str, pl.D
         },
         schema_overrides={"long_program_admissions_count": pl.Int64},
     )
-    return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}
+    return _by_school(frame)
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,7 +572,7 @@ def _profile_tables(
             **_honour_flags(targets),
         }
     )
-    return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}
+    return _by_school(frame)
 
 
 def _honour_flags(targets: Targets) -> dict[str, list[str]]:
@@ -1208,7 +1208,11 @@ def _international_tables(
                 "international_cooperation_projects_count": _scaled(rng, 1.0, size, activity),
             }
         )
-    frame = pl.DataFrame(rows)
+    return _by_school(pl.DataFrame(rows))
+
+
+def _by_school(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """A city-wide frame split into one frame per school (every school, in registry order)."""
     return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}
 
 
@@ -1250,8 +1254,7 @@ def _service_tables(
                 "rural_revitalization_training_person_times": _scaled(rng, 400, size, strength),
             }
         )
-    frame = pl.DataFrame(rows)
-    return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}
+    return _by_school(pl.DataFrame(rows))
 
 
 # Funding ------------------------------------------------------------------------------------
@@ -1320,7 +1323,7 @@ def _funding_tables(
             "private_subsidy_standard_per_student_yuan": pl.Int64,
         },
     )
-    return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}
+    return _by_school(frame)
 
 
 # Industry and higher-education partnership --------------------------------------------------
@@ -1401,8 +1404,7 @@ def _partnership_tables(
                 "long_program_admissions_plan_count": long_plan[i],
             }
         )
-    frame = pl.DataFrame(rows)
-    return {school.code: frame.filter(pl.col("school_code") == school.code) for school in SCHOOLS}
+    return _by_school(pl.DataFrame(rows))
 
 
 def write_demo_uploads(store_url: str, seed: int) -> tuple[int, int]:

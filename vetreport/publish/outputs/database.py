@@ -35,17 +35,7 @@ def catalogue_frames(tables: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.
     column_rows = []
     for table_id, frame in tables.items():
         info = describe_table(table_id)
-        table_rows.append(
-            {
-                "table_id": table_id,
-                "report_label": info.label,
-                "title_zh": info.title_zh,
-                "title_en": info.title_en,
-                "layout": info.layout,
-                "grain": info.grain_en,
-                "row_count": frame.height,
-            }
-        )
+        table_rows.append(info.summary(frame.height))
         for position, column in enumerate(describe_columns(table_id, frame.schema), start=1):
             column_rows.append(
                 {

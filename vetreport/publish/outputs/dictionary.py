@@ -14,8 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from schemas.catalogue import load_datasets
-from schemas.indicators import measure_names, split_terms
+from schemas.catalogue import load_datasets, split_terms
+from schemas.indicators import measure_names
 from vetreport.publish.outputs.metadata import (
     VersionInfo,
     describe_columns,
@@ -97,13 +97,7 @@ def build_dictionary(
             ]
         entries.append(
             {
-                "table_id": table_id,
-                "report_label": info.label,
-                "title_zh": info.title_zh,
-                "title_en": info.title_en,
-                "layout": info.layout,
-                "grain": info.grain_en,
-                "row_count": frame.height,
+                **info.summary(frame.height),
                 "files": files.get(table_id, {}),
                 "sheet": sheets.get(table_id),
                 "source_datasets": [

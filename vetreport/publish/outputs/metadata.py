@@ -77,6 +77,18 @@ class TableInfo:
     title_en: str
     grain_en: str
 
+    def summary(self, row_count: int) -> dict[str, object]:
+        """The facts every listing of tables gives: ids, titles, layout, grain, rows."""
+        return {
+            "table_id": self.table_id,
+            "report_label": self.label,
+            "title_zh": self.title_zh,
+            "title_en": self.title_en,
+            "layout": self.layout,
+            "grain": self.grain_en,
+            "row_count": row_count,
+        }
+
     @property
     def full_title_zh(self) -> str:
         """The title as the report prints it, e.g. 表1 招生普职比情况."""
