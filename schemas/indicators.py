@@ -9,6 +9,7 @@ sql/; running it is vetreport.aggregate.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -402,3 +403,21 @@ def load_output_columns() -> tuple[OutputColumn, ...]:
 def load_output_tables() -> tuple[OutputTable, ...]:
     """The published tables that are not report tables (indicator values, completeness...)."""
     return tuple(OutputTable(**row) for row in read_csv_rows("output_tables.csv"))
+
+
+def table_id_for(name: str) -> str | None:
+    """The table id a reader means: the id itself, the report's label (表5, 附表1) or title.
+
+    Full-width characters and spaces are folded; ``表5_by_school`` (or ``表5 按学校``) names
+    the per-school shape. None when nothing matches.
+    """
+    folded = unicodedata.normalize("NFKC", name).strip().replace(" ", "")
+    suffix = ""
+    for marker in ("_by_school", "按学校", "分学校"):
+        if folded.endswith(marker) and folded != marker:
+            folded, suffix = folded.removesuffix(marker), "_by_school"
+    for spec in load_table_specs():
+        names = {spec.table_id, spec.report_label, spec.title_zh, spec.title_en.lower()}
+        if folded in names or folded.lower() in names:
+            return spec.table_id + suffix
+    return None

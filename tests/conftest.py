@@ -19,6 +19,8 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
+# The tests upload for 2021-2024; the default collection calendar opens 2021-2023 only.
+os.environ.setdefault("VETREPORT_OPEN_YEARS", "2021-2024")
 
 
 @pytest.fixture(scope="session")

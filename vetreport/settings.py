@@ -77,6 +77,16 @@ class Settings(BaseSettings):
         None, description="POSTed to when a flow run fails or crashes."
     )
     # -- the collection calendar -----------------------------------------------------------
+    open_years: str = Field(
+        "2021-2023",
+        description="Report years open for collection, e.g. `2021-2023` or `2023,2024`; an "
+        "upload for any other year is refused with a report, whatever its key says.",
+    )
+    attempt_stale_seconds: float = Field(
+        600,
+        description="An upload whose processing started this long ago without finishing is "
+        "taken to have killed its worker: tried once more alone, then refused.",
+    )
     deadlines: str | None = Field(
         None,
         description='Collection deadline per report year as JSON, e.g. {"2023": '
@@ -86,6 +96,16 @@ class Settings(BaseSettings):
         INFRA_DIR / "deadlines.json",
         description="JSON file of collection deadlines (see infra/deadlines.example.json).",
     )
+
+    @field_validator("open_years")
+    @classmethod
+    def _years_parse(cls, value: str) -> str:
+        parse_years(value)
+        return value
+
+    def open_year_set(self) -> frozenset[int]:
+        """The report years open for collection."""
+        return parse_years(self.open_years)
 
     @field_validator("aggregate_quiet_seconds")
     @classmethod
@@ -101,6 +121,22 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_text_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+
+def parse_years(text: str) -> frozenset[int]:
+    """Years from ``2021-2023,2025``: ranges and single years, ASCII digits only."""
+    years: set[int] = set()
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        first, _, last = part.partition("-")
+        if not (
+            first.isascii() and first.isdigit() and (not last or last.isascii() and last.isdigit())
+        ):
+            raise ValueError(f"not a year or a range of years: {part!r}")
+        start, end = int(first), int(last or first)
+        if not 1990 <= start <= end <= 2100:
+            raise ValueError(f"years must run forwards between 1990 and 2100: {part!r}")
+        years.update(range(start, end + 1))
+    return frozenset(years)
 
 
 def load_settings() -> Settings:

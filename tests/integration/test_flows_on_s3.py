@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import boto3
 import polars as pl
 import pytest
+import xlsxwriter
 
 from tests.conftest import make_bucket
 from vetreport.bucket.store import open_store
@@ -28,6 +30,17 @@ def bucket(prefect_server, s3_endpoint) -> dict:
     summary = run_pipeline(store_url, 2023)
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     return {"store_url": store_url, "summary": summary, "client": client, "name": name}
+
+
+def broken_staff_workbook() -> bytes:
+    """A staff workbook missing required columns, with a value that is not 是/否."""
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    sheet = book.add_worksheet("staff")
+    sheet.write_row(0, 0, ["学校代码", "教职工编号", "是否在编"])
+    sheet.write_row(1, 0, [SCHOOL, "T0001", "也许"])
+    book.close()
+    return buffer.getvalue()
 
 
 def staff_total(store_url: str) -> float:
@@ -57,33 +70,39 @@ def test_the_same_object_ingested_twice_is_a_no_op(bucket) -> None:
     assert len(records) == 1
 
 
-def test_a_rejected_upload_keeps_the_accepted_data_and_a_correction_republishes(bucket) -> None:
+def test_a_refused_overwrite_withdraws_the_file_and_a_correction_republishes(bucket) -> None:
     from flows.aggregate import aggregate_and_publish
     from flows.ingest import ingest_uploads
 
     store = open_store(bucket["store_url"])
-    # A broken staff file replaces the school's good one in the bucket (same key).
-    broken = "学校代码,教职工编号,是否在编\n3133060003,T0001,也许\n".encode()
-    store.put(f"uploads/2023/{SCHOOL}/staff.csv", broken)
-    results = ingest_uploads(bucket["store_url"], [f"uploads/2023/{SCHOOL}/staff.csv"])
-    assert results[0]["outcome"] == "rejected"
-    report = json.loads(store.get(results[0]["report_key"]))
-    assert {item["rule_id"] for item in report["counts_by_rule"]} >= {"structure.missing_column"}
-    unchanged = aggregate_and_publish(bucket["store_url"], 2023)
-    assert unchanged["is_new_version"] is False
-    assert staff_total(bucket["store_url"]) == 3406
-
-    # The school fixes it: a valid file with one more staff member than before.
-    original = (
+    before = (
         read_table(store, "staff_size_by_school", 2023)
         .filter((pl.col("school_code") == SCHOOL) & (pl.col("year") == 2023))
         .item(0, "staff_count")
     )
+    # A broken staff file replaces the school's good one in the bucket (same key): the
+    # object now at the key is what counts, and it counts for nothing.
+    key = f"uploads/2023/{SCHOOL}/staff.xlsx"  # the school sends Excel
+    assert store.exists(key)
+    store.put(key, broken_staff_workbook())
+    results = ingest_uploads(bucket["store_url"], [key])
+    assert results[0]["outcome"] == "rejected"
+    report = json.loads(store.get(results[0]["report_key"]))
+    assert {item["rule_id"] for item in report["counts_by_rule"]} >= {"structure.missing_column"}
+    withdrawn = aggregate_and_publish(bucket["store_url"], 2023)
+    assert withdrawn["is_new_version"] is True
+    assert staff_total(bucket["store_url"]) == 3406 - before
+
+    # The school fixes it: a valid file with one more staff member than before.
     header = "学校代码,教职工编号,是否在编,是否专任教师,最高学历,专业技术职称"
-    rows = [f"{SCHOOL},T{index:05d},是,是,大学本科,中级" for index in range(int(original) + 1)]
+    rows = [f"{SCHOOL},T{index:05d},是,是,大学本科,中级" for index in range(int(before) + 1)]
     store.put(f"uploads/2023/{SCHOOL}/staff.csv", ("\n".join([header, *rows]) + "\n").encode())
-    results = ingest_uploads(bucket["store_url"], [f"uploads/2023/{SCHOOL}/staff.csv"])
-    assert results[0]["outcome"] == "accepted"
+    store.delete(key)  # the school replaces its workbook with a CSV
+    results = ingest_uploads(
+        bucket["store_url"], [f"uploads/2023/{SCHOOL}/staff.csv", key], announce=False
+    )
+    outcomes = {result["key"]: result["outcome"] for result in results}
+    assert outcomes == {f"uploads/2023/{SCHOOL}/staff.csv": "accepted", key: "withdrawn"}
     republished = aggregate_and_publish(bucket["store_url"], 2023)
     assert republished["is_new_version"] is True
     assert staff_total(bucket["store_url"]) == 3407

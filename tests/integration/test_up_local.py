@@ -116,7 +116,7 @@ def test_up_started_its_own_server_and_serves_the_deployments(up: dict[str, Any]
     assert is_healthy(up["api"])
 
 
-def test_a_file_with_errors_gets_a_rejected_report_and_leaves_the_tables(
+def test_a_file_with_errors_gets_a_rejected_report_and_its_data_no_longer_counts(
     up: dict[str, Any],
 ) -> None:
     store, bucket = up["store"], up["bucket"]
@@ -136,7 +136,14 @@ def test_a_file_with_errors_gets_a_rejected_report_and_leaves_the_tables(
     assert "毕业去向" in store.get(html_key).decode("utf-8")
     listing = json.loads(store.get(f"reports/{YEAR}/{walkthrough.SCHOOL}/index.json"))
     assert [upload["outcome"] for upload in listing["uploads"][:2]] == ["rejected", "accepted"]
-    assert published_version(store) == before
+    # the refused file replaced the accepted one: the object now at the key counts, for
+    # nothing, as the school was told; the tables follow
+    assert [upload["is_current"] for upload in listing["uploads"][:2]] == [False, False]
+    wait_for(lambda: published_version(store) > before, 120, "the version without the file")
+    pointer = read_pointer(store, YEAR) or {}
+    changelog = json.loads(store.get(pointer["prefix"] + "changelog.json"))
+    changed = {entry["table_id"] for entry in changelog["tables"] if entry["change"] == "changed"}
+    assert "employment" in changed
 
 
 def test_the_corrected_file_is_accepted_and_republished(up: dict[str, Any]) -> None:

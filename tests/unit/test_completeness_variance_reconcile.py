@@ -20,10 +20,18 @@ from vetreport.publish.reconcile import reconcile, summary_counts
 from vetreport.school.history_report import write_history_reports
 
 
-def record(school: str, dataset: str, submission: str, uploaded_at: str, outcome: str) -> dict:
+def record(
+    school: str,
+    dataset: str,
+    submission: str,
+    uploaded_at: str,
+    outcome: str,
+    extension: str = "csv",
+) -> dict:
     return {
         "submission_id": submission,
-        "key": f"uploads/2023/{school}/{dataset}.csv",
+        "key": f"uploads/2023/{school}/{dataset}.{extension}",
+        "processed_at": uploaded_at,
         "version_token": submission,
         "uploaded_at": uploaded_at,
         "year": 2023,
@@ -48,6 +56,14 @@ REGISTRY = pl.DataFrame(
 )
 
 
+def in_bucket(records: list[dict]) -> dict[str, str]:
+    """What the bucket holds after these uploads: each key at its latest version."""
+    latest: dict[str, dict] = {}
+    for item in sorted(records, key=lambda item: item["uploaded_at"]):
+        latest[item["key"]] = item
+    return {key: item["version_token"] for key, item in latest.items()}
+
+
 def status_of(matrix: pl.DataFrame, school: str, dataset: str) -> dict:
     rows = matrix.filter((pl.col("school_code") == school) & (pl.col("dataset") == dataset))
     assert rows.height == 1
@@ -57,12 +73,13 @@ def status_of(matrix: pl.DataFrame, school: str, dataset: str) -> dict:
 def test_completeness_statuses() -> None:
     records = [
         record("S00001", "graduates", "a", "2023-09-01T00:00:00+00:00", "accepted"),
-        record("S00001", "graduates", "b", "2023-09-03T00:00:00+00:00", "rejected"),
+        # a refused workbook (another key) does not take away the accepted CSV
+        record("S00001", "graduates", "b", "2023-09-03T00:00:00+00:00", "rejected", "xlsx"),
         record("S00001", "staff", "c", "2023-09-01T00:00:00+00:00", "accepted_with_warnings"),
         record("S00002", "staff", "d", "2023-09-02T00:00:00+00:00", "rejected"),
         record("S09999", "staff", "e", "2023-09-02T00:00:00+00:00", "rejected"),
     ]
-    matrix = completeness_from_records(records, REGISTRY, 2023)
+    matrix = completeness_from_records(records, REGISTRY, 2023, in_bucket(records))
     # registry schools x the ten datasets schools submit; unknown schools are not listed
     assert matrix.height == 2 * 10
     assert set(matrix["school_code"]) == {"S00001", "S00002"}
@@ -88,9 +105,25 @@ def test_completeness_statuses() -> None:
 
 def test_completeness_without_registry_uses_the_ledger() -> None:
     records = [record("S00001", "staff", "c", "2023-09-01T00:00:00+00:00", "accepted")]
-    matrix = completeness_from_records(records, REGISTRY.clear(), 2023)
+    matrix = completeness_from_records(records, REGISTRY.clear(), 2023, in_bucket(records))
     assert set(matrix["school_code"]) == {"S00001"}
     assert not matrix["is_in_registry"].any()
+
+
+def test_the_file_now_in_the_bucket_decides_the_status() -> None:
+    good = record("S00001", "graduates", "a", "2023-09-01T00:00:00+00:00", "accepted")
+    bad = record("S00001", "graduates", "b", "2023-09-03T00:00:00+00:00", "rejected")
+    # overwritten by a refused file under the same name: nothing of that file counts
+    matrix = completeness_from_records([good, bad], REGISTRY, 2023, in_bucket([good, bad]))
+    assert status_of(matrix, "S00001", "graduates")["status"] == "rejected"
+    assert status_of(matrix, "S00001", "graduates")["submission_id"] is None
+    # reverted to the good file (its version is current again): it counts again
+    matrix = completeness_from_records([good, bad], REGISTRY, 2023, {good["key"]: "a"})
+    assert status_of(matrix, "S00001", "graduates")["status"] == "accepted"
+    # deleted: withdrawn, shown as such
+    withdrawn = record("S00001", "graduates", "w", "2023-09-04T00:00:00+00:00", "withdrawn")
+    matrix = completeness_from_records([good, bad, withdrawn], REGISTRY, 2023, {})
+    assert status_of(matrix, "S00001", "graduates")["status"] == "withdrawn"
 
 
 def values_frame(rows: list[tuple]) -> pl.DataFrame:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -125,9 +127,14 @@ def test_upload_event_shape_and_stable_id() -> None:
     assert upload_event(UploadNotice(key=notice.key, version="v2"))["id"] != event["id"]
 
 
-def test_non_creation_records_are_skipped() -> None:
+def test_a_deletion_is_an_upload_event_and_other_records_are_skipped() -> None:
     notices, refused = notices_from_s3_body(
         s3_body("uploads/2023/x1234567/staff.csv", "ObjectRemoved:Delete")
+    )
+    assert [notice.key for notice in notices] == ["uploads/2023/x1234567/staff.csv"]
+    assert notices[0].version.startswith("deleted:") and refused == []
+    notices, refused = notices_from_s3_body(
+        s3_body("uploads/2023/x1234567/staff.csv", "ObjectTagging:Put")
     )
     assert notices == [] and refused == []
 
@@ -198,4 +205,16 @@ def test_local_watcher_reports_settled_new_and_changed_files(tmp_path: Path) -> 
     watcher.poll_once()
     changed = watcher.poll_once()
     assert [n.key for n in changed] == ["uploads/2023/3133060001/staff.csv"]
-    assert changed[0].version == "7a6a0de2a6e45b7ebc8b2b00d2abd4bb" or len(changed[0].version) == 32
+    assert changed[0].etag == hashlib.md5(b"changed!").hexdigest()
+    assert changed[0].version.startswith(changed[0].etag + "@")
+    # the earlier bytes again, with their old modification time: a new event all the same
+    old_version = changed[0].version
+    (folder / "staff.csv").write_text("old")
+    os.utime(folder / "staff.csv", ns=(0, 0))
+    watcher.poll_once()
+    [reverted] = watcher.poll_once()
+    assert reverted.key.endswith("staff.csv") and reverted.version != old_version
+    # a deletion is reported too, so its data is withdrawn
+    (folder / "graduates.csv").unlink()
+    [deleted] = watcher.poll_once()
+    assert deleted.key.endswith("graduates.csv") and deleted.version.startswith("deleted:")

@@ -15,12 +15,20 @@ from vetreport.publish.reader import read_pointer, read_table
 from vetreport.publish.writer import publish
 
 
-def record(submission: str, uploaded_at: str, outcome: str, dataset: str = "graduates") -> dict:
+def record(
+    submission: str,
+    uploaded_at: str,
+    outcome: str,
+    dataset: str = "graduates",
+    extension: str = "csv",
+    processed_at: str | None = None,
+) -> dict:
     return {
         "submission_id": submission,
-        "key": f"uploads/2023/S00001/{dataset}.csv",
+        "key": f"uploads/2023/S00001/{dataset}.{extension}",
         "version_token": submission,
         "uploaded_at": uploaded_at,
+        "processed_at": processed_at or uploaded_at,
         "year": 2023,
         "submitter": "S00001",
         "datasets": [
@@ -34,23 +42,45 @@ def record(submission: str, uploaded_at: str, outcome: str, dataset: str = "grad
     }
 
 
-def test_newest_accepted_upload_wins_whatever_the_processing_order() -> None:
+KEY = "uploads/2023/S00001/graduates.csv"
+
+
+def counted(records: list[dict], bucket: dict[str, str]) -> list[str]:
+    return current_submissions(records, bucket).get_column("submission_id").to_list()
+
+
+def test_the_version_now_at_the_key_counts_whatever_its_clock_or_processing_order() -> None:
     newer = record("b", "2023-09-02T00:00:00+00:00", "accepted")
     older = record("a", "2023-09-01T00:00:00+00:00", "accepted")
     for records in ([older, newer], [newer, older]):
-        current = current_submissions(records)
-        assert current.get_column("submission_id").to_list() == ["b"]
+        assert counted(records, {KEY: "b"}) == ["b"]
+        # a revert to the earlier file (or a re-upload with an old clock) counts as is
+        assert counted(records, {KEY: "a"}) == ["a"]
 
 
-def test_a_rejected_upload_never_replaces_an_accepted_one() -> None:
+def test_a_version_not_processed_yet_leaves_the_key_as_it_was() -> None:
+    first = record("a", "2023-09-01T00:00:00+00:00", "accepted")
+    assert counted([first], {KEY: "not-yet-ingested"}) == ["a"]
+
+
+def test_a_refused_file_at_the_key_counts_for_nothing_a_deleted_one_neither() -> None:
     accepted = record("a", "2023-09-01T00:00:00+00:00", "accepted_with_warnings")
     rejected = record("b", "2023-09-02T00:00:00+00:00", "rejected")
-    current = current_submissions([accepted, rejected])
-    assert current.get_column("submission_id").to_list() == ["a"]
+    assert counted([accepted, rejected], {KEY: "b"}) == []
+    assert counted([accepted], {}) == []
+
+
+def test_of_two_files_of_one_dataset_the_last_uploaded_counts_and_a_refused_one_never() -> None:
+    csv = record("a", "2023-09-01T00:00:00+00:00", "accepted")
+    xlsx = record("b", "2023-09-02T00:00:00+00:00", "accepted", extension="xlsx")
+    bad_xlsx = record("c", "2023-09-03T00:00:00+00:00", "rejected", extension="xlsx")
+    xlsx_key = KEY.replace(".csv", ".xlsx")
+    assert counted([csv, xlsx], {KEY: "a", xlsx_key: "b"}) == ["b"]
+    assert counted([csv, xlsx, bad_xlsx], {KEY: "a", xlsx_key: "c"}) == ["a"]
 
 
 def test_no_records_gives_an_empty_typed_frame() -> None:
-    current = current_submissions([])
+    current = current_submissions([], {})
     assert current.height == 0
     assert dict(current.schema) == {name: dtype() for name, dtype in CURRENT_SCHEMA.items()}
 

@@ -433,6 +433,10 @@ def test_cli_lists_versions_and_gets_tables(tmp_path, capsys, base_result) -> No
     assert main([*argv, "--format", "parquet", "--out", str(parquet), "--bucket", str(bucket)]) == 0
     assert pl.read_parquet(parquet).equals(read_table(store, "staff_size", YEAR, 2))
     assert main(["tables", "get", "nope", "--year", str(YEAR), "--bucket", str(bucket)]) == 2
+    # the report's own names work as well as the ids (full-width digits folded)
+    for name in ("表3", "表３", "教师队伍数量"):
+        assert main(["tables", "get", name, "--year", str(YEAR), "--bucket", str(bucket)]) == 0
+        assert "3500" in capsys.readouterr().out
 
 
 # -- the HTML report in a real browser -----------------------------------------------------

@@ -11,23 +11,33 @@ from vetreport.curate.ingest import ingest_keys
 from vetreport.demo import walkthrough
 
 
-def test_the_upload_list_shows_a_rejected_resubmission_and_the_data_that_still_counts(
-    tmp_path,
-) -> None:
+def test_the_upload_list_follows_the_file_now_in_the_bucket(tmp_path) -> None:
     store = open_store(str(tmp_path / "bucket"))
     key = walkthrough.UPLOAD_KEY
     files = walkthrough.build_files()
+    year, school = walkthrough.YEAR, walkthrough.SCHOOL
+
+    def uploads_listed() -> list[dict]:
+        return json.loads(store.get(school_index_key(year, school, "json")))["uploads"]
+
     for name in ("graduates-corrected.csv", "graduates-with-errors.csv"):
         store.put(key, files[name])
         ingest_keys(store, [key])
         time.sleep(0.02)  # distinct upload times
-
-    year, school = walkthrough.YEAR, walkthrough.SCHOOL
-    listing = json.loads(store.get(school_index_key(year, school, "json")))
-    uploads = listing["uploads"]
+    uploads = uploads_listed()
+    # the refused file replaced the good one under the same name: nothing of it counts
     assert [(u["outcome"], u["is_current"]) for u in uploads] == [
         ("rejected", False),  # the newest, listed first
-        ("accepted", True),  # still the data that counts
+        ("accepted", False),
+    ]
+    # the school puts back the file it sent first: a new upload, reported and counted again
+    store.put(key, files["graduates-corrected.csv"])
+    [again] = ingest_keys(store, [key])
+    assert not again.was_skipped and again.outcome == "accepted"
+    assert [(u["outcome"], u["is_current"]) for u in uploads_listed()] == [
+        ("accepted", True),
+        ("rejected", False),
+        ("accepted", False),
     ]
     assert uploads[0]["error_count"] == 5 and uploads[0]["datasets"] == "毕业生去向"
     for upload in uploads:

@@ -36,7 +36,11 @@ from schemas.indicators import (
 from vetreport.aggregate.variance import history_findings, variance_table
 from vetreport.bucket.store import ObjectStore
 from vetreport.curate.completeness import completeness_matrix, published_completeness
-from vetreport.curate.ledger import current_submissions, read_records
+from vetreport.curate.ledger import (
+    current_submissions,
+    current_upload_versions,
+    read_records,
+)
 from vetreport.paths import SQL_DIR
 
 READ_THREADS = 16
@@ -64,7 +68,8 @@ def load_curated(
     store: ObjectStore, years: Iterable[int]
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     """The rows of every current accepted submission, one frame per dataset."""
-    current = current_submissions(read_records(store, years))
+    years = list(years)
+    current = current_submissions(read_records(store, years), current_upload_versions(store, years))
     keys = current.get_column("curated_key").to_list()
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         bodies = dict(zip(keys, pool.map(store.get, keys), strict=True))

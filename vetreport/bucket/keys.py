@@ -28,9 +28,16 @@ CITY_SUBMITTER = "_city"
 WORKBOOK_NAME = "workbook"
 UPLOAD_EXTENSIONS = ("csv", "xlsx", "parquet")
 
+# Canonical keys are ASCII: [0-9] and not \d, which also matches full-width and other digits.
 _UPLOAD_PATTERN = re.compile(
-    r"^uploads/(?P<year>\d{4})/(?P<submitter>_city|[0-9A-Za-z]{6,20})/"
-    r"(?P<stem>[a-z][a-z0-9_]{1,40})\.(?P<extension>[A-Za-z]{3,7})$"
+    r"^uploads/(?P<year>[0-9]{4})/(?P<submitter>_city|[0-9A-Za-z]{6,20})/"
+    r"(?P<stem>[a-z][a-z0-9_]{1,40})\.(?P<extension>[A-Za-z]{3,7})$",
+    re.ASCII,
+)
+# Whose a key is, read leniently, so a key that breaks the layout can still be reported to
+# the school it names: the first parts, when they look like a year and a school code.
+_OWNER_PATTERN = re.compile(
+    r"^uploads/(?P<year>[0-9]{4})/(?P<submitter>_city|[0-9A-Za-z]{6,20})/", re.ASCII
 )
 
 
@@ -70,13 +77,17 @@ def decode_event_key(raw_key: str) -> str:
 
 
 def parse_upload_key(key: str) -> UploadKey:
-    """Parse an uploads/ key, raising LayoutError for anything outside the layout."""
-    match = _UPLOAD_PATTERN.match(key)
+    """Parse an uploads/ key, raising LayoutError for anything outside the layout.
+
+    The layout is strict: ASCII only, exactly uploads/{year}/{submitter}/{stem}.{ext},
+    no empty, ``.`` or ``..`` parts, no backslashes. Everything else is a bad key.
+    """
+    match = _UPLOAD_PATTERN.fullmatch(key)
     if not match:
         raise LayoutError(f"key does not fit uploads/{{year}}/{{school}}/{{dataset}}.ext: {key}")
+    # Any extension fits the layout; which file types are accepted is validation's call
+    # (file.extension, file.macro), so a school sending .xls or .xlsm gets a report.
     extension = match["extension"].lower()
-    if extension not in UPLOAD_EXTENSIONS:
-        raise LayoutError(f"file type .{extension} is not accepted: {key}")
     return UploadKey(
         key=key,
         year=int(match["year"]),
@@ -106,10 +117,23 @@ def year_of_upload_key(key: str) -> int | None:
     return int(parts[1]) if parts[1].isascii() and parts[1].isdigit() else None
 
 
+def key_owner(key: str) -> tuple[int, str] | None:
+    """(year, submitter) a key names, even when the rest of it breaks the layout; else None."""
+    match = _OWNER_PATTERN.match(key)
+    if match is None:
+        return None
+    return int(match["year"]), match["submitter"]
+
+
+def printable_key(key: str) -> str:
+    """A key as text safe to store and show: bytes that are not UTF-8 are escaped."""
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def submission_id(key: str, version_token: str) -> str:
     """A stable id for one version of one upload: the same object gives the same id."""
-    digest = hashlib.sha256(f"{key}\n{version_token}".encode()).hexdigest()
-    return digest[:20]
+    text = f"{key}\n{version_token}".encode("utf-8", "surrogateescape")
+    return hashlib.sha256(text).hexdigest()[:20]
 
 
 def curated_key(dataset: str, year: int, school_code: str, submission: str) -> str:
@@ -127,7 +151,7 @@ def ledger_prefix(year: int | None = None, submitter: str | None = None) -> str:
 def parse_ledger_key(key: str) -> tuple[int, str] | None:
     """(year, submitter) of a ledger record key, or None for one outside a year."""
     parts = key.split("/")
-    if len(parts) >= 4 and parts[0] == LEDGER_ROOT.rstrip("/") and parts[1].isdigit():
+    if len(parts) >= 4 and parts[0] == LEDGER_ROOT.rstrip("/") and parts[1].isdecimal():
         return int(parts[1]), parts[2]
     return None
 
@@ -137,14 +161,38 @@ def unsorted_ledger_key(submission: str) -> str:
     return f"{LEDGER_ROOT}unsorted/{submission}.json"
 
 
-def ledger_key(year: int, submitter: str, dataset: str, submission: str) -> str:
-    """The ledger record of one processed upload (one per dataset for a workbook)."""
-    return f"ledger/{year}/{submitter}/{dataset}/{submission}.json"
+def ledger_key(
+    year: int, submitter: str, stem: str, submission: str, extension: str | None = None
+) -> str:
+    """The ledger record of one processed upload event.
+
+    ``ledger/{year}/{submitter}/{stem}/{submission}.{extension}.json``: the name says which
+    upload key the record is about (``uploads/{year}/{submitter}/{stem}.{extension}``), so
+    the sweep can tell a deleted upload from a listing alone. Records of keys outside the
+    layout have no extension in their name.
+    """
+    name = f"{submission}.{extension}" if extension else submission
+    return f"{LEDGER_ROOT}{year}/{submitter}/{stem}/{name}.json"
 
 
-def report_key(year: int, submitter: str, submission: str, extension: str) -> str:
-    """The validation report sent back to the school."""
+def parse_ledger_record_key(key: str) -> tuple[str, str | None]:
+    """(submission id, the upload key the record is about or None) from a record's key."""
+    parts = key.split("/")
+    name = parts[-1].removesuffix(".json")
+    submission, _, extension = name.partition(".")
+    if extension and len(parts) == 5 and parts[0] == LEDGER_ROOT.rstrip("/"):
+        return submission, upload_key(int(parts[1]), parts[2], parts[3], extension)
+    return submission, None
+
+
+def report_key(year: int | str, submitter: str, submission: str, extension: str) -> str:
+    """The validation report sent back to the school (``_unsorted`` when no school is named)."""
     return f"reports/{year}/{submitter}/{submission}.{extension}"
+
+
+def unsorted_report_key(submission: str, extension: str) -> str:
+    """The report of an upload whose key names no year and school: for operators only."""
+    return f"reports/_unsorted/{submission}.{extension}"
 
 
 def history_report_key(year: int, school_code: str) -> str:
@@ -159,7 +207,8 @@ def school_index_key(year: int, submitter: str, extension: str) -> str:
 
 def quarantine_key(year: int | str, submission: str, original_key: str) -> str:
     """Where an unreadable or disallowed upload is copied, with its reason beside it."""
-    name = original_key.rsplit("/", 1)[-1] or "object"
+    # the original name as a safe key part: a school's name may hold anything
+    name = re.sub(r"[^0-9A-Za-z._-]", "_", original_key.rsplit("/", 1)[-1]).strip(".") or "object"
     return f"quarantine/{year}/{submission}/{name}"
 
 

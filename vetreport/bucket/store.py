@@ -50,8 +50,17 @@ class ObjectInfo:
 
     @property
     def version_token(self) -> str:
-        """The most specific identifier of this object's content: version id, else ETag."""
-        return self.version_id or self.etag
+        """What tells one upload of this key from another: its ETag and its time.
+
+        The ETag alone would make a school that reverts to bytes it sent before look like
+        a duplicate event; the upload's time tells the two uploads apart, while the same
+        object seen twice (two events, a listing and a HEAD) keeps one token. A version id
+        is not used even where the bucket keeps versions: a listing does not carry it, and
+        the sweep must name an object exactly as ingest does. S3 reports whole seconds
+        (two identical uploads within one second are one upload); a folder bucket,
+        microseconds.
+        """
+        return f"{self.etag}@{self.last_modified.astimezone(UTC).isoformat()}"
 
 
 class ObjectStore(Protocol):
@@ -89,11 +98,24 @@ class ObjectStore(Protocol):
 
 
 def validate_key(key: str) -> str:
-    """Reject keys that could escape the bucket or that no layout produces."""
+    """Reject keys that could escape the bucket or that no layout produces (for writes)."""
     if not key or key.startswith("/") or "\\" in key or "\x00" in key:
         raise ValueError(f"invalid object key: {key!r}")
     parts = key.split("/")
     if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"invalid object key: {key!r}")
+    return key
+
+
+def validate_read_key(key: str) -> str:
+    """Reject only keys that could escape a folder bucket; others may be read as they are.
+
+    Uploads arrive under whatever name a school gave them (a backslash, bytes that are
+    not UTF-8): the pipeline must read such an object to report on it, not fail on it.
+    """
+    if not key or key.startswith("/") or "\x00" in key:
+        raise ValueError(f"invalid object key: {key!r}")
+    if any(part in ("", ".", "..") for part in key.split("/")):
         raise ValueError(f"invalid object key: {key!r}")
     return key
 
@@ -109,25 +131,31 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
+    def _read_path(self, key: str) -> Path:
+        return self.root / validate_read_key(key)
+
     def _info(self, key: str, path: Path) -> ObjectInfo:
         stat = path.stat()
+        # The change time, not the modification time: a copy that keeps an old mtime
+        # (cp -p, an archive) is still a new upload, and st_ctime cannot be set back.
+        arrived = max(stat.st_mtime, stat.st_ctime)
         return ObjectInfo(
             key=key,
             size_bytes=stat.st_size,
             etag=_md5_of_file(path),
-            last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            last_modified=datetime.fromtimestamp(arrived, tz=UTC),
         )
 
     def get(self, key: str) -> bytes:
         """Return the object's bytes."""
         try:
-            return self._path(key).read_bytes()
+            return self._read_path(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
             raise KeyNotFound(key) from error
 
     def head(self, key: str) -> ObjectInfo:
         """Return the object's metadata."""
-        path = self._path(key)
+        path = self._read_path(key)
         if not path.is_file():
             raise KeyNotFound(key)
         return self._info(key, path)
@@ -157,7 +185,7 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         """Say whether the key exists."""
-        return self._path(key).is_file()
+        return self._read_path(key).is_file()
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Walk the folder under prefix, skipping temporary files."""
@@ -246,25 +274,32 @@ class S3Store:
     def _key(self, key: str) -> str:
         return self.prefix + validate_key(key)
 
+    def _read_key(self, key: str) -> str:
+        # S3 keys are names, not paths: any key an upload arrived under can be read back.
+        if not key:
+            raise ValueError("empty object key")
+        return self.prefix + key
+
     def _info(self, key: str, response: dict) -> ObjectInfo:
         return ObjectInfo(
             key=key,
             size_bytes=int(response.get("ContentLength", response.get("Size", 0))),
             etag=str(response["ETag"]).strip('"'),
-            last_modified=response["LastModified"],
+            # HEAD says whole seconds, a listing may say milliseconds: agree on seconds
+            last_modified=response["LastModified"].replace(microsecond=0),
             version_id=_real_version(response.get("VersionId")),
         )
 
     def get(self, key: str) -> bytes:
         """Return the object's bytes."""
         with _translated_errors(key):
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            response = self.client.get_object(Bucket=self.bucket, Key=self._read_key(key))
             return response["Body"].read()
 
     def head(self, key: str) -> ObjectInfo:
         """Return the object's metadata."""
         with _translated_errors(key):
-            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            response = self.client.head_object(Bucket=self.bucket, Key=self._read_key(key))
         return self._info(key, response)
 
     def put(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:

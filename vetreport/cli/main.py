@@ -29,9 +29,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from vetreport.paths import REPOSITORY_ROOT
 from vetreport.settings import load_settings
 
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+# The figures printed in the 2023 Shaoxing report (the demo's oracle), with their notes.
+SEED_YEAR = 2023
+SEED_FIGURES = REPOSITORY_ROOT / "tests" / "backtests" / "seed_figures_shaoxing_2023.csv"
 
 
 def _store_url(value: str | None) -> str:
@@ -56,12 +60,32 @@ def command_demo(arguments: argparse.Namespace) -> int:
     api = ensure_server()
     console.print(f"Prefect API: {api}")
     summary = _run_pipeline(store_url, arguments.year)
-    _print_published(console, store_url, summary["publish"]["report_year"])
+    report_year = summary["publish"]["report_year"]
+    _print_published(console, store_url, report_year)
+    if report_year == SEED_YEAR and SEED_FIGURES.is_file():
+        _print_seed_contradictions(console, store_url, report_year)
     ui = api.removesuffix("/api")
     console.print(f"\n已发布 / published: {store_url}/{summary['publish']['prefix']}")
     console.print(f"流程运行 / flow runs in the Prefect UI: {ui}/runs")
     console.print(f"校验报告 / validation reports: {store_url}/reports/")
     return 0
+
+
+def _print_seed_contradictions(console: Console, store_url: str, report_year: int) -> None:
+    """Where the printed 2023 Shaoxing report disagrees with the numbers just published."""
+    from vetreport.cli.terminal import render_reconciliation
+    from vetreport.publish.reconcile import (
+        computed_values,
+        differences,
+        load_reference,
+        reconcile,
+        summary_counts,
+    )
+
+    values, source = computed_values(store_url, report_year)
+    result = reconcile(values, load_reference(SEED_FIGURES))
+    console.print("\n印刷版报告与数据不一致之处 / where the printed report contradicts the data:")
+    render_reconciliation(differences(result), summary_counts(result), source, console)
 
 
 def _run_pipeline(store_url: str, year: int | None) -> dict:

@@ -30,17 +30,25 @@ import polars as pl
 from schemas.catalogue import load_datasets
 from vetreport.bucket.keys import CITY_SUBMITTER
 from vetreport.bucket.store import ObjectStore
-from vetreport.curate.ledger import current_submissions, dataset_rows, read_records
+from vetreport.curate.ledger import (
+    counting_records,
+    current_submissions,
+    current_upload_versions,
+    dataset_rows,
+    read_records,
+)
 
 MISSING = "missing"
 REJECTED = "rejected"
+WITHDRAWN = "withdrawn"
 STATUS_WORDS = {
+    "withdrawn": "已撤回",
     "accepted": "已接收",
     "accepted_with_warnings": "有警告",
     "rejected": "已退回",
     "missing": "未提交",
 }
-STATUS_ORDER = ("missing", "rejected", "accepted_with_warnings", "accepted")
+STATUS_ORDER = ("missing", "withdrawn", "rejected", "accepted_with_warnings", "accepted")
 
 COMPLETENESS_SCHEMA: dict[str, type[pl.DataType]] = {
     "year": pl.Int64,
@@ -85,14 +93,26 @@ def _registry(store: ObjectStore, current: pl.DataFrame) -> pl.DataFrame:
 
 
 def completeness_from_records(
-    records: list[dict], registry: pl.DataFrame, year: int
+    records: list[dict],
+    registry: pl.DataFrame,
+    year: int,
+    current_versions: dict[str, str],
 ) -> pl.DataFrame:
-    """The completeness matrix from ledger records and a registry (school_code, names)."""
-    rows = dataset_rows(records).filter(
-        (pl.col("year") == year) & (pl.col("submitter") != CITY_SUBMITTER)
-    )
-    current = current_submissions(records).filter(
-        (pl.col("year") == year) & (pl.col("submitter") != CITY_SUBMITTER)
+    """The completeness matrix from ledger records, a registry and the bucket's uploads now.
+
+    Status: the outcome of the submission that counts; else ``rejected`` when an existing
+    upload of the dataset was refused; else ``withdrawn`` when every upload of it was
+    deleted; else ``missing``.
+    """
+    of_year = (pl.col("year") == year) & (pl.col("submitter") != CITY_SUBMITTER)
+    rows = dataset_rows(records).filter(of_year)
+    counting = dataset_rows(counting_records(records, current_versions)).filter(of_year)
+    current = current_submissions(records, current_versions).filter(of_year)
+    refused = (
+        counting.filter(pl.col("outcome") == REJECTED)
+        .select(pl.col("submitter").alias("school_code"), "dataset")
+        .unique()
+        .with_columns(pl.lit(True).alias("has_refused_upload"))
     )
     if registry.height:
         schools = registry.with_columns(pl.lit(True).alias("is_in_registry"))
@@ -107,7 +127,7 @@ def completeness_from_records(
             )
         )
     latest = (
-        rows.sort(["uploaded_at", "key", "version_token"], descending=True)
+        rows.sort(["processed_at", "uploaded_at", "key"], descending=True)
         .group_by("submitter", "dataset", maintain_order=True)
         .agg(
             pl.col("outcome").first().alias("last_outcome"),
@@ -127,12 +147,15 @@ def completeness_from_records(
         schools.join(school_datasets(), how="cross")
         .join(latest, on=["school_code", "dataset"], how="left")
         .join(accepted, on=["school_code", "dataset"], how="left")
+        .join(refused, on=["school_code", "dataset"], how="left")
         .with_columns(
             pl.lit(year, dtype=pl.Int64).alias("year"),
             pl.when(pl.col("accepted_outcome").is_not_null())
             .then(pl.col("accepted_outcome"))
-            .when(pl.col("last_outcome").is_not_null())
+            .when(pl.col("has_refused_upload"))
             .then(pl.lit(REJECTED))
+            .when(pl.col("last_outcome").is_not_null())
+            .then(pl.lit(WITHDRAWN))
             .otherwise(pl.lit(MISSING))
             .alias("status"),
             (pl.col("last_outcome") == REJECTED)
@@ -157,8 +180,9 @@ def completeness_matrix(store: ObjectStore, year: int) -> pl.DataFrame:
     submission_id (the one that counts), is_in_registry.
     """
     records = read_records(store, [year])
-    registry = _registry(store, current_submissions(records).filter(pl.col("year") == year))
-    return completeness_from_records(records, registry, year)
+    current_versions = current_upload_versions(store, [year])
+    current = current_submissions(records, current_versions).filter(pl.col("year") == year)
+    return completeness_from_records(records, _registry(store, current), year, current_versions)
 
 
 PUBLISHED_COLUMNS = (

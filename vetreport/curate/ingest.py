@@ -29,16 +29,21 @@ import polars as pl
 from schemas.catalogue import SCHEMA_VERSION, load_datasets
 from vetreport.bucket.keys import (
     CITY_SUBMITTER,
+    LEDGER_ROOT,
     LayoutError,
     UploadKey,
     curated_key,
+    key_owner,
     ledger_key,
     ledger_prefix,
+    parse_ledger_record_key,
     parse_upload_key,
+    printable_key,
     quarantine_key,
     report_key,
     submission_id,
     unsorted_ledger_key,
+    unsorted_report_key,
     uploads_prefix,
     year_of_upload_key,
 )
@@ -51,17 +56,22 @@ from vetreport.curate.ledger import (
 )
 from vetreport.curate.school_index import write_school_index
 from vetreport.school.feedback import annotate_workbook, render_html
+from vetreport.settings import load_settings
 from vetreport.validate.checks import (
+    BUREAU,
     REJECTED,
+    SCHOOL,
     DatasetResult,
     UploadContext,
     build_report,
     validate_uploads,
 )
 from vetreport.validate.normalise import finding_rows
-from vetreport.validate.read import SOURCE_ROW
+from vetreport.validate.read import MAX_UPLOAD_BYTES, SOURCE_ROW
 
 QUARANTINE_RULE_LAYERS = ("file",)
+WITHDRAWN = "withdrawn"
+BAD_KEY_STEM = "_bad_key"  # the ledger folder of a school's uploads whose key broke the layout
 # Uploads validated together: at most this many bytes of files held in memory at once.
 BATCH_BYTES = 64 * 1024 * 1024
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -83,7 +93,10 @@ class IngestResult:
 def registry_codes(store: ObjectStore, year: int) -> frozenset[str] | None:
     """The school codes of the year's current accepted registry, or None if there is none."""
     prefix = f"{ledger_prefix(year)}{CITY_SUBMITTER}/school_registry/"
-    current = current_submissions(read_records_under(store, [prefix]))
+    current_versions = {
+        info.key: info.version_token for info in store.list(uploads_prefix(year, CITY_SUBMITTER))
+    }
+    current = current_submissions(read_records_under(store, [prefix]), current_versions)
     if current.height == 0:
         return None
     frame = pl.read_parquet(io.BytesIO(store.get(current.item(0, "curated_key"))))
@@ -103,21 +116,38 @@ def ingest_keys(
     Bureau files go first, one at a time (the registry they carry decides which school
     codes count). The schools' files are then validated together in batches of up to
     ``batch_bytes`` of uploads (see ``validate_uploads``) and each is written out on its
-    own, in the order of the module docstring. A key deleted since its event is skipped.
+    own, in the order of the module docstring. A key that no longer exists is a deletion:
+    its data is withdrawn (one record and one report, once). An upload whose earlier
+    processing died with its worker is tried once more on its own, then refused.
     """
-    ordered = order_for_ingest(keys)
+    stale_seconds = load_settings().attempt_stale_seconds
     results: list[IngestResult] = []
     registries: dict[int, frozenset[str] | None] = {}
     batch: list[ObjectInfo] = []
+    seen: set[str] = set()  # a key twice in one call is one upload, processed once
     size = 0
-    for key in ordered:
+    for key in order_for_ingest(keys):
         try:
             info = store.head(key)
         except KeyNotFound:
-            continue  # deleted between the event and now: nothing to process
-        if f"/{CITY_SUBMITTER}/" in key:
+            results += _withdraw(store, key)
+            continue
+        except ValueError:  # a name no folder can hold: an empty part, "." or ".."
+            results.append(_reject_bad_key(store, _nameless_info(key)))
+            continue
+        submission = submission_id(info.key, info.version_token)
+        attempt = FIRST if submission in seen else _attempt_state(store, info, stale_seconds)
+        seen.add(submission)
+        if attempt == RUNNING:
+            continue  # another worker has it; its record will say what happened
+        if attempt == DIED_TWICE:
+            results.append(_refuse_poison(store, info))
+            continue
+        if f"/{CITY_SUBMITTER}/" in key or attempt == DIED_ONCE:
+            # the bureau's files, and a file that may have killed a worker, go alone
             results += _ingest_batch(store, [info], registries)
-            registries.clear()  # a new registry may have arrived
+            if f"/{CITY_SUBMITTER}/" in key:
+                registries.clear()  # a new registry may have arrived
             continue
         batch.append(info)
         size += info.size_bytes
@@ -139,8 +169,9 @@ def _write_school_indexes(store: ObjectStore, results: list[IngestResult]) -> No
     for result in results:
         if result.was_skipped or result.report_key is None:
             continue
-        upload = parse_upload_key(result.key)
-        touched.add((upload.year, upload.submitter))
+        owner = key_owner(result.key)
+        if owner is not None:
+            touched.add(owner)
     for year, submitter in sorted(touched):
         try:
             write_school_index(store, year, submitter)
@@ -148,9 +179,59 @@ def _write_school_indexes(store: ObjectStore, results: list[IngestResult]) -> No
             LOGGER.exception("could not write the upload list of %s %s", year, submitter)
 
 
+# -- attempts: a file that kills its worker is refused, not retried forever ----------------
+
+RUNNING, DIED_ONCE, DIED_TWICE, FIRST = "running", "died-once", "died-twice", "first"
+
+
+def _attempt_key(info: ObjectInfo) -> str:
+    return f"{LEDGER_ROOT}_attempts/{submission_id(info.key, info.version_token)}.attempt"
+
+
+def _attempt_state(store: ObjectStore, info: ObjectInfo, stale_seconds: float) -> str:
+    """Mark this upload as being processed and say what earlier attempts left behind.
+
+    A marker without a ledger record means a worker started the upload and never finished
+    it. Younger than ``stale_seconds``: it may still be running. Older: it died, perhaps
+    killed by this very file (memory, a native crash); the first time the upload is tried
+    again alone, the second time it is refused without being read.
+    """
+    key = _attempt_key(info)
+    now = datetime.now(UTC)
+    try:
+        marker = json.loads(store.get(key))
+    except KeyNotFound:
+        marker = None
+    if marker is not None:
+        started = datetime.fromisoformat(marker["started_at"])
+        if (now - started).total_seconds() < stale_seconds:
+            return RUNNING
+        if marker["attempts"] >= 2:
+            return DIED_TWICE
+    attempts = 1 if marker is None else marker["attempts"] + 1
+    body = {"key": printable_key(info.key), "attempts": attempts, "started_at": now.isoformat()}
+    store.put(key, json.dumps(body).encode("utf-8"), "application/json")
+    return FIRST if marker is None else DIED_ONCE
+
+
+def _attempt_done(store: ObjectStore, info: ObjectInfo) -> None:
+    store.delete(_attempt_key(info))
+
+
+def _refuse_poison(store: ObjectStore, info: ObjectInfo) -> IngestResult:
+    """Refuse, without reading it again, an upload that twice stopped the worker reading it."""
+    detail = "processing this file stopped the reader twice; it was set aside unread"
+    result = _ingest_refused(store, info, "file.reader_crashed", detail, read_bytes=False)
+    _attempt_done(store, info)
+    return result
+
+
+# -- one batch ------------------------------------------------------------------------------
+
+
 @dataclass
 class _Pending:
-    """An upload read and placed, waiting for its batch's validation."""
+    """An upload read and placed, waiting for its batch's validation (or already judged)."""
 
     info: ObjectInfo
     upload: UploadKey
@@ -158,6 +239,7 @@ class _Pending:
     context: UploadContext
     registry: frozenset[str] | None
     data: bytes
+    verdict: list[DatasetResult] | None = None  # refused before reading: not validated
 
 
 def _ingest_batch(
@@ -183,10 +265,12 @@ def _ingest_batch(
         if isinstance(started, _Pending):
             pending[submission] = started
         slots.append(started)
-    validated = validate_uploads([(entry.data, entry.context) for entry in pending.values()])
+    to_validate = [entry for entry in pending.values() if entry.verdict is None]
+    validated = validate_uploads([(entry.data, entry.context) for entry in to_validate])
+    verdicts = {id(entry): results for entry, results in zip(to_validate, validated, strict=True)}
     finished = {
-        submission: _finish(store, entry, results)
-        for (submission, entry), results in zip(pending.items(), validated, strict=True)
+        submission: _finish(store, entry, entry.verdict or verdicts[id(entry)])
+        for submission, entry in pending.items()
     }
     ordered: list[IngestResult] = []
     for slot in slots:
@@ -214,31 +298,36 @@ def ingest_object(
     started = _start(store, info, registry)
     if isinstance(started, IngestResult):
         return started
-    [results] = validate_uploads([(started.data, started.context)])
+    results = started.verdict or validate_uploads([(started.data, started.context)])[0]
     return _finish(store, started, results)
 
 
 def _start(
     store: ObjectStore, info: ObjectInfo, registry: frozenset[str] | None
 ) -> IngestResult | _Pending:
-    """Skip a processed version, quarantine a key outside the layout, else read the upload."""
+    """Skip a processed version, refuse what the key alone refuses, else read the upload.
+
+    Refused from the key alone, without validating the content: a key outside the layout,
+    a year not open for collection, a dataset the submitter may not send (a school sending
+    the bureau's registry, the bureau sending a school's roster).
+    """
     submission = submission_id(info.key, info.version_token)
     try:
         upload = parse_upload_key(info.key)
-    except LayoutError as error:
-        return _reject_bad_key(store, info, submission, str(error))
+    except LayoutError:
+        return _reject_bad_key(store, info)
 
-    record_key = ledger_key(upload.year, upload.submitter, upload.stem, submission)
+    record_key = ledger_key(
+        upload.year, upload.submitter, upload.stem, submission, upload.extension
+    )
     if store.exists(record_key):
         record = json.loads(store.get(record_key))
+        _attempt_done(store, info)
         return IngestResult(info.key, submission, record["outcome"], True, record.get("report_key"))
 
+    settings = load_settings()
     datasets = load_datasets()
     dataset_id = None if upload.is_workbook else upload.stem
-    if dataset_id is not None and dataset_id in datasets:
-        expected_submitter = datasets[dataset_id].submitted_by
-        if (expected_submitter == "bureau") != upload.is_city_file:
-            dataset_id = f"{dataset_id}@wrong-submitter"
     context = UploadContext(
         key=info.key,
         year=upload.year,
@@ -246,12 +335,38 @@ def _start(
         dataset_id=dataset_id,
         extension=upload.extension,
         registry_school_codes=None if upload.is_city_file else registry,
+        submitter_role=BUREAU if upload.is_city_file else SCHOOL,
     )
-    return _Pending(info, upload, submission, context, registry, store.get(info.key))
+    refusal: tuple[str, str] | None = None
+    if upload.year not in settings.open_year_set():
+        refusal = (
+            "file.year_not_open",
+            f"{upload.year} is not open for collection (open: {settings.open_years})",
+        )
+    elif dataset_id in datasets and datasets[dataset_id].submitted_by != context.submitter_role:
+        who = "the bureau" if upload.is_city_file else "a school"
+        refusal = ("file.dataset_not_allowed", f"{who} may not submit {dataset_id}")
+    data = store.get(info.key) if info.size_bytes <= MAX_UPLOAD_BYTES else b""
+    pending = _Pending(info, upload, submission, context, registry, data)
+    if refusal is not None:
+        pending.verdict = [_refused(dataset_id, *refusal)]
+    return pending
+
+
+def _record_key(upload: UploadKey, submission: str) -> str:
+    return ledger_key(upload.year, upload.submitter, upload.stem, submission, upload.extension)
+
+
+def _refused(dataset_id: str | None, rule_id: str, detail: str) -> DatasetResult:
+    return DatasetResult(dataset_id, None, finding_rows([{"rule_id": rule_id, "detail": detail}]))
 
 
 def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult]) -> IngestResult:
-    """Reports, quarantine, curated rows and, last, the ledger record of one upload."""
+    """Reports, quarantine, curated rows and, last, the ledger record of one upload.
+
+    One upload, one verdict: when the upload is rejected, none of its datasets is curated,
+    however many of a workbook's sheets were valid (the school was told it did not count).
+    """
     info, upload, submission, data = pending.info, pending.upload, pending.submission, pending.data
     registry = pending.registry
     if (
@@ -274,14 +389,16 @@ def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult])
     if _is_file_level_failure(report):
         _quarantine(store, info, upload.year, submission, data, report)
 
+    is_rejected = report["outcome"] == REJECTED
     entries = [
-        _write_curated(store, result, upload.year, upload.submitter, submission)
+        _write_curated(store, result, upload.year, upload.submitter, submission, is_rejected)
         for result in results
     ]
     record = {
         "submission_id": submission,
         "key": info.key,
         "stem": upload.stem,
+        "extension": upload.extension,
         "version_token": info.version_token,
         "etag": info.etag,
         "version_id": info.version_id,
@@ -300,6 +417,7 @@ def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult])
         "schema_version": SCHEMA_VERSION,
     }
     write_record(store, record)
+    _attempt_done(store, info)
     return IngestResult(
         info.key,
         submission,
@@ -308,6 +426,201 @@ def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult])
         json_report_key,
         tuple(entry["dataset"] for entry in entries if entry["dataset"]),
     )
+
+
+# -- deletions: the object is gone, so is its data -----------------------------------------
+
+
+def _withdraw(store: ObjectStore, key: str) -> list[IngestResult]:
+    """A deleted upload: record and report its withdrawal once; nothing when never seen."""
+    try:
+        upload = parse_upload_key(key)
+    except LayoutError:
+        return []
+    folder = ledger_prefix(upload.year, upload.submitter) + f"{upload.stem}/"
+    records = [record for record in read_records_under(store, [folder]) if record["key"] == key]
+    if not records:
+        return []
+    latest = max(records, key=lambda record: record.get("processed_at", ""))
+    if latest["outcome"] == WITHDRAWN:
+        return [IngestResult(key, latest["submission_id"], WITHDRAWN, True, latest["report_key"])]
+    submission = submission_id(key, f"withdrawn:{latest['version_token']}")
+    now = datetime.now(UTC).isoformat()
+    report = {
+        "submission_id": submission,
+        "key": key,
+        "year": upload.year,
+        "school_code": upload.school_code,
+        "outcome": WITHDRAWN,
+        "withdrawn_submission_id": latest["submission_id"],
+        "message_zh": "此文件已从存储桶中删除，其数据已撤回，不再计入统计。",
+        "message_en": "The file was deleted from the bucket; its data no longer counts.",
+        "datasets": [],
+        "error_count": 0,
+        "warning_count": 0,
+        "counts_by_rule": [],
+        "findings": [],
+        "finding_limit": 0,
+        "is_truncated": False,
+        "schema_version": SCHEMA_VERSION,
+    }
+    json_report_key = report_key(upload.year, upload.submitter, submission, "json")
+    store.put(
+        json_report_key,
+        json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8"),
+        "application/json",
+    )
+    report_keys = [
+        json_report_key,
+        *_write_school_reports(store, upload.year, upload.submitter, submission, b"", report),
+    ]
+    datasets = [entry["dataset"] for entry in latest.get("datasets", []) if entry["dataset"]]
+    record = {
+        "submission_id": submission,
+        "key": key,
+        "stem": upload.stem,
+        "extension": upload.extension,
+        "version_token": f"withdrawn:{latest['version_token']}",
+        "withdrawn_submission_id": latest["submission_id"],
+        "uploaded_at": now,
+        "processed_at": now,
+        "year": upload.year,
+        "submitter": upload.submitter,
+        "school_code": upload.school_code,
+        "outcome": WITHDRAWN,
+        "error_count": 0,
+        "warning_count": 0,
+        "report_key": json_report_key,
+        "report_keys": report_keys,
+        "datasets": [
+            {"dataset": dataset, "outcome": WITHDRAWN, "row_count": 0, "curated_key": None}
+            for dataset in datasets
+        ],
+        "schema_version": SCHEMA_VERSION,
+    }
+    write_record(store, record)
+    return [IngestResult(key, submission, WITHDRAWN, False, json_report_key, tuple(datasets))]
+
+
+def deleted_upload_keys(store: ObjectStore, year: int | None = None) -> list[str]:
+    """Upload keys the ledger has records of but the bucket no longer holds, not yet withdrawn.
+
+    Each record's name says which key it is about, so candidates come from two listings;
+    only a candidate's own few records are read, to skip one already withdrawn.
+    """
+    present = {info.key for info in store.list(uploads_prefix(year))}
+    by_key: dict[str, list[str]] = {}
+    for info in store.list(ledger_prefix(year)):
+        if info.key.endswith(".json"):
+            about = parse_ledger_record_key(info.key)[1]
+            if about is not None and about not in present:
+                by_key.setdefault(about, []).append(info.key)
+    deleted = []
+    for key, record_keys in sorted(by_key.items()):
+        records = [json.loads(store.get(record_key)) for record_key in record_keys]
+        latest = max(records, key=lambda record: record.get("processed_at", ""))
+        if latest["outcome"] != WITHDRAWN:
+            deleted.append(key)
+    return deleted
+
+
+# -- refused from the key alone -------------------------------------------------------------
+
+
+def _nameless_info(key: str) -> ObjectInfo:
+    """What is known of an object whose name the store cannot even look up."""
+    return ObjectInfo(key=key, size_bytes=0, etag="", last_modified=datetime.fromtimestamp(0, UTC))
+
+
+def _reject_bad_key(store: ObjectStore, info: ObjectInfo) -> IngestResult:
+    """A key outside the layout: quarantined, recorded, and reported to the school it names."""
+    detail = (
+        "the key does not fit uploads/{year}/{school}/{dataset}.ext (ASCII only, no empty "
+        f"or relative parts): {printable_key(info.key)}"
+    )
+    return _ingest_refused(store, info, "file.key_layout", detail, read_bytes=True)
+
+
+def _ingest_refused(
+    store: ObjectStore, info: ObjectInfo, rule_id: str, detail: str, read_bytes: bool
+) -> IngestResult:
+    """Record and report an upload refused without validating it, once per version.
+
+    The report goes where the school it names can see it (reports/{year}/{school}/, and
+    its upload list), or under reports/_unsorted/ for the operator when the key names no
+    year and school. The bytes, when read, are kept in quarantine/.
+    """
+    submission = submission_id(info.key, info.version_token)
+    shown_key = printable_key(info.key)
+    try:
+        upload: UploadKey | None = parse_upload_key(info.key)
+    except LayoutError:
+        upload = None
+    owner = (upload.year, upload.submitter) if upload else key_owner(info.key)
+    if upload is not None:
+        record_key = ledger_key(
+            upload.year, upload.submitter, upload.stem, submission, upload.extension
+        )
+    elif owner is not None:
+        record_key = ledger_key(owner[0], owner[1], BAD_KEY_STEM, submission)
+    else:
+        record_key = unsorted_ledger_key(submission)
+    if store.exists(record_key):
+        record = json.loads(store.get(record_key))
+        return IngestResult(shown_key, submission, REJECTED, True, record.get("report_key"))
+    year, submitter = owner if owner is not None else (None, None)
+    context = UploadContext(
+        key=shown_key,
+        year=year,
+        school_code=None if submitter in (None, CITY_SUBMITTER) else submitter,
+        dataset_id=upload.stem if upload and not upload.is_workbook else None,
+        extension=shown_key.rsplit(".", 1)[-1].lower() if "." in shown_key else "",
+    )
+    report = build_report([_refused(context.dataset_id, rule_id, detail)], context, submission)
+    body = json.dumps(report, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    can_read = read_bytes and 0 < info.size_bytes <= MAX_UPLOAD_BYTES
+    data = store.get(info.key) if can_read else b""
+    if owner is not None:
+        json_report_key = report_key(owner[0], owner[1], submission, "json")
+        store.put(json_report_key, body, "application/json")
+        report_keys = [
+            json_report_key,
+            *_write_school_reports(store, owner[0], owner[1], submission, data, report),
+        ]
+    else:
+        json_report_key = unsorted_report_key(submission, "json")
+        store.put(json_report_key, body, "application/json")
+        report_keys = [json_report_key]
+    _quarantine(store, info, owner[0] if owner else "unsorted", submission, data, report)
+    now = datetime.now(UTC).isoformat()
+    record = {
+        "submission_id": submission,
+        "key": shown_key,
+        "stem": upload.stem if upload else BAD_KEY_STEM,
+        "extension": upload.extension if upload else None,
+        "version_token": info.version_token,
+        "etag": info.etag,
+        "version_id": info.version_id,
+        "size_bytes": info.size_bytes,
+        "uploaded_at": info.last_modified.astimezone(UTC).isoformat(),
+        "processed_at": now,
+        "year": year,
+        "submitter": submitter,
+        "school_code": context.school_code,
+        "outcome": REJECTED,
+        "rule_id": rule_id,
+        "detail": detail,
+        "error_count": 1,
+        "warning_count": 0,
+        "report_key": json_report_key,
+        "report_keys": report_keys,
+        "datasets": [],
+        "schema_version": SCHEMA_VERSION,
+    }
+    store.put_if_absent(
+        record_key, json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode()
+    )
+    return IngestResult(shown_key, submission, REJECTED, False, json_report_key)
 
 
 def _write_school_reports(
@@ -362,15 +675,21 @@ def _with_unknown_school(result: DatasetResult, school_code: str) -> DatasetResu
 
 
 def _write_curated(
-    store: ObjectStore, result: DatasetResult, year: int, submitter: str, submission: str
+    store: ObjectStore,
+    result: DatasetResult,
+    year: int,
+    submitter: str,
+    submission: str,
+    is_upload_rejected: bool,
 ) -> dict[str, Any]:
+    """Curate one dataset of an upload; nothing of a rejected upload is curated."""
     entry: dict[str, Any] = {
         "dataset": result.dataset_id,
-        "outcome": result.outcome,
+        "outcome": REJECTED if is_upload_rejected else result.outcome,
         "row_count": result.row_count,
         "curated_key": None,
     }
-    if result.outcome == REJECTED or result.frame is None or result.dataset_id is None:
+    if entry["outcome"] == REJECTED or result.frame is None or result.dataset_id is None:
         return entry
     frame = result.frame.rename({SOURCE_ROW: "source_row_number"}).with_columns(
         pl.lit(year, dtype=pl.Int64).alias("year"),
@@ -404,7 +723,7 @@ def _quarantine(
     target = quarantine_key(year, submission, info.key)
     store.put(target, data)
     reason = {
-        "key": info.key,
+        "key": printable_key(info.key),
         "version_token": info.version_token,
         "rules": [item["rule_id"] for item in report["counts_by_rule"]],
         "findings": report["findings"][:20],
@@ -416,40 +735,19 @@ def _quarantine(
     )
 
 
-def _reject_bad_key(
-    store: ObjectStore, info: ObjectInfo, submission: str, detail: str
-) -> IngestResult:
-    """A key outside the layout: quarantine it and record it under ledger/unsorted/."""
-    record_key = unsorted_ledger_key(submission)
-    if store.exists(record_key):
-        return IngestResult(info.key, submission, REJECTED, True, None)
-    data = store.get(info.key) if info.size_bytes <= 50 * 1024 * 1024 else b""
-    report = {
-        "counts_by_rule": [{"rule_id": "file.key_layout", "severity": "error", "count": 1}],
-        "findings": [{"rule_id": "file.key_layout", "detail": detail}],
-    }
-    _quarantine(store, info, "unsorted", submission, data, report)
-    record = {
-        "submission_id": submission,
-        "key": info.key,
-        "version_token": info.version_token,
-        "outcome": REJECTED,
-        "rule_id": "file.key_layout",
-        "detail": detail,
-        "processed_at": datetime.now(UTC).isoformat(),
-    }
-    store.put_if_absent(record_key, json.dumps(record, ensure_ascii=False).encode("utf-8"))
-    return IngestResult(info.key, submission, REJECTED, False, None)
-
-
 def unprocessed_upload_keys(store: ObjectStore, year: int | None = None) -> list[str]:
-    """The uploads (of one year, or all) whose current version has no ledger record yet."""
+    """What the sweep hands to ingest: uploads with no record of their current version yet.
+
+    That is, of one year or all: uploads whose current version has no ledger record, and
+    deleted uploads whose withdrawal is not recorded yet.
+    """
     done = processed_submission_ids(store)
-    return [
+    fresh = [
         info.key
         for info in store.list(uploads_prefix(year))
         if submission_id(info.key, info.version_token) not in done
     ]
+    return fresh + deleted_upload_keys(store, year)
 
 
 def upload_years(store: ObjectStore) -> list[int]:

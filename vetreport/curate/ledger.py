@@ -5,10 +5,17 @@ year, and deciding which submission of each (year, submitter, dataset) is curren
 ledger is what makes ingest idempotent across restarts: an upload whose submission id has
 a record is done, whatever the event system remembers.
 
-Current means: the accepted submission whose object was uploaded last (by the store's
-last-modified time, then key and version as tie-breakers), so a late-arriving event for
-an older version never replaces a newer one, and a rejected upload never replaces an
-accepted one.
+What counts is the object now at each key (docs/operations.md, "What counts, and when"):
+
+- a key counts through the record of its current version (the version a listing of
+  uploads/ shows now), whatever its bytes or clock: an overwrite, a revert to earlier
+  bytes or a file with an old modification time is simply the key's new state;
+- a key whose current version is not processed yet keeps its last processed state until
+  it is, so a result never flickers while an upload waits for its turn;
+- a key that no longer exists counts for nothing (withdrawn), a key whose current
+  version was rejected counts for nothing (the school was told: not counted);
+- of the keys that count for the same (year, submitter, dataset) — graduates.csv and
+  a workbook's sheet, say — the one uploaded last wins.
 """
 
 from __future__ import annotations
@@ -20,7 +27,13 @@ from typing import Any
 
 import polars as pl
 
-from vetreport.bucket.keys import LEDGER_ROOT, ledger_key, ledger_prefix
+from vetreport.bucket.keys import (
+    LEDGER_ROOT,
+    ledger_key,
+    ledger_prefix,
+    parse_ledger_record_key,
+    uploads_prefix,
+)
 from vetreport.bucket.store import ObjectStore
 
 ACCEPTED_OUTCOMES = ("accepted", "accepted_with_warnings")
@@ -34,6 +47,7 @@ CURRENT_SCHEMA: dict[str, type[pl.DataType]] = {
     "key": pl.Utf8,
     "version_token": pl.Utf8,
     "uploaded_at": pl.Utf8,
+    "processed_at": pl.Utf8,
     "outcome": pl.Utf8,
     "curated_key": pl.Utf8,
     "row_count": pl.Int64,
@@ -41,8 +55,14 @@ CURRENT_SCHEMA: dict[str, type[pl.DataType]] = {
 
 
 def record_ledger_key(record: dict[str, Any]) -> str:
-    """Where a record is kept: by year, submitter, file stem and submission id."""
-    return ledger_key(record["year"], record["submitter"], record["stem"], record["submission_id"])
+    """Where a record is kept: by year, submitter, file stem, submission id and extension."""
+    return ledger_key(
+        record["year"],
+        record["submitter"],
+        record["stem"],
+        record["submission_id"],
+        record.get("extension"),
+    )
 
 
 def write_record(store: ObjectStore, record: dict[str, Any]) -> bool:
@@ -54,7 +74,7 @@ def write_record(store: ObjectStore, record: dict[str, Any]) -> bool:
 def processed_submission_ids(store: ObjectStore, prefix: str = LEDGER_ROOT) -> set[str]:
     """Every submission id that has a ledger record (from key names alone; no reads)."""
     return {
-        info.key.rsplit("/", 1)[-1].removesuffix(".json")
+        parse_ledger_record_key(info.key)[0]
         for info in store.list(prefix)
         if info.key.endswith(".json")
     }
@@ -85,6 +105,7 @@ def dataset_rows(records: list[dict[str, Any]]) -> pl.DataFrame:
             "key": record["key"],
             "version_token": record["version_token"],
             "uploaded_at": record["uploaded_at"],
+            "processed_at": record.get("processed_at", record["uploaded_at"]),
             "outcome": entry["outcome"],
             "curated_key": entry.get("curated_key"),
             "row_count": entry.get("row_count", 0),
@@ -96,9 +117,39 @@ def dataset_rows(records: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=CURRENT_SCHEMA)
 
 
-def current_submissions(records: list[dict[str, Any]]) -> pl.DataFrame:
-    """The accepted submission that counts for each (year, submitter, dataset)."""
-    rows = dataset_rows(records)
+def current_upload_versions(store: ObjectStore, years: Iterable[int]) -> dict[str, str]:
+    """Every upload key of the given years as it is now: key -> version token."""
+    return {
+        info.key: info.version_token for year in years for info in store.list(uploads_prefix(year))
+    }
+
+
+def counting_records(
+    records: list[dict[str, Any]], current_versions: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The one record each existing key counts through (see the module docstring)."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_key.setdefault(record["key"], []).append(record)
+    counting = []
+    for key, key_records in by_key.items():
+        token = current_versions.get(key)
+        if token is None:
+            continue  # the object is gone: withdrawn
+        of_current = [record for record in key_records if record["version_token"] == token]
+        chosen = of_current or key_records  # not processed yet: its last processed state
+        counting.append(max(chosen, key=lambda record: record.get("processed_at", "")))
+    return counting
+
+
+def current_submissions(
+    records: list[dict[str, Any]], current_versions: dict[str, str]
+) -> pl.DataFrame:
+    """The accepted submission that counts for each (year, submitter, dataset).
+
+    ``current_versions`` is what the bucket holds now (``current_upload_versions``).
+    """
+    rows = dataset_rows(counting_records(records, current_versions))
     return (
         rows.filter(pl.col("outcome").is_in(ACCEPTED_OUTCOMES))
         .sort(["uploaded_at", "key", "version_token"], descending=True)

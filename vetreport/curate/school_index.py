@@ -17,19 +17,34 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.catalogue import load_datasets
-from vetreport.bucket.keys import ledger_prefix, parse_ledger_key, school_index_key
+from vetreport.bucket.keys import (
+    ledger_prefix,
+    parse_ledger_key,
+    school_index_key,
+    uploads_prefix,
+)
 from vetreport.bucket.store import ObjectStore
 from vetreport.curate.ledger import current_submissions, read_records_under
 from vetreport.school.pages import render_upload_list_page
 
 DISPLAY_TIMEZONE = ZoneInfo("Asia/Shanghai")
-OUTCOME_ZH = {"accepted": "通过", "accepted_with_warnings": "通过（有警告）", "rejected": "退回"}
+OUTCOME_ZH = {
+    "accepted": "通过",
+    "accepted_with_warnings": "通过（有警告）",
+    "rejected": "退回",
+    "withdrawn": "已撤回（文件已删除）",
+}
 
 
 def school_uploads(store: ObjectStore, year: int, submitter: str) -> list[dict[str, Any]]:
     """The submitter's processed uploads of a year, newest first, as the index shows them."""
     records = read_records_under(store, [ledger_prefix(year, submitter)])
-    current = set(current_submissions(records).get_column("submission_id").to_list())
+    current_versions = {
+        info.key: info.version_token for info in store.list(uploads_prefix(year, submitter))
+    }
+    current = set(
+        current_submissions(records, current_versions).get_column("submission_id").to_list()
+    )
     names = {dataset_id: spec.name_zh for dataset_id, spec in load_datasets().items()}
     uploads = []
     for record in sorted(records, key=lambda item: item["uploaded_at"], reverse=True):

@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from schemas.indicators import years_shown
+from schemas.indicators import table_id_for, years_shown
 from vetreport.bucket.keys import (
     published_pointer_key,
     published_prefix,
@@ -85,6 +85,9 @@ def resolve_version(
 
 
 def _table_entry(manifest: dict[str, Any], table_id: str) -> dict[str, Any]:
+    """A table of a version, by id or as the report names it (表5, 附表1, 就业质量)."""
+    if table_id not in manifest["tables"]:
+        table_id = table_id_for(table_id) or table_id
     if table_id not in manifest["tables"]:
         raise KeyError(
             f"version {manifest['version']} of {manifest['report_year']} has no table "

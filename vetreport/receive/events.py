@@ -184,12 +184,13 @@ def emit_uploads(notices: Iterable[UploadNotice], api_url: str | None = None) ->
 
 
 def emit_accepted(results: Iterable[dict[str, Any]], api_url: str | None = None) -> int:
-    """Send an accepted event for each newly processed, accepted ingest result."""
-    events = [
-        accepted_event(result)
-        for result in results
-        if not result.get("was_skipped") and str(result.get("outcome", "")).startswith("accepted")
-    ]
+    """Send an event for each newly processed upload whose outcome can change what counts.
+
+    An accepted upload adds data; a rejected one or a deletion takes its key's earlier data
+    away (what counts is the object now at each key), so each starts a re-aggregation too.
+    Aggregation is debounced and publishes only when the tables changed.
+    """
+    events = [accepted_event(result) for result in results if not result.get("was_skipped")]
     send_events(events, api_url)
     return len(events)
 
@@ -197,11 +198,19 @@ def emit_accepted(results: Iterable[dict[str, Any]], api_url: str | None = None)
 # -- S3 notifications -------------------------------------------------------------------
 
 
+def _notice_version(event_name: str, obj: dict[str, Any], event_time: Any) -> str:
+    """What tells this event from another of the same key (its event id is built from it)."""
+    if "ObjectRemoved" in event_name:  # no ETag; each deletion has its own sequencer
+        return f"deleted:{obj.get('versionId') or obj.get('sequencer') or event_time or ''}"
+    return str(obj.get("versionId") or obj.get("eTag") or obj.get("sequencer") or "")
+
+
 def notices_from_s3_body(body: Any, source: str = "s3") -> tuple[list[UploadNotice], list[str]]:
     """Parse an S3/MinIO notification; return (upload notices, refused keys).
 
     A test event (``s3:TestEvent``, sent when a notification is configured) gives nothing.
-    Non-creation events are skipped. Keys are URL-decoded; keys outside ``uploads/`` are
+    Creations and deletions give notices (ingesting a deleted key withdraws its data);
+    other events are skipped. Keys are URL-decoded; keys outside ``uploads/`` are
     refused (returned in the second list).
     """
     if not isinstance(body, dict):
@@ -222,8 +231,8 @@ def notices_from_s3_body(body: Any, source: str = "s3") -> tuple[list[UploadNoti
             raise BadNotification(f"a record lacks s3.object.key: {error}") from error
         if name == "s3:TestEvent":
             continue
-        if "ObjectCreated" not in name:
-            continue
+        if "ObjectCreated" not in name and "ObjectRemoved" not in name:
+            continue  # a deletion is an upload event too: its data is withdrawn
         key = decode_event_key(str(raw_key))
         if not key.startswith(UPLOADS_ROOT) or ".." in key.split("/"):
             refused.append(key)
@@ -232,7 +241,7 @@ def notices_from_s3_body(body: Any, source: str = "s3") -> tuple[list[UploadNoti
         notices.append(
             UploadNotice(
                 key=key,
-                version=str(obj.get("versionId") or obj.get("eTag") or obj.get("sequencer") or ""),
+                version=_notice_version(name, obj, record.get("eventTime")),
                 etag=str(obj.get("eTag") or "").strip('"'),
                 source=source,
                 occurred=_event_time(record.get("eventTime")),
@@ -433,7 +442,11 @@ class LocalWatcher:
                     stat = path.stat()
                 except FileNotFoundError:
                     continue
-                found[path.relative_to(base).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+                # ctime too: a copy that keeps an old mtime (cp -p) is still a new upload
+                found[path.relative_to(base).as_posix()] = (
+                    stat.st_size,
+                    max(stat.st_mtime_ns, stat.st_ctime_ns),
+                )
         return found
 
     def poll_once(self) -> list[UploadNotice]:
@@ -459,12 +472,19 @@ class LocalWatcher:
             etag = _md5(Path(self.root) / key)
             if etag is None:
                 continue
-            notices.append(UploadNotice(key=key, version=etag, etag=etag, source="watcher"))
+            # the time makes a re-upload of earlier bytes a new event, not a duplicate
+            version = f"{etag}@{current[key][1]}"
+            notices.append(UploadNotice(key=key, version=version, etag=etag, source="watcher"))
+        deleted = sorted(set(self._seen) - set(current))
+        for key in deleted:  # a deletion is an upload event too: its data is withdrawn
+            version = f"deleted:{self._seen[key][1]}"
+            notices.append(UploadNotice(key=key, version=version, source="watcher"))
         if notices:
             self.emit(notices)  # raises: nothing marked seen, retried next poll
         for notice in notices:
-            self._seen[notice.key] = current[notice.key]
-        for key in set(self._seen) - set(current):
+            if notice.key in current:
+                self._seen[notice.key] = current[notice.key]
+        for key in deleted:
             del self._seen[key]
         return notices
 

@@ -35,6 +35,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from schemas.catalogue import load_datasets, load_rules
 from vetreport.school.pages import render_validation_report_page
 from vetreport.validate.read import ReadError, read_grids, sniff_type
+from vetreport.validate.untrusted import check_xlsx_bytes
 
 SUMMARY_SHEET = "问题汇总"
 ERROR_FILL_RGB = "FFFF9C9C"  # red: the cell must be fixed before the upload is accepted
@@ -47,11 +48,13 @@ OUTCOME_ZH = {
     "accepted": "已通过",
     "accepted_with_warnings": "已通过（有警告，请核对）",
     "rejected": "未通过（已退回）",
+    "withdrawn": "已撤回（文件已删除）",
 }
 OUTCOME_EN = {
     "accepted": "accepted",
     "accepted_with_warnings": "accepted with warnings",
     "rejected": "rejected",
+    "withdrawn": "withdrawn (the file was deleted)",
 }
 SEVERITY_ZH = {"error": "错误", "warning": "警告"}
 NEXT_STEP_ZH = {
@@ -61,9 +64,13 @@ NEXT_STEP_ZH = {
         "如数据无误，可不处理。"
     ),
     "rejected": (
-        "本次上传未被接收，数据不会进入统计。请按下面的“修改建议”逐项修改"
+        "本次上传未被接收，此文件的数据不进入统计（同名文件此前通过的数据也不再计入，"
+        "以桶中当前的文件为准）。请按下面的“修改建议”逐项修改"
         "（随附的标注工作簿中，出错单元格标为红色、警告标为黄色，单元格批注写明了原因），"
         "然后重新上传同名文件。重新上传后几秒内会生成新的报告。"
+    ),
+    "withdrawn": (
+        "此文件已从存储桶中删除，其数据已撤回，不再计入统计。如系误删，重新上传该文件即可。"
     ),
 }
 
@@ -307,8 +314,14 @@ def _set_summary_widths(sheet: Worksheet) -> None:
 
 
 def annotate_workbook(data: bytes, extension: str, report: dict[str, Any]) -> bytes:
-    """The school's file returned as XLSX with its problem cells marked and commented."""
+    """The school's file returned as XLSX with its problem cells marked and commented.
+
+    A file the validator refused as a file (damaged, too large, a zip bomb, macros...) is
+    never opened again here: the school gets the summary alone.
+    """
     kind = sniff_type(data) if data else "empty"
+    if _is_refused_as_a_file(report):
+        return _summary_only(report)
     if extension.lower() in ("xlsx", "xlsm") and kind == "xlsx":
         try:
             return _annotate_xlsx(data, report)
@@ -323,7 +336,15 @@ def annotate_workbook(data: bytes, extension: str, report: dict[str, Any]) -> by
     return _summary_only(report)
 
 
+def _is_refused_as_a_file(report: dict[str, Any]) -> bool:
+    return any(
+        item["rule_id"].startswith("file.") and item["severity"] == "error"
+        for item in report.get("counts_by_rule", [])
+    )
+
+
 def _annotate_xlsx(data: bytes, report: dict[str, Any]) -> bytes:
+    check_xlsx_bytes(data)  # the same bounds as the validator's, before openpyxl inflates it
     workbook = openpyxl.load_workbook(io.BytesIO(data))
     notes, unplaced = locate_findings(report, workbook.sheetnames)
     merged = _merged_notes(notes)

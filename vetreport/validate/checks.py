@@ -57,6 +57,8 @@ LOGGER = logging.getLogger(__name__)
 ACCEPTED = "accepted"
 ACCEPTED_WITH_WARNINGS = "accepted_with_warnings"
 REJECTED = "rejected"
+SCHOOL = "school"  # the roles of datasets.csv's submitted_by
+BUREAU = "bureau"
 
 _PANDERA_CHECK_RULES = (
     ("not_nullable", "field.required"),
@@ -81,6 +83,9 @@ class UploadContext:
     dataset_id: str | None
     extension: str
     registry_school_codes: frozenset[str] | None = None
+    # Who sends it (from the key's prefix, never from the file): a school or the bureau.
+    # A dataset the catalogue assigns to the other role is refused, as a file or a sheet.
+    submitter_role: str = "school"
 
 
 @dataclass
@@ -209,7 +214,27 @@ def _prepare_upload(data: bytes, context: UploadContext) -> list[DatasetResult |
         targets = _match_workbook_sheets(sheets, datasets)
         if not targets:
             return [_failed(None, "structure.missing_sheet", "no sheet is named after a dataset")]
-    return [_prepare_sheet(sheet, dataset, context) for dataset, sheet in targets]
+    return [
+        _prepare_sheet(sheet, dataset, context)
+        if dataset.submitted_by == context.submitter_role
+        else _sheet_not_allowed(sheet, dataset, context)
+        for dataset, sheet in targets
+    ]
+
+
+def _sheet_not_allowed(
+    sheet: RawSheet, dataset: DatasetSpec, context: UploadContext
+) -> DatasetResult:
+    """A workbook sheet of a dataset its sender may not submit: refused, never read."""
+    who = "the bureau" if context.submitter_role == BUREAU else "a school"
+    finding = {
+        "rule_id": "structure.sheet_not_allowed",
+        "sheet": sheet.sheet_name,
+        "detail": f"{who} may not submit {dataset.dataset_id} (sheet {sheet.sheet_name!r})",
+    }
+    return DatasetResult(
+        dataset.dataset_id, None, finding_rows([finding]), sheet_name=sheet.sheet_name
+    )
 
 
 def _failed(dataset_id: str | None, rule_id: str, detail: str) -> DatasetResult:
@@ -665,4 +690,5 @@ def local_file_context(
             )
     if dataset is None and extension != "xlsx":
         raise UsageError("a workbook of several datasets must be an .xlsx file")
-    return UploadContext(str(path), year, school, dataset, extension)
+    role = BUREAU if "_city" in parts else SCHOOL
+    return UploadContext(str(path), year, school, dataset, extension, submitter_role=role)

@@ -17,16 +17,23 @@ from __future__ import annotations
 
 import csv
 import io
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 from charset_normalizer import from_bytes
 
 from schemas.catalogue import normalise_header
+from vetreport.validate.untrusted import (
+    DEFAULT_LIMITS,
+    UntrustedFileError,
+    check_csv_bytes,
+    check_ole_bytes,
+    check_xlsx_bytes,
+)
 
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-MAX_UNCOMPRESSED_BYTES = 500 * 1024 * 1024
+MAX_UPLOAD_BYTES = DEFAULT_LIMITS.max_upload_bytes
+# A CSV grid costs Polars far less per cell than calamine's dense sheet: allow more cells.
+CSV_LIMITS = replace(DEFAULT_LIMITS, max_sheet_cells=30_000_000)
 HEADER_SEARCH_ROWS = 15
 SOURCE_ROW = "_source_row"
 
@@ -105,26 +112,43 @@ def decode_text(data: bytes) -> tuple[str, str]:
 
 
 def read_grids(data: bytes, extension: str) -> list[RawSheet]:
-    """Read an upload's bytes into all-text grids: one for a CSV, one per worksheet."""
+    """Read an upload's bytes into all-text grids: one for a CSV, one per worksheet.
+
+    Untrusted bytes are checked first (vetreport.validate.untrusted: sizes counted while
+    really decompressing, sheet extents, control bytes, encryption) so that no file can
+    make a reader allocate without bound or abort the process.
+    """
     if len(data) > MAX_UPLOAD_BYTES:
         raise ReadError("file.too_large", f"{len(data)} bytes; the limit is {MAX_UPLOAD_BYTES}")
     if not data or data.isspace():
         raise ReadError("file.empty", "the file has no content")
     kind = sniff_type(data)
-    # .xlsm is read as a workbook so that its macros are named as the reason for refusal.
-    expected = {"csv": "text", "xlsx": "xlsx", "xlsm": "xlsx", "parquet": "parquet"}.get(
-        extension.lower()
-    )
-    if expected is None:
-        raise ReadError("file.extension", f".{extension} files are not accepted")
-    if kind != expected:
-        raise ReadError(
-            "file.type_mismatch", f"the name says .{extension} but the bytes are {kind}"
-        )
-    if kind == "text":
-        return [RawSheet(None, _read_csv_grid(data))]
-    if kind == "xlsx":
-        return _read_xlsx_grids(data)
+    # .xlsm is read as a workbook so that its macros are named as the reason for refusal;
+    # .xls (and a password-protected workbook, which is an OLE file too) is named as such.
+    expected = {
+        "csv": "text",
+        "xlsx": "xlsx",
+        "xlsm": "xlsx",
+        "parquet": "parquet",
+        "xls": "xlsx",
+    }.get(extension.lower())
+    try:
+        if kind == "xls":
+            check_ole_bytes(data)  # always raises: encrypted, or an old .xls
+        if expected is None:
+            raise ReadError("file.extension", f".{extension} files are not accepted")
+        if kind != expected:
+            raise ReadError(
+                "file.type_mismatch", f"the name says .{extension} but the bytes are {kind}"
+            )
+        if kind == "text":
+            check_csv_bytes(data, CSV_LIMITS)
+            return [RawSheet(None, _read_csv_grid(data))]
+        if kind == "xlsx":
+            check_xlsx_bytes(data)
+            return _read_xlsx_grids(data)
+    except UntrustedFileError as error:
+        raise ReadError(error.rule_id, error.detail) from error
     return [RawSheet(None, _read_parquet_grid(data))]
 
 
@@ -158,25 +182,9 @@ def _delimiter(head_lines: list[str]) -> str:
     return best if counts[best] > counts[","] else ","
 
 
-def _check_zip(data: bytes) -> None:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as error:
-        raise ReadError("file.unreadable", "the .xlsx file is damaged") from error
-    names = archive.namelist()
-    if any(name.lower().endswith("vbaproject.bin") for name in names):
-        raise ReadError("file.macro", "the workbook contains a VBA project")
-    total = sum(info.file_size for info in archive.infolist())
-    if total > MAX_UNCOMPRESSED_BYTES:
-        raise ReadError("file.too_large", f"the workbook unpacks to {total} bytes")
-    if "xl/workbook.xml" not in names:
-        raise ReadError("file.type_mismatch", "the zip file is not an Excel workbook")
-
-
 def _read_xlsx_grids(data: bytes) -> list[RawSheet]:
     import fastexcel
 
-    _check_zip(data)
     try:
         reader = fastexcel.read_excel(data)
         sheets = []

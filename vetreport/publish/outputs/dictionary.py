@@ -32,7 +32,8 @@ def _split(expression: str | None) -> list[dict[str, str]]:
         return []
     names = measure_names()
     return [
-        {"measure_id": term, "name_zh": names.get(term, "")} for term in split_terms(expression)
+        {"measure_id": term, "name_zh": names.get(term, "")}
+        for term in split_terms(expression, "+")
     ]
 
 
