@@ -130,7 +130,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         parts = Path(str(item.path)).parts
         callspec = getattr(item, "callspec", None)
         uses_s3 = "s3_endpoint" in item.fixturenames or (
-            callspec is not None and callspec.params.get("store_url") == "s3"
+            callspec is not None
+            and "s3" in (callspec.params.get("store_url"), callspec.params.get("store"))
         )
         if "integration" in parts or uses_s3 or "prefect_server" in item.fixturenames:
             item.add_marker(pytest.mark.integration)

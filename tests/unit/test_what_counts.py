@@ -69,8 +69,20 @@ def workbook(sheets: dict[str, list[list[str]]]) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """A fresh bucket of each kind: a folder, and an unversioned bucket on an S3 endpoint."""
+    if request.param == "local":
+        return open_store(str(tmp_path / "bucket"))
+    from tests.conftest import make_bucket
+
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return open_store(f"s3://{make_bucket(endpoint)}")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
+def local_store(tmp_path: Path) -> LocalStore:
+    """A folder bucket, for what only a file system can do (raw names, old clocks)."""
     return open_store(str(tmp_path / "bucket"))
 
 
@@ -132,7 +144,7 @@ def test_the_bureau_cannot_send_a_schools_roster(store: LocalStore) -> None:
     ],
 )
 def test_a_non_canonical_key_is_refused_and_reported(store: LocalStore, key: str) -> None:
-    store.put(key, staff_csv(SCHOOL, 2)) if "\\" not in key else _write_raw(store, key)
+    put_raw(store, key, staff_csv(SCHOOL, 2))
     good = staff_key(OTHER)
     store.put(good, staff_csv(OTHER, 4))
     results = ingest_keys(store, [key, good])
@@ -150,25 +162,53 @@ def test_a_non_canonical_key_is_refused_and_reported(store: LocalStore, key: str
     assert key not in unprocessed_upload_keys(store)
 
 
-def _write_raw(store: LocalStore, key: str) -> None:
-    path = store.root / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(staff_csv(SCHOOL, 2))
+def put_raw(store: ObjectStore, key: str, data: bytes) -> None:
+    """Write an object under any name, as a school's own client would (no layout check)."""
+    if isinstance(store, LocalStore):
+        path = store.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    else:
+        store.client.put_object(Bucket=store.bucket, Key=store.prefix + key, Body=data)
 
 
-def test_a_file_name_that_is_not_utf8_does_not_stop_the_batch(store: LocalStore) -> None:
-    folder = store.root / "uploads" / "2023" / SCHOOL
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param(f"uploads/2023/{SCHOOL}//staff.csv", id="empty part"),
+        pytest.param(f"uploads/2023/{SCHOOL}/../{SCHOOL}/staff.csv", id="dot-dot"),
+        pytest.param(f"uploads/2023/{SCHOOL}/./staff.csv", id="dot"),
+    ],
+)
+def test_on_s3_names_no_folder_could_hold_are_refused_and_reported(
+    store: ObjectStore, key: str
+) -> None:
+    if isinstance(store, LocalStore):
+        pytest.skip("a folder bucket cannot hold these names; S3 can")
+    put_raw(store, key, staff_csv(SCHOOL, 2))
+    store.put(staff_key(OTHER), staff_csv(OTHER, 4))
+    keys = unprocessed_upload_keys(store)
+    assert key in keys
+    results = {result.key: result for result in ingest_keys(store, keys)}
+    assert results[key].outcome == "rejected"
+    assert results[staff_key(OTHER)].outcome == "accepted"
+    assert results[key].report_key.startswith(f"reports/2023/{SCHOOL}/")
+    assert key not in unprocessed_upload_keys(store)
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_batch(local_store: LocalStore) -> None:
+    folder = local_store.root / "uploads" / "2023" / SCHOOL
     folder.mkdir(parents=True)
     with open(os.fsencode(folder) + b"/staff\xff.csv", "wb") as stream:
         stream.write(staff_csv(SCHOOL, 2))
-    store.put(staff_key(OTHER), staff_csv(OTHER, 3))
-    keys = unprocessed_upload_keys(store)
+    local_store.put(staff_key(OTHER), staff_csv(OTHER, 3))
+    keys = unprocessed_upload_keys(local_store)
     assert len(keys) == 2
-    results = ingest_keys(store, keys)
+    results = ingest_keys(local_store, keys)
     assert sorted(result.outcome for result in results) == ["accepted", "rejected"]
-    assert unprocessed_upload_keys(store) == []
+    assert unprocessed_upload_keys(local_store) == []
     bad = next(result for result in results if result.outcome == "rejected")
-    assert "\\xff" in json.loads(store.get(bad.report_key))["key"]
+    assert "\\xff" in json.loads(local_store.get(bad.report_key))["key"]
 
 
 @pytest.mark.parametrize("year", [9999, 1900, 2030])
@@ -213,16 +253,16 @@ def test_overwrite_with_a_refused_file_counts_nothing_and_a_revert_counts_again(
 
 
 def test_a_file_with_an_old_modification_time_still_replaces_the_newer_one(
-    store: LocalStore,
+    local_store: LocalStore,
 ) -> None:
     key = staff_key()
-    store.put(key, staff_csv(SCHOOL, 5))
-    ingest_keys(store, [key])
-    store.put(key, staff_csv(SCHOOL, 7))
-    os.utime(store.root / key, (1_000_000_000, 1_000_000_000))  # as cp -p or an archive would
-    [result] = ingest_keys(store, [key])
+    local_store.put(key, staff_csv(SCHOOL, 5))
+    ingest_keys(local_store, [key])
+    local_store.put(key, staff_csv(SCHOOL, 7))
+    os.utime(local_store.root / key, (1_000_000_000, 1_000_000_000))  # as cp -p or an archive would
+    [result] = ingest_keys(local_store, [key])
     assert not result.was_skipped
-    assert counted_staff(store) == 7
+    assert counted_staff(local_store) == 7
 
 
 def test_a_deleted_upload_is_withdrawn_once_and_shown_as_such(store: LocalStore) -> None:
@@ -256,13 +296,13 @@ def test_a_key_never_processed_and_then_deleted_leaves_nothing(store: LocalStore
 
 
 def test_a_file_that_killed_its_worker_is_tried_alone_then_refused_unread(
-    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import vetreport.curate.ingest as ingest_module
 
     monkeypatch.setenv("VETREPORT_ATTEMPT_STALE_SECONDS", "0")
     key = staff_key()
-    store.put(key, staff_csv(SCHOOL, 5))
+    local_store.put(key, staff_csv(SCHOOL, 5))
     batches: list[int] = []
 
     def dies(store_, infos, registries):  # the worker is killed while reading the batch
@@ -272,29 +312,29 @@ def test_a_file_that_killed_its_worker_is_tried_alone_then_refused_unread(
     monkeypatch.setattr(ingest_module, "_ingest_batch", dies)
     for _ in range(2):
         with pytest.raises(MemoryError):
-            ingest_keys(store, [key])
+            ingest_keys(local_store, [key])
     monkeypatch.undo()
     monkeypatch.setenv("VETREPORT_ATTEMPT_STALE_SECONDS", "0")
-    [result] = ingest_keys(store, [key])
+    [result] = ingest_keys(local_store, [key])
     assert batches == [1, 1]
     assert result.outcome == "rejected"
-    report = json.loads(store.get(result.report_key))
+    report = json.loads(local_store.get(result.report_key))
     assert report["counts_by_rule"][0]["rule_id"] == "file.reader_crashed"
-    assert unprocessed_upload_keys(store) == []
+    assert unprocessed_upload_keys(local_store) == []
 
 
 def test_an_upload_another_worker_is_processing_is_left_to_it(
-    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import vetreport.curate.ingest as ingest_module
 
     key = staff_key()
-    store.put(key, staff_csv(SCHOOL, 5))
-    info = store.head(key)
-    assert ingest_module._attempt_state(store, info, 600) == ingest_module.FIRST
-    assert ingest_keys(store, [key]) == []  # still running elsewhere: not touched
-    ingest_module._attempt_done(store, info)
-    [result] = ingest_keys(store, [key])
+    local_store.put(key, staff_csv(SCHOOL, 5))
+    info = local_store.head(key)
+    assert ingest_module._attempt_state(local_store, info, 600) == ingest_module.FIRST
+    assert ingest_keys(local_store, [key]) == []  # still running elsewhere: not touched
+    ingest_module._attempt_done(local_store, info)
+    [result] = ingest_keys(local_store, [key])
     assert result.outcome == "accepted"
 
 
@@ -342,25 +382,25 @@ def hostile_files() -> dict[str, tuple[bytes, str]]:
 
 @pytest.mark.parametrize("case", list(hostile_files()))
 def test_a_hostile_file_is_refused_with_a_report_the_school_sees(
-    store: LocalStore, case: str
+    local_store: LocalStore, case: str
 ) -> None:
     import resource
 
     data, rule = hostile_files()[case]
     name = case.split("|")[0]
     key = f"uploads/{YEAR}/{SCHOOL}/{name}"
-    store.put(key, data)
-    store.put(staff_key(OTHER), staff_csv(OTHER, 3))
+    local_store.put(key, data)
+    local_store.put(staff_key(OTHER), staff_csv(OTHER, 3))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    results = ingest_keys(store, [key, staff_key(OTHER)])
+    results = ingest_keys(local_store, [key, staff_key(OTHER)])
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 512, f"{case}: peak memory grew by {grown_mib:.0f} MiB"
     outcomes = {result.key: result for result in results}
     assert outcomes[staff_key(OTHER)].outcome == "accepted"  # the rest of the batch goes on
     bad = outcomes[key]
     assert bad.outcome == "rejected"
-    report = json.loads(store.get(bad.report_key))
+    report = json.loads(local_store.get(bad.report_key))
     assert rule in {item["rule_id"] for item in report["counts_by_rule"]}, report["counts_by_rule"]
     assert bad.report_key.startswith(f"reports/{YEAR}/{SCHOOL}/")
-    assert store.exists(bad.report_key.replace(".json", ".html"))
-    assert list(store.list(f"quarantine/{YEAR}/{bad.submission_id}/"))
+    assert local_store.exists(bad.report_key.replace(".json", ".html"))
+    assert list(local_store.list(f"quarantine/{YEAR}/{bad.submission_id}/"))
