@@ -509,24 +509,27 @@ def _pandera_findings(
         ~((pl.col("rule_id") == "field.required") & pl.col("_cast_failed").fill_null(False))
     )
     is_duplicate = pl.col("rule_id") == "dataset.duplicate_key"
-    # Said in words from the catalogue (allowed values, range, pattern...), never the
-    # check's name; a duplicate names the rows it repeats.
-    mapped = mapped.join(field_texts(dataset.dataset_id), on=["column", "rule_id"], how="left")
-    other_rows = (
-        pl.col("row")
-        .over([PART, "_key"], mapping_strategy="join")
-        .list.set_difference(pl.concat_list(pl.col("row")))
-        .list.sort()
+    # Never the check's name: a field finding is said from the catalogue when the report
+    # lists it (build_report); a duplicate names the rows it repeats, known only here.
+    duplicate_zh, duplicate_en = duplicate_texts(pl.col("_other_rows"), dataset)
+    duplicates = (
+        mapped.filter(is_duplicate)
+        .with_columns(
+            pl.col("row")
+            .over([PART, "_key"], mapping_strategy="join")
+            .list.set_difference(pl.concat_list(pl.col("row")))
+            .list.sort()
+            .alias("_other_rows")
+        )
+        .with_columns(duplicate_en.alias("detail"), duplicate_zh.alias("detail_zh"))
+        .drop("_other_rows")
     )
-    duplicate_zh, duplicate_en = duplicate_texts(other_rows, dataset)
-    duplicates = mapped.filter(is_duplicate).with_columns(
-        duplicate_en.alias("detail"), duplicate_zh.alias("detail_zh")
+    others = mapped.filter(~is_duplicate).with_columns(
+        pl.lit(None, dtype=pl.Utf8).alias("detail"), pl.lit(None, dtype=pl.Utf8).alias("detail_zh")
     )
-    mapped = pl.concat([mapped.filter(~is_duplicate), duplicates], how="vertical_relaxed")
+    mapped = pl.concat([others, duplicates], how="vertical_relaxed")
     column = pl.when(is_duplicate).then(pl.lit(keys[0])).otherwise(pl.col("column"))
-    return mapped.join(
-        _rules_frame().select("rule_id", "message_en"), on="rule_id", how="left"
-    ).select(
+    return mapped.select(
         pl.col(PART),
         pl.col("rule_id"),
         pl.lit(None, dtype=pl.Utf8).alias("sheet"),
@@ -537,7 +540,7 @@ def _pandera_findings(
         .then(pl.col("_key"))
         .otherwise(pl.col("failure_case").cast(pl.Utf8))
         .alias("value"),
-        pl.coalesce("detail", "message_en").alias("detail"),
+        pl.col("detail"),
         pl.col("detail_zh"),
     )
 
@@ -649,18 +652,19 @@ def build_report(
         ],
         how="vertical_relaxed",
     )
-    detailed = _linked(
+    detailed = (
         _with_rule_columns(all_findings)
-        .with_columns(pl.coalesce("detail_zh", "default_detail_zh").alias("detail_zh"))
         .sort([pl.col("severity") != "error", "dataset", "row_number", "column"], nulls_last=False)
+        .with_row_index("_finding")
     )
+    causes = _causes(detailed)
     counts = (
         detailed.group_by("rule_id", "severity")
         .len()
         .sort("rule_id")
         .select("rule_id", "severity", pl.col("len").alias("count"))
     )
-    listed = detailed.head(FINDING_LIMIT).select(
+    listed = _worded(detailed.head(FINDING_LIMIT), causes).select(
         "dataset",
         "rule_id",
         "severity",
@@ -698,7 +702,7 @@ def build_report(
         "error_count": int((detailed.get_column("severity") == "error").sum()),
         "warning_count": int((detailed.get_column("severity") == "warning").sum()),
         # Findings that follow from another (caused_by) are part of its problem.
-        "problem_count": int(detailed.get_column("caused_by").is_null().sum()),
+        "problem_count": detailed.height - causes.height,
         "counts_by_rule": counts.to_dicts(),
         "findings": listed.to_dicts(),
         "finding_limit": FINDING_LIMIT,
@@ -723,18 +727,22 @@ def _cascade_reads() -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"rule_id": pl.Utf8, "_reads": pl.Utf8, "_order": pl.Int64})
 
 
-def _linked(findings: pl.DataFrame) -> pl.DataFrame:
-    """Mark the findings that follow from a field finding on the same row (``caused_by``).
+_CAUSED_BY = pl.Struct({"rule_id": pl.Utf8, "column": pl.Utf8, "row_number": pl.Int64})
+
+
+def _causes(findings: pl.DataFrame) -> pl.DataFrame:
+    """The findings that follow from a field finding on the same row, and that finding.
 
     One wrong 毕业去向 (field.enum) also sets off the row rules that read it (对口就业 and
     月收入 only when directly employed); a malformed school code also differs from the
-    upload path's. Those follow-ons keep their rule and count, name their cause in
-    ``caused_by`` (rule_id, column and row of the field finding) and say so in
-    ``detail_zh``: 因“毕业去向”填写有误，连带提示：…, so a school reads one problem.
+    upload path's. Such a follow-on keeps its rule and count; the report names its cause
+    in ``caused_by`` (rule_id, column and row of the field finding) and says so in
+    ``detail_zh`` (因“毕业去向”填写有误，连带提示：…), so a school reads one problem.
+    Returns ``_finding`` (the finding's place in ``findings``), ``caused_by`` and
+    ``_root_headers`` (the quoted headers of the causes).
     """
     place = ["dataset", "sheet", "row_number", "_reads"]
-    indexed = findings.with_row_index("_finding")
-    roots = indexed.filter(
+    roots = findings.filter(
         (pl.col("layer") == "field")
         & pl.col("row_number").is_not_null()
         & pl.col("column").is_not_null()
@@ -746,9 +754,9 @@ def _linked(findings: pl.DataFrame) -> pl.DataFrame:
         pl.col("rule_id").alias("_root_rule"),
         pl.col("header").alias("_root_header"),
     )
-    followers = indexed.filter(pl.col("row_number").is_not_null()).select(
-        "_finding", "rule_id", "layer", "dataset", "sheet", "row_number", "column"
-    )
+    followers = findings.filter(
+        pl.col("row_number").is_not_null() & pl.col("layer").is_in(["row", "cross_dataset"])
+    ).select("_finding", "rule_id", "layer", "dataset", "sheet", "row_number", "column")
     keep = ["_finding", "dataset", "sheet", "row_number", "_reads", "_order"]
     candidates = pl.concat(
         [
@@ -761,9 +769,7 @@ def _linked(findings: pl.DataFrame) -> pl.DataFrame:
         ],
         how="vertical_relaxed",
     )
-    if roots.height == 0 or candidates.height == 0:
-        return findings.with_columns(pl.lit(None, dtype=_CAUSED_BY).alias("caused_by"))
-    causes = (
+    return (
         candidates.join(roots, on=place, how="inner", nulls_equal=True)
         .sort("_finding", "_order")
         .group_by("_finding", maintain_order=True)
@@ -772,28 +778,40 @@ def _linked(findings: pl.DataFrame) -> pl.DataFrame:
                 pl.col("_root_rule").first().alias("rule_id"),
                 pl.col("_reads").first().alias("column"),
                 pl.col("row_number").first().alias("row_number"),
-            ).alias("caused_by"),
+            )
+            .cast(_CAUSED_BY)
+            .alias("caused_by"),
             pl.concat_str([pl.lit("“"), pl.coalesce("_root_header", "_reads"), pl.lit("”")])
             .unique(maintain_order=True)
             .str.join("、")
             .alias("_root_headers"),
         )
     )
-    return (
-        indexed.join(causes, on="_finding", how="left")
+
+
+def _worded(listed: pl.DataFrame, causes: pl.DataFrame) -> pl.DataFrame:
+    """The listed findings with their sentences, their cause, and a follow-on said as such.
+
+    A field finding is said from its column in the catalogue (``wording.field_texts``);
+    a finding with nothing more specific to say gets its rule's message.
+    """
+    texts = field_texts().rename({"detail": "_field_detail", "detail_zh": "_field_detail_zh"})
+    worded = (
+        listed.join(causes, on="_finding", how="left")
+        .join(texts, on=["dataset", "column", "rule_id"], how="left")
         .sort("_finding")
         .with_columns(
-            pl.when(pl.col("_root_headers").is_not_null())
-            .then(consequence_zh(pl.col("_root_headers"), pl.col("detail_zh")))
-            .otherwise(pl.col("detail_zh"))
-            .alias("detail_zh"),
-            pl.col("caused_by").cast(_CAUSED_BY),
+            pl.coalesce("detail", "_field_detail").alias("detail"),
+            pl.coalesce("detail_zh", "_field_detail_zh", "default_detail_zh").alias("detail_zh"),
         )
-        .drop("_finding", "_root_headers")
     )
-
-
-_CAUSED_BY = pl.Struct({"rule_id": pl.Utf8, "column": pl.Utf8, "row_number": pl.Int64})
+    return worded.with_columns(
+        pl.when(pl.col("_root_headers").is_not_null())
+        .then(consequence_zh(pl.col("_root_headers"), pl.col("detail_zh")))
+        .otherwise(pl.col("detail_zh"))
+        .alias("detail_zh"),
+        pl.col("caused_by").cast(_CAUSED_BY),
+    )
 
 
 class UsageError(ValueError):

@@ -25,7 +25,6 @@ from vetreport.validate.wording import (
     NATIONAL_ID_TEXT,
     PRIVACY_ID_ZH,
     PRIVACY_NAME_ZH,
-    field_phrases,
     quoted,
 )
 
@@ -265,7 +264,7 @@ def normalise(table: HeadedTable, dataset: DatasetSpec, year: int | None = None)
                 pl.lit(header_by_column.get(name, column.header_zh)).alias("header"),
                 pl.col(f"_raw_{name}").alias("value"),
                 pl.lit(f"expected {column.data_type}").alias("detail"),
-                pl.lit(field_phrases(column)["field.type"][0]).alias("detail_zh"),
+                pl.lit(None, dtype=pl.Utf8).alias("detail_zh"),  # the report says it
             )
         )
     failures.extend(_privacy_findings(cleaned.lazy(), dataset, table.sheet_name, header_by_column))

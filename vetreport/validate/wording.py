@@ -190,17 +190,25 @@ def field_phrases(column: ColumnSpec) -> dict[str, tuple[str, str]]:
 
 
 @cache
-def field_texts(dataset_id: str) -> pl.DataFrame:
-    """One row per column and field rule: the finding's ``detail`` and ``detail_zh``."""
+def field_texts() -> pl.DataFrame:
+    """One row per dataset, column and field rule: the finding's ``detail`` and ``detail_zh``.
+
+    A field finding's sentences depend on its column only, so the report joins them to the
+    findings it lists rather than every finding carrying them.
+    """
     rows = [
-        {"column": column.column_name, "rule_id": rule_id, "detail": en, "detail_zh": zh}
-        for column in load_datasets()[dataset_id].columns
+        {
+            "dataset": dataset.dataset_id,
+            "column": column.column_name,
+            "rule_id": rule_id,
+            "detail": en,
+            "detail_zh": zh,
+        }
+        for dataset in load_datasets().values()
+        for column in dataset.columns
         for rule_id, (zh, en) in field_phrases(column).items()
     ]
-    return pl.DataFrame(
-        rows,
-        schema={"column": pl.Utf8, "rule_id": pl.Utf8, "detail": pl.Utf8, "detail_zh": pl.Utf8},
-    )
+    return pl.DataFrame(rows, schema=dict.fromkeys(rows[0], pl.Utf8))
 
 
 # ------------------------------------------------------------------------------------------
