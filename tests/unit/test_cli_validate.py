@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 
 from vetreport.cli.main import EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE, main
-from vetreport.school.feedback import SUMMARY_SHEET
+from vetreport.school.feedback import FINDINGS_SHEET, SUMMARY_SHEET
 
 SCHOOL = "3306020001"
 HEADER = "学校代码,毕业生编号,专业名称,毕业去向,是否对口就业,初次就业月收入（元/月）,是否上本科线"
@@ -97,7 +97,7 @@ def test_html_and_workbook_options_write_the_school_reports(tmp_path: Path) -> N
     assert code == EXIT_REJECTED
     assert "取值不在允许的选项中" in html.read_text(encoding="utf-8")
     book = openpyxl.load_workbook(workbook)
-    assert book.sheetnames == [SUMMARY_SHEET, "graduates"]
+    assert book.sheetnames == [SUMMARY_SHEET, FINDINGS_SHEET, "graduates"]
     assert "field.enum" in book["graduates"]["D2"].comment.text
 
 

@@ -20,7 +20,13 @@ from vetreport.school.blank_template import (
     school_datasets,
     template_header,
 )
-from vetreport.validate.checks import ACCEPTED, UploadContext, build_report, validate_upload
+from vetreport.validate.checks import (
+    ACCEPTED,
+    REJECTED,
+    UploadContext,
+    build_report,
+    validate_upload,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 YEAR = 2024
@@ -77,7 +83,7 @@ def test_template_has_instructions_and_one_sheet_per_school_dataset(template_byt
                 assert lists[f"{letter}2"] == '"是,否"'
 
 
-def test_template_filled_with_its_example_rows_validates_without_errors(template_bytes) -> None:
+def _template_with_its_example_rows(template_bytes: bytes) -> tuple[bytes, str | None]:
     workbook = openpyxl.load_workbook(io.BytesIO(template_bytes))
     school_code = None
     for dataset in school_datasets():
@@ -88,14 +94,25 @@ def test_template_filled_with_its_example_rows_validates_without_errors(template
             sheet.cell(row=2, column=position, value=example[column.column_name])
     buffer = io.BytesIO()
     workbook.save(buffer)
-    context = UploadContext(
+    return buffer.getvalue(), school_code
+
+
+def _workbook_context(school_code: str | None, **extra) -> UploadContext:
+    return UploadContext(
         key=f"uploads/{YEAR}/{school_code}/workbook.xlsx",
         year=YEAR,
         school_code=school_code,
         dataset_id=None,
         extension="xlsx",
+        **extra,
     )
-    results = validate_upload(buffer.getvalue(), context)
+
+
+def test_template_filled_with_its_example_rows_validates_without_errors(template_bytes) -> None:
+    data, school_code = _template_with_its_example_rows(template_bytes)
+    # Checked as data (as the template checks its own example), the rows break no rule.
+    context = _workbook_context(school_code, detect_template_examples=False)
+    results = validate_upload(data, context)
     report = build_report(results, context, "template")
     assert sorted(result.dataset_id for result in results) == sorted(
         dataset.dataset_id for dataset in school_datasets()
@@ -103,6 +120,67 @@ def test_template_filled_with_its_example_rows_validates_without_errors(template
     assert report["error_count"] == 0, report["findings"][:5]
     assert report["outcome"] == ACCEPTED
     assert all(result.row_count == 1 for result in results)
+
+
+def test_an_untouched_example_row_is_named_once_per_row_as_the_templates_example(
+    template_bytes,
+) -> None:
+    data, school_code = _template_with_its_example_rows(template_bytes)
+    context = _workbook_context(school_code)
+    report = build_report(validate_upload(data, context), context, "template")
+    assert report["outcome"] == REJECTED
+    # one finding per example row (one per sheet), on its row, and nothing else about it
+    assert report["counts_by_rule"] == [
+        {"rule_id": "row.template_example", "severity": "error", "count": len(school_datasets())}
+    ]
+    for finding in report["findings"]:
+        assert (finding["row_number"], finding["column"], finding["value"]) == (2, None, None)
+        assert "示例行" in finding["detail_zh"] and "删除" in finding["detail_zh"]
+        assert finding["caused_by"] is None
+
+
+def test_an_example_row_left_among_real_rows_replaces_its_field_errors() -> None:
+    """A school typed its own code into the example row and added its data below it."""
+    school = "3306020001"
+    dataset = load_datasets()["graduates"]
+    example = example_row(dataset)
+    header = ",".join(template_header(column) for column in dataset.columns)
+    copied = ",".join(
+        school if name == "school_code" else (example[name] or "") for name in dataset.column_names
+    )
+    rows = [
+        header,
+        copied,  # row 2: the example with the school's code
+        f"{school},G0001,护理,直接就业,是,3800,否",
+        f"{example['school_code']}," + copied.split(",", 1)[1],  # row 4: the example as is
+        f"{school},G0002,护理,待就业,,,否",
+    ]
+    context = UploadContext(
+        f"uploads/{YEAR}/{school}/graduates.csv", YEAR, school, "graduates", "csv"
+    )
+    report = build_report(validate_upload(("\n".join(rows) + "\n").encode(), context), context, "t")
+    assert report["outcome"] == REJECTED
+    # row 4 would also be a duplicate of row 2 and name another school: said once, as the
+    # example row; the school's own rows have no finding
+    assert [(f["rule_id"], f["row_number"]) for f in report["findings"]] == [
+        ("row.template_example", 2),
+        ("row.template_example", 4),
+    ]
+    assert report["problem_count"] == 2
+
+
+def test_a_filled_in_example_row_is_data() -> None:
+    school = "3306020001"
+    dataset = load_datasets()["graduates"]
+    example = example_row(dataset)
+    header = ",".join(template_header(column) for column in dataset.columns)
+    edited = dict(example, school_code=school, major_name="护理")
+    row = ",".join(edited[name] or "" for name in dataset.column_names)
+    context = UploadContext(
+        f"uploads/{YEAR}/{school}/graduates.csv", YEAR, school, "graduates", "csv"
+    )
+    report = build_report(validate_upload(f"{header}\n{row}\n".encode(), context), context, "t")
+    assert report["outcome"] == ACCEPTED
 
 
 def test_templates_command_writes_the_bucket_and_a_file(tmp_path: Path) -> None:

@@ -667,6 +667,7 @@ def _with_unknown_school(result: DatasetResult, school_code: str) -> DatasetResu
                 "column": "school_code",
                 "value": school_code,
                 "detail": "the school code in the upload path is not in the registry",
+                "detail_zh": f"上传路径中的学校代码“{school_code}”不在本年度的学校名录中。",
             }
         ]
     )

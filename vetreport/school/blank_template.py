@@ -8,29 +8,29 @@ drop-down lists for enumerations and 是/否 columns, number checks where the ca
 range, and one example row.
 
 Everything comes from schemas/ (datasets, columns, rules): a dataset added there gets its
-sheet with no change here. Example values are derived from each column's spec and then run
-through the validator itself, so the example row always passes.
+sheet with no change here. Example values are derived from each column's spec
+(``vetreport.validate.examples``) and then run through the validator itself, so the example
+row always passes the rules; an upload that still holds it untouched is told to delete it
+(``row.template_example``).
 """
 
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
 
 import xlsxwriter
 
 from schemas.catalogue import ColumnSpec, DatasetSpec, load_datasets, load_rules
 from vetreport.validate.checks import UploadContext, validate_upload
-from vetreport.validate.normalise import is_id_column
+from vetreport.validate.examples import BOOLEAN_CHOICES, example_value, number_text
+from vetreport.validate.wording import pattern_phrase
 
 INSTRUCTIONS_SHEET = "说明"
 LISTS_SHEET = "_lists"
 EXAMPLE_SCHOOL_CODE_LENGTH = 10
 DATA_VALIDATION_LAST_ROW = 1_048_575  # 0-based index of Excel's last row
 INLINE_LIST_MAX_CHARS = 250  # Excel's limit for a typed list is 255 characters
-BOOLEAN_CHOICES = ("是", "否")
-EXAMPLE_NUMBER = 100
 REQUIRED_MARK = "*"
 
 
@@ -43,76 +43,6 @@ def template_header(column: ColumnSpec) -> str:
     """The header as the template prints it: 学校代码, *占地面积（平方米）."""
     mark = REQUIRED_MARK if column.is_required else ""
     return f"{mark}{column.header_with_unit}"
-
-
-_PATTERN_TOKEN = re.compile(
-    r"\[(?P<members>(?:\\.|[^\]\\])+)\]|\\(?P<escape>[dw\W\S])|(?P<literal>[A-Za-z0-9_\-])"
-    r"|(?P<anchor>[\^$])"
-)
-_PATTERN_COUNT = re.compile(r"\{(?P<low>\d+)(?:,(?P<high>\d*))?\}|(?P<symbol>[+*?])")
-
-
-def _sample_from_pattern(pattern: str) -> str | None:
-    """A short string matching a simple regular expression, or None if it is not simple.
-
-    Simple: anchors, character classes, digit and word escapes, literals, and counts
-    {m}, {m,n}, +, * and ?.
-    Classes that allow digits give 1, 2, 3 …, so a school code comes out as 123456.
-    """
-    out: list[str] = []
-    position = 0
-    while position < len(pattern):
-        token = _PATTERN_TOKEN.match(pattern, position)
-        if token is None:
-            return None
-        position = token.end()
-        if token["anchor"]:
-            continue
-        count = _PATTERN_COUNT.match(pattern, position)
-        repeat = 1
-        if count is not None:
-            position = count.end()
-            symbol = count["symbol"]
-            repeat = (0 if symbol in "*?" else 1) if symbol else int(count["low"])
-        for index in range(repeat):
-            out.append(_sample_token(token, index))
-    return "".join(out)
-
-
-def _sample_token(token: re.Match[str], index: int) -> str:
-    if token["literal"]:
-        return token["literal"]
-    members = token["members"] or ("0-9" if token["escape"] == "d" else "A-Za-z0-9")
-    if "0-9" in members or "\\d" in members:
-        return str((index + 1) % 10)
-    first = re.match(r"(\\?.)(?:-(.))?", members)
-    if first is None:
-        return "A"
-    low = first.group(1)[-1]
-    high = first.group(2) or low
-    return chr(ord(low) + index % (ord(high) - ord(low) + 1))
-
-
-def example_value(column: ColumnSpec) -> str:
-    """A value a school could type into the column, as text."""
-    if column.allowed_values:
-        return column.allowed_values[0]
-    if column.data_type == "boolean":
-        return BOOLEAN_CHOICES[0]
-    if column.data_type in ("integer", "number"):
-        value = float(EXAMPLE_NUMBER)
-        if column.min_value is not None:
-            value = max(value, column.min_value)
-        if column.max_value is not None:
-            value = min(value, column.max_value)
-        return _number(value)
-    if column.pattern:
-        sample = _sample_from_pattern(column.pattern)
-        if sample is not None and re.search(column.pattern, sample):
-            return sample
-    if is_id_column(column.column_name) or column.pattern:
-        return "EX0001"
-    return f"示例{column.header_zh}"
 
 
 def example_row(dataset: DatasetSpec) -> dict[str, str | None]:
@@ -138,6 +68,7 @@ def example_row(dataset: DatasetSpec) -> dict[str, str | None]:
             school_code=school_code,
             dataset_id=dataset.dataset_id,
             extension="xlsx",
+            detect_template_examples=False,  # the row is the example: check it as data
         )
         findings = validate_upload(data, context)[0].findings
         columns = {
@@ -288,17 +219,13 @@ def _add_validation(sheet: Any, position: int, column: ColumnSpec, lists: _Lists
         sheet.data_validation(*cells, options)
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 def _range_text(column: ColumnSpec) -> str:
     low, high = column.min_value, column.max_value
     if low is not None and high is not None:
-        return f"请填写 {_number(low)} 到 {_number(high)} 之间的数"
+        return f"请填写 {number_text(low)} 到 {number_text(high)} 之间的数"
     if low is not None:
-        return f"请填写不小于 {_number(low)} 的数"
-    return f"请填写不大于 {_number(high or 0)} 的数"
+        return f"请填写不小于 {number_text(low)} 的数"
+    return f"请填写不大于 {number_text(high or 0)} 的数"
 
 
 _TYPE_ZH = {"string": "文本", "integer": "整数", "number": "数字", "boolean": "是/否"}
@@ -315,7 +242,7 @@ def _column_help(column: ColumnSpec) -> str:
     if column.min_value is not None or column.max_value is not None:
         parts.append(_range_text(column))
     if column.pattern:
-        parts.append(f"格式：{column.pattern}")
+        parts.append("格式：" + pattern_phrase(column.pattern)[0])
     if column.description_en:
         parts.append(column.description_en)
     return "\n".join(parts)

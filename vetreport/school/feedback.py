@@ -5,12 +5,17 @@ returns, or its JSON) for a data officer who is not a programmer, in Chinese fir
 
 - ``render_html``: a self-contained page (no scripts, no network) with the outcome, what to
   do next, the count of every rule with its message and fix, and the capped finding list
-  with sheet, row, column and value. Every value from the file is escaped.
+  with sheet, row, column and value, grouped into problems: a finding that only follows
+  from another (``caused_by``) is shown under it. Every value from the file is escaped.
 - ``annotate_workbook``: the school's own workbook with each cell that has a finding filled
-  (red for errors, yellow for warnings) and commented (rule id, message, fix). An XLSX upload
-  is annotated as a copy that keeps all its sheets; a CSV upload comes back as a new XLSX
-  with the CSV's grid as text. Findings that point at no cell (file and structure problems)
-  are listed on a summary sheet 问题汇总 placed first.
+  (red for errors, yellow for warnings) and commented (message, what is allowed, fix, rule
+  id). An XLSX upload is annotated as a copy that keeps all its sheets; a CSV upload comes
+  back as a new XLSX with the CSV's grid as text. A summary sheet 问题汇总 comes first (the
+  counts, and the findings that point at no cell), then 问题清单: one row per finding, by
+  problem, with a link that jumps to the marked cell, a frozen header and a filter.
+
+What a school reads is the report's Chinese text (``message_zh``, ``detail_zh``, ``fix_zh``);
+the English ``detail`` is for the bureau and is not shown here.
 
 Cells are located from the report alone: ``row_number`` is the Excel row, and each dataset
 entry of the report carries the header's row, the header text of each sheet column and the
@@ -30,6 +35,7 @@ from openpyxl.comments import Comment
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook.workbook import Workbook
+from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 
 from schemas.catalogue import load_datasets, load_rules
@@ -38,6 +44,9 @@ from vetreport.validate.read import ReadError, read_grids, sniff_type
 from vetreport.validate.untrusted import check_xlsx_bytes
 
 SUMMARY_SHEET = "问题汇总"
+FINDINGS_SHEET = "问题清单"
+FINDINGS_SHEET_LIMIT = 5000  # rows of 问题清单; the counts are never capped
+LINK_FONT = Font(color="FF0563C1", underline="single")
 ERROR_FILL_RGB = "FFFF9C9C"  # red: the cell must be fixed before the upload is accepted
 WARNING_FILL_RGB = "FFFFEB84"  # yellow: please check; the upload is accepted
 COMMENT_AUTHOR = "vetreport"
@@ -73,6 +82,76 @@ NEXT_STEP_ZH = {
         "此文件已从存储桶中删除，其数据已撤回，不再计入统计。如系误删，重新上传该文件即可。"
     ),
 }
+
+
+@dataclass
+class Problem:
+    """What a school reads as one problem: a finding and the findings that follow from it."""
+
+    number: int
+    finding: dict[str, Any]
+    follow_ons: list[dict[str, Any]]
+
+    @property
+    def findings(self) -> list[dict[str, Any]]:
+        """The finding, then its follow-ons."""
+        return [self.finding, *self.follow_ons]
+
+
+def _cause_key(finding: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        finding.get("dataset"),
+        finding.get("sheet"),
+        finding.get("row_number"),
+        finding.get("rule_id"),
+        finding.get("column"),
+    )
+
+
+def group_problems(findings: list[dict[str, Any]]) -> list[Problem]:
+    """The listed findings as problems, in listing order of each problem's own finding.
+
+    A finding whose ``caused_by`` names a listed finding joins that finding's problem; one
+    whose cause is not listed (the listing is capped) is a problem of its own.
+    """
+    roots: dict[tuple[Any, ...], Problem] = {}
+    problems: list[Problem] = []
+    for finding in findings:
+        if not finding.get("caused_by"):
+            problem = Problem(len(problems) + 1, finding, [])
+            problems.append(problem)
+            roots.setdefault(_cause_key(finding), problem)
+    for finding in findings:
+        cause = finding.get("caused_by")
+        if not cause:
+            continue
+        key = (
+            finding.get("dataset"),
+            finding.get("sheet"),
+            cause.get("row_number"),
+            cause.get("rule_id"),
+            cause.get("column"),
+        )
+        if key in roots:
+            roots[key].follow_ons.append(finding)
+        else:
+            problems.append(Problem(len(problems) + 1, finding, []))
+    return problems
+
+
+def said_more(finding: dict[str, Any]) -> str:
+    """What the finding's own sentence (``detail_zh``) adds to its rule's message, or ""."""
+    detail = finding.get("detail_zh") or ""
+    message = finding["message_zh"].rstrip("。")
+    if detail.startswith(message):  # a row rule: its message, then the values it read
+        detail = detail[len(message) :].lstrip("。；：，")
+    return detail
+
+
+def problem_text(finding: dict[str, Any]) -> str:
+    """The rule's message and what this finding adds (取值不在允许的选项中。取值必须是…)."""
+    detail = said_more(finding)
+    return f"{finding['message_zh']}。{detail}" if detail else finding["message_zh"]
 
 
 @dataclass(frozen=True)
@@ -111,8 +190,12 @@ def render_html(report: dict[str, Any]) -> str:
             report["counts_by_rule"], key=lambda item: (item["severity"] != "error", -item["count"])
         )
     ]
+    problems = group_problems(report["findings"])
     findings = [
         {
+            "number": problem.number,
+            "is_follow_on": position > 0,
+            "follow_on_count": 0 if position else len(problem.follow_ons),
             "severity": item["severity"],
             "severity_zh": SEVERITY_ZH.get(item["severity"], item["severity"]),
             "sheet": _text(
@@ -122,11 +205,12 @@ def render_html(report: dict[str, Any]) -> str:
             "column": _text(item.get("header") or item.get("column")),
             "value": _text(item.get("value"))[:200],
             "message_zh": item["message_zh"],
+            "detail_zh": said_more(item)[:400],
             "fix_zh": item["fix_zh"],
-            "detail": _text(item.get("detail"))[:200],
             "rule_id": item["rule_id"],
         }
-        for item in report["findings"]
+        for problem in problems
+        for position, item in enumerate(problem.findings)
     ]
     datasets = [
         {
@@ -148,6 +232,7 @@ def render_html(report: dict[str, Any]) -> str:
         findings=findings,
         datasets=datasets,
         total=report["error_count"] + report["warning_count"],
+        problem_count=report.get("problem_count", len(problems)),
     )
 
 
@@ -179,37 +264,88 @@ def _place(finding: dict[str, Any], entry: dict[str, Any] | None) -> tuple[int, 
     return (int(row), first + 1) if first is not None else None
 
 
-def _note_text(finding: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class PlacedFinding:
+    """One listed finding, its problem, and the school's cell it is about (if any)."""
+
+    problem: Problem
+    finding: dict[str, Any]
+    sheet: str | None  # the workbook sheet of the cell; None when not placed
+    cell: tuple[int, int] | None  # (Excel row, 1-based column)
+
+    @property
+    def is_follow_on(self) -> bool:
+        """True for a finding that follows from its problem's own finding."""
+        return self.finding is not self.problem.finding
+
+    @property
+    def address(self) -> str:
+        """The cell's address, e.g. G4, or "" when not placed."""
+        return "" if self.cell is None else f"{get_column_letter(self.cell[1])}{self.cell[0]}"
+
+
+def place_findings(
+    report: dict[str, Any], sheet_names: Iterable[str], default_sheet: str | None = None
+) -> list[PlacedFinding]:
+    """The listed findings, by problem, each with the workbook cell it is about."""
+    entries = {entry["dataset"]: entry for entry in report.get("datasets", [])}
+    available = set(sheet_names)
+    placed = []
+    for problem in group_problems(report["findings"]):
+        for finding in problem.findings:
+            sheet = finding.get("sheet") or default_sheet
+            cell = (
+                _place(finding, entries.get(finding.get("dataset"))) if sheet in available else None
+            )
+            placed.append(PlacedFinding(problem, finding, str(sheet) if cell else None, cell))
+    return placed
+
+
+def _quoted_header(finding: dict[str, Any]) -> str:
+    return f"“{finding.get('header') or finding.get('column') or '本行'}”"
+
+
+def _note_text(item: PlacedFinding) -> str:
+    finding = item.finding
     severity = SEVERITY_ZH.get(finding["severity"], finding["severity"])
-    return (
-        f"[{severity}] {finding['message_zh']}\n"
-        f"修改建议：{finding['fix_zh']}\n({finding['rule_id']})"
-    )
+    lines = [f"[{severity}] {finding['message_zh']}"]
+    if detail := said_more(finding):
+        lines.append(detail)
+    follow_ons = [] if item.is_follow_on else item.problem.follow_ons
+    if follow_ons:
+        headers = "、".join(dict.fromkeys(_quoted_header(other) for other in follow_ons))
+        lines.append(f"本行另有 {len(follow_ons)} 条提示由此连带引起（{headers}）。")
+    lines.append(f"修改建议：{finding['fix_zh']}")
+    lines.append(f"({finding['rule_id']})")
+    return "\n".join(lines)
+
+
+def _notes_and_unplaced(
+    placed: list[PlacedFinding],
+) -> tuple[list[CellNote], list[dict[str, Any]]]:
+    """Notes on cells, and the findings for the summary sheet.
+
+    The summary gets every finding without a row (file, sheet and header problems, even when
+    the header cell is also marked) and any finding whose cell cannot be found.
+    """
+    notes: list[CellNote] = []
+    unplaced: list[dict[str, Any]] = []
+    for item in placed:
+        if item.sheet is not None and item.cell is not None:
+            row, column = item.cell
+            notes.append(
+                CellNote(item.sheet, row, column, item.finding["severity"], _note_text(item))
+            )
+        if item.cell is None or item.finding.get("row_number") is None:
+            unplaced.append(item.finding)
+    return notes, unplaced
 
 
 def locate_findings(
     report: dict[str, Any], sheet_names: Iterable[str], default_sheet: str | None = None
 ) -> tuple[list[CellNote], list[dict[str, Any]]]:
-    """Split the listed findings into notes on cells and the ones for the summary sheet.
-
-    The summary gets every finding without a row (file, sheet and header problems, even when
-    the header cell is also marked) and any finding whose cell cannot be found.
-    """
-    entries = {entry["dataset"]: entry for entry in report.get("datasets", [])}
-    available = set(sheet_names)
-    notes: list[CellNote] = []
-    summary: list[dict[str, Any]] = []
-    for finding in report["findings"]:
-        entry = entries.get(finding.get("dataset"))
-        sheet = finding.get("sheet") or default_sheet
-        place = _place(finding, entry) if sheet in available else None
-        if place is not None:
-            notes.append(
-                CellNote(str(sheet), place[0], place[1], finding["severity"], _note_text(finding))
-            )
-        if place is None or finding.get("row_number") is None:
-            summary.append(finding)
-    return notes, summary
+    """Split the listed findings into notes on cells and the ones for the summary sheet."""
+    return _notes_and_unplaced(place_findings(report, sheet_names, default_sheet))
 
 
 def _merged_notes(notes: Iterable[CellNote]) -> dict[tuple[str, int, int], CellNote]:
@@ -236,25 +372,38 @@ def _fill(severity: str) -> PatternFill:
 def _comment(text: str) -> Comment:
     comment = Comment(text, COMMENT_AUTHOR)
     comment.width = COMMENT_WIDTH_PT
-    comment.height = COMMENT_HEIGHT_PT
+    # about 22 Chinese characters a line at this width; long lists of allowed values wrap
+    lines = sum(1 + len(line) // 22 for line in text.split("\n"))
+    comment.height = max(COMMENT_HEIGHT_PT, 16 * lines)
     return comment
 
 
 def _summary_rows(
-    report: dict[str, Any], unplaced: list[dict[str, Any]], placed_count: int
+    report: dict[str, Any],
+    unplaced: list[dict[str, Any]],
+    placed_count: int,
+    has_findings_sheet: bool = True,
 ) -> list[list[Any]]:
     rules = load_rules()
     outcome = report["outcome"]
+    problem_count = report.get("problem_count")
     rows: list[list[Any]] = [
         [f"校验结果：{OUTCOME_ZH.get(outcome, outcome)}"],
         [f"上传文件：{report.get('key')}"],
-        [f"错误 {report['error_count']} 个，警告 {report['warning_count']} 个"],
+        [
+            f"错误 {report['error_count']} 个，警告 {report['warning_count']} 个"
+            + (f"，归为 {problem_count} 个问题" if problem_count is not None else "")
+        ],
         [NEXT_STEP_ZH.get(outcome, "")],
         [
             f"本工作簿中有问题的单元格已标色（红色=错误，黄色=警告），共标注 {placed_count} 处；"
             "把鼠标移到单元格上可查看批注。"
         ],
     ]
+    if has_findings_sheet:
+        rows.append(
+            [f"每条问题列在“{FINDINGS_SHEET}”工作表中，点击其中的单元格地址可跳到该单元格。"]
+        )
     if report.get("is_truncated"):
         rows.append(
             [
@@ -284,7 +433,7 @@ def _summary_rows(
                 _text(finding.get("row_number")),
                 _text(finding.get("header") or finding.get("column")),
                 _text(finding.get("value"))[:200],
-                finding["message_zh"],
+                problem_text(finding),
                 finding["fix_zh"],
                 finding["rule_id"],
             ]
@@ -294,23 +443,129 @@ def _summary_rows(
     return rows
 
 
+def _text_cell(sheet: Any, value: Any) -> Any:
+    """A cell whose string stays a string: "=..." from a school's file is never a formula."""
+    cell = WriteOnlyCell(sheet, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+    return cell
+
+
 def _append_text_row(sheet: Any, values: list[Any]) -> None:
     """Append a row whose strings stay strings: "=..." from a school's file is never a formula."""
     if not any(isinstance(value, str) and value.startswith("=") for value in values):
         sheet.append(values)
         return
-    cells = []
-    for value in values:
-        cell = WriteOnlyCell(sheet, value=value)
-        if isinstance(value, str):
-            cell.data_type = "s"
-        cells.append(cell)
-    sheet.append(cells)
+    sheet.append([_text_cell(sheet, value) for value in values])
 
 
 def _set_summary_widths(sheet: Worksheet) -> None:
     for letter, width in zip("ABCDEFGH", (10, 40, 10, 24, 20, 36, 36, 30), strict=True):
         sheet.column_dimensions[letter].width = width
+
+
+# 问题清单: its columns and their widths; the header is on FINDINGS_HEADER_ROW.
+FINDINGS_COLUMNS = (
+    ("问题序号", 9),
+    ("级别", 7),
+    ("工作表", 16),
+    ("单元格", 9),
+    ("列", 20),
+    ("填写的值", 18),
+    ("问题", 26),
+    ("说明", 50),
+    ("修改建议", 32),
+    ("连带关系", 22),
+    ("规则编号", 30),
+)
+FINDINGS_HEADER_ROW = 3
+LINK_COLUMN = 4  # 单元格
+
+
+def internal_link(sheet: str, address: str) -> str:
+    """An in-workbook link target: 'Sheet'!B7 (apostrophes in the name doubled)."""
+    return "'" + sheet.replace("'", "''") + "'!" + address
+
+
+def _findings_sheet_status(report: dict[str, Any], shown: int) -> tuple[str, str]:
+    total = report["error_count"] + report["warning_count"]
+    problem_count = report.get("problem_count")
+    status = (
+        f"问题清单：共 {total} 条（错误 {report['error_count']} 条，"
+        f"警告 {report['warning_count']} 条）"
+        + (f"，归为 {problem_count} 个问题" if problem_count is not None else "")
+        + "。同一问题序号的几行是一个问题：连带引起的提示排在引起它的问题之后。"
+        "点击“单元格”列的地址可跳到本工作簿中标注的单元格；表头可筛选。"
+    )
+    truncated = ""
+    if shown < total:
+        truncated = (
+            f"问题较多，本表只列出前 {shown} 条（共 {total} 条）；"
+            f"各类问题的完整数量见“{SUMMARY_SHEET}”工作表的分类统计。"
+        )
+    return status, truncated
+
+
+def _write_findings_sheet(
+    sheet: Any, report: dict[str, Any], placed: list[PlacedFinding], limit: int | None = None
+) -> None:
+    """问题清单: one row per listed finding, by problem, each linked to its marked cell.
+
+    Works on a normal or a write-only sheet: widths, frozen header and filter are set
+    before the rows are written, and every row is made of cells.
+    """
+    limit = FINDINGS_SHEET_LIMIT if limit is None else limit
+    shown = placed[:limit]
+    names = {dataset_id: spec.name_zh for dataset_id, spec in load_datasets().items()}
+    last_row = FINDINGS_HEADER_ROW + len(shown)
+    last_column = get_column_letter(len(FINDINGS_COLUMNS))
+    for index, (_title, width) in enumerate(FINDINGS_COLUMNS, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = f"A{FINDINGS_HEADER_ROW + 1}"
+    sheet.auto_filter.ref = f"A{FINDINGS_HEADER_ROW}:{last_column}{last_row}"
+    status, truncated = _findings_sheet_status(report, len(shown))
+    title = _text_cell(sheet, status)
+    title.font = Font(bold=True)
+    sheet.append([title])
+    sheet.append([_text_cell(sheet, truncated)] if truncated else [])
+    header = []
+    for column_title, _width in FINDINGS_COLUMNS:
+        cell = _text_cell(sheet, column_title)
+        cell.font = Font(bold=True)
+        header.append(cell)
+    sheet.append(header)
+    for row_number, item in enumerate(shown, start=FINDINGS_HEADER_ROW + 1):
+        finding = item.finding
+        if item.is_follow_on:
+            link = f"由问题 {item.problem.number} 连带引起"
+        elif item.problem.follow_ons:
+            link = f"连带引起 {len(item.problem.follow_ons)} 条提示"
+        else:
+            link = ""
+        values = [
+            item.problem.number,
+            SEVERITY_ZH.get(finding["severity"], finding["severity"]),
+            item.sheet or _text(finding.get("sheet") or names.get(finding.get("dataset"), "")),
+            item.address,
+            _text(finding.get("header") or finding.get("column")),
+            _text(finding.get("value"))[:200],
+            finding["message_zh"],
+            said_more(finding),
+            finding["fix_zh"],
+            link,
+            finding["rule_id"],
+        ]
+        cells = [_text_cell(sheet, value) for value in values]
+        if item.sheet is not None and item.address:
+            target = cells[LINK_COLUMN - 1]
+            target.hyperlink = Hyperlink(
+                ref=f"{get_column_letter(LINK_COLUMN)}{row_number}",
+                location=internal_link(item.sheet, item.address),
+                display=item.address,
+            )
+            target.hyperlink.ref = f"{get_column_letter(LINK_COLUMN)}{row_number}"
+            target.font = LINK_FONT
+        sheet.append(cells)
 
 
 def annotate_workbook(data: bytes, extension: str, report: dict[str, Any]) -> bytes:
@@ -346,7 +601,8 @@ def _is_refused_as_a_file(report: dict[str, Any]) -> bool:
 def _annotate_xlsx(data: bytes, report: dict[str, Any]) -> bytes:
     check_xlsx_bytes(data)  # the same bounds as the validator's, before openpyxl inflates it
     workbook = openpyxl.load_workbook(io.BytesIO(data))
-    notes, unplaced = locate_findings(report, workbook.sheetnames)
+    placed = place_findings(report, workbook.sheetnames)
+    notes, unplaced = _notes_and_unplaced(placed)
     merged = _merged_notes(notes)
     for (sheet_name, row, column), note in merged.items():
         cell = workbook[sheet_name].cell(row=row, column=column)
@@ -357,6 +613,7 @@ def _annotate_xlsx(data: bytes, report: dict[str, Any]) -> bytes:
     for row in _summary_rows(report, unplaced, len(merged)):
         _append_text_row(summary, row)
     summary["A1"].font = Font(bold=True, size=14)
+    _write_findings_sheet(workbook.create_sheet(FINDINGS_SHEET, 1), report, placed)
     workbook.active = 0
     for sheet in workbook.worksheets[1:]:
         sheet.sheet_view.tabSelected = False
@@ -366,7 +623,8 @@ def _annotate_xlsx(data: bytes, report: dict[str, Any]) -> bytes:
 def _annotate_grid(grid: Any, report: dict[str, Any]) -> bytes:
     """A CSV upload: its grid as text cells, streamed (write-only), with the notes."""
     sheet_name = next((entry["dataset"] for entry in report.get("datasets", [])), None) or "数据"
-    notes, unplaced = locate_findings(report, [sheet_name], default_sheet=sheet_name)
+    placed = place_findings(report, [sheet_name], default_sheet=sheet_name)
+    notes, unplaced = _notes_and_unplaced(placed)
     merged = _merged_notes(notes)
     by_row: dict[int, dict[int, CellNote]] = {}
     for (_sheet, row, column), note in merged.items():
@@ -377,6 +635,7 @@ def _annotate_grid(grid: Any, report: dict[str, Any]) -> bytes:
     _set_summary_widths(summary)
     for row in _summary_rows(report, unplaced, len(merged)):
         _append_text_row(summary, row)
+    _write_findings_sheet(workbook.create_sheet(FINDINGS_SHEET), report, placed)
     sheet = workbook.create_sheet(sheet_name)
     for index in range(grid.width):
         sheet.column_dimensions[get_column_letter(index + 1)].width = 16
@@ -405,7 +664,8 @@ def _summary_only(report: dict[str, Any]) -> bytes:
     workbook = Workbook(write_only=True)
     summary = workbook.create_sheet(SUMMARY_SHEET)
     _set_summary_widths(summary)
-    for row in _summary_rows(report, list(report["findings"]), 0):
+    # Nothing of the school's file to mark or link to: the summary lists every finding.
+    for row in _summary_rows(report, list(report["findings"]), 0, has_findings_sheet=False):
         _append_text_row(summary, row)
     return _saved(workbook)
 

@@ -2,8 +2,11 @@
 
 What belongs here: running the layers of DESIGN §5 in order (file, structure, field, row,
 dataset, cross-dataset) over what the readers and normaliser produce, and assembling the
-machine-readable report. Every finding carries a rule id from schemas/rules.csv; the
-report lists findings up to a cap but always counts all of them.
+machine-readable report. Every finding carries a rule id from schemas/rules.csv and a
+sentence the school reads (``detail_zh``, made from the catalogue by
+``vetreport.validate.wording``, never a check's name or a predicate); the report lists
+findings up to a cap but always counts all of them, and marks a finding that only follows
+from another on its row (``caused_by``), so a school reads one problem, not three.
 
 The outcome is ``accepted`` (no findings), ``accepted_with_warnings`` (warnings only) or
 ``rejected`` (any error). Only accepted data goes on to the curated zone.
@@ -33,6 +36,7 @@ from schemas.catalogue import (
     row_rules,
 )
 from vetreport.bucket.keys import UPLOAD_EXTENSIONS, WORKBOOK_NAME, LayoutError, parse_upload_key
+from vetreport.validate.examples import is_example_row
 from vetreport.validate.normalise import (
     FINDING_SCHEMA,
     PRIVACY_RULES,
@@ -49,6 +53,18 @@ from vetreport.validate.read import (
     find_header,
     header_score,
     read_grids,
+)
+from vetreport.validate.wording import (
+    TEMPLATE_EXAMPLE_EN,
+    TEMPLATE_EXAMPLE_RULE,
+    TEMPLATE_EXAMPLE_ZH,
+    consequence_zh,
+    default_detail_zh,
+    duplicate_texts,
+    field_texts,
+    predicate_columns,
+    row_rule_texts,
+    written_value,
 )
 
 FINDING_LIMIT = 1000
@@ -86,6 +102,9 @@ class UploadContext:
     # Who sends it (from the key's prefix, never from the file): a school or the bureau.
     # A dataset the catalogue assigns to the other role is refused, as a file or a sheet.
     submitter_role: str = "school"
+    # Report a row equal to the blank template's example row as such (off only while the
+    # template itself checks its example row against the other rules).
+    detect_template_examples: bool = True
 
 
 @dataclass
@@ -136,6 +155,7 @@ def _rules_frame() -> pl.DataFrame:
             "message_zh": [rule.message_zh for rule in rules],
             "message_en": [rule.message_en for rule in rules],
             "fix_zh": [rule.fix_zh for rule in rules],
+            "default_detail_zh": [default_detail_zh(rule) for rule in rules],
         }
     )
 
@@ -315,7 +335,7 @@ class _Prepared:
         """The dataset's result, from the normaliser's findings and the batch checks'."""
         findings = [self.normalised.findings]
         if checked is not None:
-            findings.append(checked)
+            findings = [_without_findings_on_example_rows(findings[0], checked), checked]
         typed = self.normalised.frame
         return DatasetResult(
             dataset_id=self.dataset.dataset_id,
@@ -386,12 +406,17 @@ def _batch_findings(group: list[_Prepared]) -> list[pl.DataFrame]:
         ],
         schema={PART: pl.Int32, "column": pl.Utf8, "header_as_written": pl.Utf8},
     )
-    raw = pl.concat(
+    checked = pl.concat(
         [
             _pandera_findings(combined, dataset, group),
             _row_rule_findings(combined, dataset),
             _cross_findings(combined, group),
         ],
+        how="vertical_relaxed",
+    )
+    examples = _example_row_findings(combined, dataset, group)
+    raw = pl.concat(
+        [examples, _without_findings_on_example_rows(checked, examples, [PART, "row_number"])],
         how="vertical_relaxed",
     )
     # A finding Pandera could not place on a row (a whole-frame check) belongs to every sheet.
@@ -411,6 +436,36 @@ def _batch_findings(group: list[_Prepared]) -> list[pl.DataFrame]:
         by_part.get((index,), empty_findings()).select(list(FINDING_SCHEMA))
         for index in range(len(group))
     ]
+
+
+def _example_row_findings(
+    combined: pl.DataFrame, dataset: DatasetSpec, group: list[_Prepared]
+) -> pl.DataFrame:
+    """One finding per row that is the blank template's untouched example row."""
+    parts = [index for index, entry in enumerate(group) if entry.context.detect_template_examples]
+    if dataset.submitted_by != "school" or not parts:
+        return _with_part(empty_findings())
+    return combined.filter(pl.col(PART).is_in(parts) & is_example_row(dataset)).select(
+        pl.col(PART),
+        pl.lit(TEMPLATE_EXAMPLE_RULE).alias("rule_id"),
+        pl.lit(None, dtype=pl.Utf8).alias("sheet"),
+        pl.col(SOURCE_ROW).alias("row_number"),
+        pl.lit(None, dtype=pl.Utf8).alias("column"),
+        pl.lit(None, dtype=pl.Utf8).alias("header"),
+        pl.lit(None, dtype=pl.Utf8).alias("value"),
+        pl.lit(TEMPLATE_EXAMPLE_EN).alias("detail"),
+        pl.lit(TEMPLATE_EXAMPLE_ZH).alias("detail_zh"),
+    )
+
+
+def _without_findings_on_example_rows(
+    findings: pl.DataFrame, examples: pl.DataFrame, on: list[str] | None = None
+) -> pl.DataFrame:
+    """A template's example row is one problem (delete it), not a list of field errors."""
+    rows = examples.filter(pl.col("rule_id") == TEMPLATE_EXAMPLE_RULE).select(on or ["row_number"])
+    if rows.height == 0:
+        return findings
+    return findings.join(rows.unique(), on=on or ["row_number"], how="anti", nulls_equal=False)
 
 
 def _without_findings_on_private_cells(findings: pl.DataFrame) -> pl.DataFrame:
@@ -479,6 +534,25 @@ def _pandera_findings(
         ~((pl.col("rule_id") == "field.required") & pl.col("_cast_failed").fill_null(False))
     )
     is_duplicate = pl.col("rule_id") == "dataset.duplicate_key"
+    # Never the check's name: a field finding is said from the catalogue when the report
+    # lists it (build_report); a duplicate names the rows it repeats, known only here.
+    duplicate_zh, duplicate_en = duplicate_texts(pl.col("_other_rows"), dataset)
+    duplicates = (
+        mapped.filter(is_duplicate)
+        .with_columns(
+            pl.col("row")
+            .over([PART, "_key"], mapping_strategy="join")
+            .list.set_difference(pl.concat_list(pl.col("row")))
+            .list.sort()
+            .alias("_other_rows")
+        )
+        .with_columns(duplicate_en.alias("detail"), duplicate_zh.alias("detail_zh"))
+        .drop("_other_rows")
+    )
+    others = mapped.filter(~is_duplicate).with_columns(
+        pl.lit(None, dtype=pl.Utf8).alias("detail"), pl.lit(None, dtype=pl.Utf8).alias("detail_zh")
+    )
+    mapped = pl.concat([others, duplicates], how="vertical_relaxed")
     column = pl.when(is_duplicate).then(pl.lit(keys[0])).otherwise(pl.col("column"))
     return mapped.select(
         pl.col(PART),
@@ -491,7 +565,8 @@ def _pandera_findings(
         .then(pl.col("_key"))
         .otherwise(pl.col("failure_case").cast(pl.Utf8))
         .alias("value"),
-        pl.col("check").cast(pl.Utf8).alias("detail"),
+        pl.col("detail"),
+        pl.col("detail_zh"),
     )
 
 
@@ -500,20 +575,13 @@ def _with_part(findings: pl.DataFrame) -> pl.DataFrame:
     return findings.select(pl.lit(None, dtype=pl.Int32).alias(PART), *FINDING_SCHEMA)
 
 
-def _as_written(column: str, dtype: pl.DataType) -> pl.Expr:
-    """A typed cell as the school wrote it: 是/否 for yes-no, 5400 rather than 5400.0."""
-    if dtype == pl.Boolean:
-        return pl.when(pl.col(column)).then(pl.lit("是")).when(~pl.col(column)).then(pl.lit("否"))
-    text = pl.col(column).cast(pl.Utf8)
-    return text.str.replace(r"\.0$", "") if dtype.is_float() else text
-
-
 def _row_rule_findings(combined: pl.DataFrame, dataset: DatasetSpec) -> pl.DataFrame:
     """Cross-field rules written as SQL predicates in rules.csv; a null result passes."""
     parts = []
     for rule in row_rules(dataset.dataset_id):
         passes = pl.sql_expr(rule.predicate_sql).fill_null(True)
         column = rule.columns[0] if rule.columns else None
+        detail_zh, detail = row_rule_texts(rule, dataset, combined.schema)
         parts.append(
             combined.filter(~passes).select(
                 pl.col(PART),
@@ -523,11 +591,12 @@ def _row_rule_findings(combined: pl.DataFrame, dataset: DatasetSpec) -> pl.DataF
                 pl.lit(column, dtype=pl.Utf8).alias("column"),
                 pl.lit(None, dtype=pl.Utf8).alias("header"),
                 (
-                    _as_written(column, combined.schema[column])
+                    written_value(column, combined.schema[column])
                     if column
                     else pl.lit(None, dtype=pl.Utf8)
                 ).alias("value"),
-                pl.lit(rule.predicate_sql).alias("detail"),
+                detail.alias("detail"),
+                detail_zh.alias("detail_zh"),
             )
         )
     if not parts:
@@ -550,7 +619,7 @@ def _cross_findings(combined: pl.DataFrame, group: list[_Prepared]) -> pl.DataFr
         pl.col("school_code").is_not_null()
     )
 
-    def finding(rule_id: str, detail: pl.Expr) -> list[pl.Expr]:
+    def finding(rule_id: str, detail: pl.Expr, detail_zh: pl.Expr) -> list[pl.Expr]:
         return [
             pl.col(PART),
             pl.lit(rule_id).alias("rule_id"),
@@ -560,6 +629,7 @@ def _cross_findings(combined: pl.DataFrame, group: list[_Prepared]) -> pl.DataFr
             pl.lit("学校代码").alias("header"),
             pl.col("school_code").alias("value"),
             detail.alias("detail"),
+            detail_zh.alias("detail_zh"),
         ]
 
     found = [
@@ -569,6 +639,11 @@ def _cross_findings(combined: pl.DataFrame, group: list[_Prepared]) -> pl.DataFr
             finding(
                 "cross_dataset.school_code_mismatch",
                 pl.format("the upload path says {}", pl.col("_expected_school")),
+                pl.format(
+                    "文件中的学校代码是“{}”，上传路径中的学校代码是“{}”，两者必须一致。",
+                    pl.col("school_code"),
+                    pl.col("_expected_school"),
+                ),
             )
         )
     ]
@@ -580,7 +655,13 @@ def _cross_findings(combined: pl.DataFrame, group: list[_Prepared]) -> pl.DataFr
         found.append(
             coded.filter(
                 pl.col(PART).is_in(indexes) & ~pl.col("school_code").is_in(list(registry))
-            ).select(finding("cross_dataset.unknown_school", pl.lit(None, dtype=pl.Utf8)))
+            ).select(
+                finding(
+                    "cross_dataset.unknown_school",
+                    pl.lit(None, dtype=pl.Utf8),
+                    pl.format("学校代码“{}”不在本年度的学校名录中。", pl.col("school_code")),
+                )
+            )
         )
     return pl.concat(found, how="vertical_relaxed")
 
@@ -596,16 +677,19 @@ def build_report(
         ],
         how="vertical_relaxed",
     )
-    detailed = _with_rule_columns(all_findings).sort(
-        [pl.col("severity") != "error", "dataset", "row_number", "column"], nulls_last=False
+    detailed = (
+        _with_rule_columns(all_findings)
+        .sort([pl.col("severity") != "error", "dataset", "row_number", "column"], nulls_last=False)
+        .with_row_index("_finding")
     )
+    causes = _causes(detailed)
     counts = (
         detailed.group_by("rule_id", "severity")
         .len()
         .sort("rule_id")
         .select("rule_id", "severity", pl.col("len").alias("count"))
     )
-    listed = detailed.head(FINDING_LIMIT).select(
+    listed = _worded(detailed.head(FINDING_LIMIT), causes).select(
         "dataset",
         "rule_id",
         "severity",
@@ -619,6 +703,8 @@ def build_report(
         "message_en",
         "fix_zh",
         "detail",
+        "detail_zh",
+        "caused_by",
     )
     return {
         "submission_id": submission,
@@ -640,12 +726,117 @@ def build_report(
         ],
         "error_count": int((detailed.get_column("severity") == "error").sum()),
         "warning_count": int((detailed.get_column("severity") == "warning").sum()),
+        # Findings that follow from another (caused_by) are part of its problem.
+        "problem_count": detailed.height - causes.height,
         "counts_by_rule": counts.to_dicts(),
         "findings": listed.to_dicts(),
         "finding_limit": FINDING_LIMIT,
         "is_truncated": detailed.height > FINDING_LIMIT,
         "schema_version": SCHEMA_VERSION,
     }
+
+
+@cache
+def _cascade_reads() -> pl.DataFrame:
+    """For each row rule, the columns its predicate reads, in order (rule_id, _reads, _order).
+
+    A wrong value in one of them (a field finding on the same row) is what set the rule off.
+    """
+    datasets = load_datasets()
+    rows = [
+        {"rule_id": rule.rule_id, "_reads": column, "_order": order}
+        for rule in load_rules().values()
+        if rule.predicate_sql and rule.dataset_id in datasets
+        for order, column in enumerate(predicate_columns(rule, datasets[rule.dataset_id]))
+    ]
+    return pl.DataFrame(rows, schema={"rule_id": pl.Utf8, "_reads": pl.Utf8, "_order": pl.Int64})
+
+
+_CAUSED_BY = pl.Struct({"rule_id": pl.Utf8, "column": pl.Utf8, "row_number": pl.Int64})
+
+
+def _causes(findings: pl.DataFrame) -> pl.DataFrame:
+    """The findings that follow from a field finding on the same row, and that finding.
+
+    One wrong 毕业去向 (field.enum) also sets off the row rules that read it (对口就业 and
+    月收入 only when directly employed); a malformed school code also differs from the
+    upload path's. Such a follow-on keeps its rule and count; the report names its cause
+    in ``caused_by`` (rule_id, column and row of the field finding) and says so in
+    ``detail_zh`` (因“毕业去向”填写有误，连带提示：…), so a school reads one problem.
+    Returns ``_finding`` (the finding's place in ``findings``), ``caused_by`` and
+    ``_root_headers`` (the quoted headers of the causes).
+    """
+    place = ["dataset", "sheet", "row_number", "_reads"]
+    roots = findings.filter(
+        (pl.col("layer") == "field")
+        & pl.col("row_number").is_not_null()
+        & pl.col("column").is_not_null()
+    ).select(
+        "dataset",
+        "sheet",
+        "row_number",
+        pl.col("column").alias("_reads"),
+        pl.col("rule_id").alias("_root_rule"),
+        pl.col("header").alias("_root_header"),
+    )
+    followers = findings.filter(
+        pl.col("row_number").is_not_null() & pl.col("layer").is_in(["row", "cross_dataset"])
+    ).select("_finding", "rule_id", "layer", "dataset", "sheet", "row_number", "column")
+    keep = ["_finding", "dataset", "sheet", "row_number", "_reads", "_order"]
+    candidates = pl.concat(
+        [
+            followers.join(_cascade_reads(), on="rule_id", how="inner").select(keep),
+            followers.filter(pl.col("layer") == "cross_dataset")
+            .with_columns(
+                pl.col("column").alias("_reads"), pl.lit(0, dtype=pl.Int64).alias("_order")
+            )
+            .select(keep),
+        ],
+        how="vertical_relaxed",
+    )
+    return (
+        candidates.join(roots, on=place, how="inner", nulls_equal=True)
+        .sort("_finding", "_order")
+        .group_by("_finding", maintain_order=True)
+        .agg(
+            pl.struct(
+                pl.col("_root_rule").first().alias("rule_id"),
+                pl.col("_reads").first().alias("column"),
+                pl.col("row_number").first().alias("row_number"),
+            )
+            .cast(_CAUSED_BY)
+            .alias("caused_by"),
+            pl.concat_str([pl.lit("“"), pl.coalesce("_root_header", "_reads"), pl.lit("”")])
+            .unique(maintain_order=True)
+            .str.join("、")
+            .alias("_root_headers"),
+        )
+    )
+
+
+def _worded(listed: pl.DataFrame, causes: pl.DataFrame) -> pl.DataFrame:
+    """The listed findings with their sentences, their cause, and a follow-on said as such.
+
+    A field finding is said from its column in the catalogue (``wording.field_texts``);
+    a finding with nothing more specific to say gets its rule's message.
+    """
+    texts = field_texts().rename({"detail": "_field_detail", "detail_zh": "_field_detail_zh"})
+    worded = (
+        listed.join(causes, on="_finding", how="left")
+        .join(texts, on=["dataset", "column", "rule_id"], how="left")
+        .sort("_finding")
+        .with_columns(
+            pl.coalesce("detail", "_field_detail").alias("detail"),
+            pl.coalesce("detail_zh", "_field_detail_zh", "default_detail_zh").alias("detail_zh"),
+        )
+    )
+    return worded.with_columns(
+        pl.when(pl.col("_root_headers").is_not_null())
+        .then(consequence_zh(pl.col("_root_headers"), pl.col("detail_zh")))
+        .otherwise(pl.col("detail_zh"))
+        .alias("detail_zh"),
+        pl.col("caused_by").cast(_CAUSED_BY),
+    )
 
 
 class UsageError(ValueError):

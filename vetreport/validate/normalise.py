@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from schemas.catalogue import DatasetSpec, header_lookup, normalise_header
+from vetreport.validate.examples import is_id_column
 from vetreport.validate.read import SOURCE_ROW, HeadedTable, column_position
+from vetreport.validate.wording import (
+    NATIONAL_ID_TEXT,
+    PRIVACY_ID_ZH,
+    PRIVACY_NAME_ZH,
+    quoted,
+)
 
 FINDING_SCHEMA: dict[str, type[pl.DataType]] = {
     "rule_id": pl.Utf8,
@@ -29,11 +36,12 @@ FINDING_SCHEMA: dict[str, type[pl.DataType]] = {
     "header": pl.Utf8,
     "value": pl.Utf8,
     "detail": pl.Utf8,
+    "detail_zh": pl.Utf8,  # the sentence a school reads (vetreport.validate.wording)
 }
 
 TRUE_WORDS = ("是", "有", "y", "yes", "true", "t", "1", "√", "✓", "✔")
 FALSE_WORDS = ("否", "无", "n", "no", "false", "f", "0", "×", "✗", "✘")
-NATIONAL_ID_PATTERN = r"^[1-9]\d{5}(18|19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\d{3}[\dXx]$"
+NATIONAL_ID_PATTERN = rf"^{NATIONAL_ID_TEXT}$"
 # Row counters schools add in front of a table: not data, ignored without a warning.
 ROW_COUNTER_HEADERS = ("序号", "行号", "序", "no", "no.", "#")
 PERSON_NAME_HEADERS = ("姓名", "学生姓名", "教师姓名", "name", "fullname", "身份证号", "身份证号码")
@@ -87,20 +95,33 @@ def map_headers(
             continue
         if folded in {normalise_header(word) for word in PERSON_NAME_HEADERS}:
             problems.append(
-                {"rule_id": "structure.privacy_column", "sheet": sheet, "header": header}
+                {
+                    "rule_id": "structure.privacy_column",
+                    "sheet": sheet,
+                    "header": header,
+                    "detail_zh": f"{quoted(header)}列含有姓名或身份证号等个人信息，不能上报。",
+                }
             )
         elif canonical is None:
             problems.append(
-                {"rule_id": "structure.unknown_column", "sheet": sheet, "header": header}
+                {
+                    "rule_id": "structure.unknown_column",
+                    "sheet": sheet,
+                    "header": header,
+                    "detail_zh": f"{quoted(header)}不是模板中的列，已忽略，其中的数据不计入统计。",
+                }
             )
         elif canonical in header_by_column:
+            first = header_by_column[canonical]
             problems.append(
                 {
                     "rule_id": "structure.duplicate_column",
                     "sheet": sheet,
                     "column": canonical,
                     "header": header,
-                    "detail": f"also given as {header_by_column[canonical]}",
+                    "detail": f"also given as {first}",
+                    "detail_zh": f"{quoted(header)}和{quoted(first)}是同一列"
+                    f"（{dataset.column(canonical).header_zh}），请只保留一列。",
                 }
             )
         else:
@@ -114,6 +135,8 @@ def map_headers(
                     "sheet": sheet,
                     "column": column.column_name,
                     "header": column.header_zh,
+                    "detail_zh": f"找不到必填的{quoted(column.header_zh)}列，"
+                    "请按模板补齐该列（表头文字与模板一致）。",
                 }
             )
     return mapping, finding_rows(problems)
@@ -140,11 +163,6 @@ def _columns_needing_nfkc(frame: pl.DataFrame, names: list[str]) -> set[str]:
         for name in names
     ).row(0)
     return {name for name, flag in zip(names, flags, strict=True) if flag}
-
-
-def is_id_column(name: str) -> bool:
-    """Columns that hold pseudonymous ids: staff_id, graduate_id and any other ``*_id``."""
-    return name.endswith("_id")
 
 
 def _split_total_rows(
@@ -180,6 +198,9 @@ def _split_total_rows(
         pl.lit(None, dtype=pl.Utf8).alias("header"),
         pl.col("_total_label").str.strip_chars().alias("value"),
         pl.lit("total row dropped: it is not counted").alias("detail"),
+        pl.format(
+            "这一行是“{}”行，已忽略，不计入统计。", pl.col("_total_label").str.strip_chars()
+        ).alias("detail_zh"),
     )
     return marked.filter(~is_total).drop("_total_label"), findings
 
@@ -243,6 +264,7 @@ def normalise(table: HeadedTable, dataset: DatasetSpec, year: int | None = None)
                 pl.lit(header_by_column.get(name, column.header_zh)).alias("header"),
                 pl.col(f"_raw_{name}").alias("value"),
                 pl.lit(f"expected {column.data_type}").alias("detail"),
+                pl.lit(None, dtype=pl.Utf8).alias("detail_zh"),  # the report says it
             )
         )
     failures.extend(_privacy_findings(cleaned.lazy(), dataset, table.sheet_name, header_by_column))
@@ -286,6 +308,7 @@ def _privacy_findings(
                 "field.privacy_id_number",
                 pl.col(name).str.contains(NATIONAL_ID_PATTERN),
                 pl.lit("**************") + pl.col(name).str.slice(-4),
+                PRIVACY_ID_ZH,
             )
         ]
         if column.data_type == "string" and is_id_column(name):
@@ -295,9 +318,10 @@ def _privacy_findings(
                     pl.col(name).str.contains(PERSON_NAME_PATTERN),
                     pl.col(name).str.slice(0, 1)
                     + pl.col(name).str.slice(1).str.replace_all(".", "*"),
+                    PRIVACY_NAME_ZH,
                 )
             )
-        for rule_id, hit, masked in checks:
+        for rule_id, hit, masked, sentence in checks:
             parts.append(
                 cleaned.filter(hit.fill_null(False)).select(
                     pl.lit(rule_id).alias("rule_id"),
@@ -307,6 +331,7 @@ def _privacy_findings(
                     pl.lit(header_by_column.get(name, column.header_zh)).alias("header"),
                     masked.alias("value"),
                     pl.lit(None, dtype=pl.Utf8).alias("detail"),
+                    pl.lit(sentence).alias("detail_zh"),
                 )
             )
     return parts
