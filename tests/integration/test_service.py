@@ -24,9 +24,13 @@ import boto3
 import pytest
 
 from tests.conftest import flow_runs, free_port, make_bucket, seed_demo_year, wait_for
-from vetreport.bucket.keys import submission_id
 from vetreport.bucket.store import open_store
-from vetreport.curate.ledger import current_submissions, processed_submission_ids, read_records
+from vetreport.curate.ledger import (
+    current_submissions,
+    current_upload_versions,
+    processed_submission_ids,
+    read_records,
+)
 from vetreport.publish.reader import read_pointer
 from vetreport.serve.prefect_server import is_healthy, start_server_process, stop_process_group
 
@@ -153,9 +157,9 @@ def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def record_for(service: dict, key: str, version: str) -> dict | None:
-    wanted = submission_id(key, version)
+    """The ledger record of one S3 version of a key (the bucket keeps versions)."""
     for record in read_records(service["store"], [YEAR]):
-        if record["submission_id"] == wanted:
+        if record["key"] == key and record.get("version_id") == version:
             return record
     return None
 
@@ -243,9 +247,8 @@ def test_the_same_notification_twice_is_processed_once(service: dict) -> None:
     )
     time.sleep(4)
     assert len(processed_submission_ids(service["store"])) == count
-    wanted = submission_id(key, version)
     records = read_records(service["store"], [YEAR])
-    assert sum(1 for record in records if record["submission_id"] == wanted) == 1
+    assert sum(1 for record in records if record.get("version_id") == version) == 1
 
 
 def test_notifications_out_of_order_keep_the_newest_upload(service: dict) -> None:
@@ -264,11 +267,15 @@ def test_notifications_out_of_order_keep_the_newest_upload(service: dict) -> Non
     }
     service["sqs"].send_message(QueueUrl=service["queue_url"], MessageBody=json.dumps(late))
     time.sleep(5)
-    current = current_submissions(read_records(service["store"], [YEAR]))
+    current = current_submissions(
+        read_records(service["store"], [YEAR]), current_upload_versions(service["store"], [YEAR])
+    )
     row = current.filter(
         (current["submitter"] == school) & (current["dataset"] == "staff")
     ).to_dicts()
-    assert [entry["submission_id"] for entry in row] == [submission_id(key, newer)]
+    assert [entry["submission_id"] for entry in row] == [
+        record_for(service, key, newer)["submission_id"]
+    ]
 
 
 def test_a_lost_notification_is_caught_by_the_sweep(service: dict) -> None:
