@@ -183,13 +183,18 @@ def emit_uploads(notices: Iterable[UploadNotice], api_url: str | None = None) ->
     return len(events)
 
 
-def emit_accepted(results: Iterable[dict[str, Any]], api_url: str | None = None) -> int:
-    """Send an accepted event for each newly processed, accepted ingest result."""
-    events = [
-        accepted_event(result)
+def newly_accepted(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ingest results processed just now and accepted (warnings or not): those to announce."""
+    return [
+        result
         for result in results
         if not result.get("was_skipped") and str(result.get("outcome", "")).startswith("accepted")
     ]
+
+
+def emit_accepted(results: Iterable[dict[str, Any]], api_url: str | None = None) -> int:
+    """Send an accepted event for each newly processed, accepted ingest result."""
+    events = [accepted_event(result) for result in newly_accepted(results)]
     send_events(events, api_url)
     return len(events)
 

@@ -1,0 +1,154 @@
+"""What an operator sees of the flows in Prefect: outcome tags, the Rejected state, artifacts.
+
+The flows run against the session's Prefect test server (a real API over HTTP, SQLite),
+on a local bucket seeded with part of the demo year, with the walkthrough's two files:
+the state names, tags, task runs and artifacts are read back through the API, as the UI
+reads them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import seed_demo_year
+from vetreport.bucket.store import open_store
+from vetreport.demo import walkthrough
+
+pytestmark = pytest.mark.integration
+YEAR = walkthrough.YEAR
+SCHOOL = walkthrough.SCHOOL
+TARGET = walkthrough.UPLOAD_KEY
+SEEDED = ("/_city/", "/school_profile.", "/graduates.")  # enough for 表5 and 附表1
+STAFF_HEADER = "学校代码,教职工编号,是否在编,是否专任教师,最高学历,专业技术职称"
+
+
+@pytest.fixture(scope="module")
+def bucket(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("outcomes") / "bucket"
+    store = open_store(root)
+    uploads = seed_demo_year(store, YEAR, SEEDED)
+    schools = sorted({key.split("/")[2] for key in uploads} - {"_city", SCHOOL})
+    return {"root": root, "url": str(root), "store": store, "schools": schools}
+
+
+def read_run(run_id: Any) -> Any:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id)
+
+
+def task_names(run_id: Any) -> set[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+    return {run.name.rsplit("-", 1)[0] for run in runs}
+
+
+def run_ids_with_state_name(name: str) -> set[Any]:
+    """The runs a UI filter on the state name finds (``flow_run.state.name``)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+    )
+
+    flow_filter = FlowRunFilter(state=FlowRunFilterState(name=FlowRunFilterStateName(any_=[name])))
+    with get_client(sync_client=True) as client:
+        return {run.id for run in client.read_flow_runs(flow_run_filter=flow_filter)}
+
+
+def run_ids_with_tag(tag: str) -> set[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    flow_filter = FlowRunFilter(tags=FlowRunFilterTags(all_=[tag]))
+    with get_client(sync_client=True) as client:
+        return {run.id for run in client.read_flow_runs(flow_run_filter=flow_filter)}
+
+
+def drop_in(bucket: dict[str, Any], name: str) -> None:
+    target: Path = bucket["root"] / TARGET
+    shutil.copyfile(walkthrough.EXAMPLES_DIR / name, target)
+
+
+def test_a_rejected_upload_ends_its_run_rejected_and_announces_nothing(
+    bucket: dict[str, Any],
+) -> None:
+    from flows.ingest import ingest_upload
+
+    drop_in(bucket, "graduates-with-errors.csv")
+    state = ingest_upload(
+        bucket["url"], TARGET, YEAR, SCHOOL, walkthrough.DATASET, return_state=True
+    )
+    assert state.result()["outcome"] == "rejected"  # callers still get the ingest result
+    run = read_run(state.state_details.flow_run_id)
+    assert run.state.is_completed() and run.state.name == "Rejected"
+    assert run.state_name == "Rejected"
+    assert "rejected" in run.state.message and "field.enum" in run.state.message
+    assert {"outcome:rejected", f"year:{YEAR}", f"school:{SCHOOL}", "graduates"} <= set(run.tags)
+    assert not {"outcome:accepted", "outcome:accepted_with_warnings"} & set(run.tags)
+    assert task_names(run.id) == {"ingest-batch"}  # nothing accepted, nothing announced
+    assert run.id in run_ids_with_state_name("Rejected")
+    assert run.id not in run_ids_with_state_name("Completed")
+    assert run.id in run_ids_with_tag("outcome:rejected")
+
+
+def test_an_accepted_upload_completes_and_emits_its_accepted_event(
+    bucket: dict[str, Any],
+) -> None:
+    from flows.ingest import ingest_upload
+
+    drop_in(bucket, "graduates-corrected.csv")
+    state = ingest_upload(
+        bucket["url"], TARGET, YEAR, SCHOOL, walkthrough.DATASET, return_state=True
+    )
+    run = read_run(state.state_details.flow_run_id)
+    assert run.state.is_completed() and run.state.name == "Completed"
+    assert "accepted" in run.state.message
+    assert {"outcome:accepted", f"year:{YEAR}", f"school:{SCHOOL}"} <= set(run.tags)
+    assert "outcome:rejected" not in run.tags
+    assert task_names(run.id) == {"ingest-batch", "emit-accepted-events"}
+    assert run.id not in run_ids_with_state_name("Rejected")
+
+    again = ingest_upload(
+        bucket["url"], TARGET, YEAR, SCHOOL, walkthrough.DATASET, return_state=True
+    )  # the same version again: nothing to do
+    rerun = read_run(again.state_details.flow_run_id)
+    assert rerun.state.name == "Completed" and "already processed" in rerun.state.message
+    assert "already-processed" in rerun.tags
+    assert not [tag for tag in rerun.tags if tag.startswith("outcome:")]
+    assert task_names(rerun.id) == {"ingest-batch"}
+
+
+def test_a_batch_run_is_tagged_once_for_each_outcome_it_produced(bucket: dict[str, Any]) -> None:
+    from flows.ingest import ingest_uploads
+
+    good, bad = bucket["schools"][:2]
+    rows = [f"{good},T{index:05d},是,是,大学本科,中级" for index in range(30)]
+    bucket["store"].put(
+        f"uploads/{YEAR}/{good}/staff.csv", ("\n".join([STAFF_HEADER, *rows]) + "\n").encode()
+    )
+    bucket["store"].put(
+        f"uploads/{YEAR}/{bad}/staff.csv", f"学校代码,教职工编号,是否在编\n{bad},T1,也许\n".encode()
+    )
+    state = ingest_uploads(
+        bucket["url"],
+        [f"uploads/{YEAR}/{good}/staff.csv", f"uploads/{YEAR}/{bad}/staff.csv"],
+        label="two-schools",
+        return_state=True,
+    )
+    assert [result["outcome"] for result in state.result()] == ["accepted", "rejected"]
+    run = read_run(state.state_details.flow_run_id)
+    outcome_tags = sorted(tag for tag in run.tags if tag.startswith("outcome:"))
+    assert outcome_tags == ["outcome:accepted", "outcome:rejected"]
+    assert task_names(run.id) == {"ingest-batch", "emit-accepted-events"}
