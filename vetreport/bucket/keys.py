@@ -24,6 +24,7 @@ from urllib.parse import unquote_plus
 UPLOADS_ROOT = "uploads/"
 LEDGER_ROOT = "ledger/"
 PUBLISHED_ROOT = "published/"
+REPORTS_ROOT = "reports/"
 CITY_SUBMITTER = "_city"
 WORKBOOK_NAME = "workbook"
 UPLOAD_EXTENSIONS = ("csv", "xlsx", "parquet")
@@ -144,7 +145,7 @@ def ledger_key(year: int, submitter: str, dataset: str, submission: str) -> str:
 
 def report_key(year: int, submitter: str, submission: str, extension: str) -> str:
     """The validation report sent back to the school."""
-    return f"reports/{year}/{submitter}/{submission}.{extension}"
+    return f"{REPORTS_ROOT}{year}/{submitter}/{submission}.{extension}"
 
 
 def history_report_key(year: int, school_code: str) -> str:

@@ -27,6 +27,10 @@ DEFAULT_PORT = 4200  # the default of VETREPORT_PREFECT_PORT (vetreport.settings
 START_TIMEOUT_SECONDS = 120
 
 
+class ServerConflict(RuntimeError):
+    """A port vetreport would use is held by a server it must not use without being told."""
+
+
 def state_dir() -> Path:
     """Where the local server keeps its database, log and pid file."""
     root = load_settings().var_dir.resolve()
