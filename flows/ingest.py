@@ -12,13 +12,12 @@ from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, State
 
 from vetreport.bucket.store import StoreError, open_store
 from vetreport.curate.ingest import (
     ingest_keys,
-    report_summary,
     split_city_first,
     unprocessed_upload_keys,
 )
@@ -26,6 +25,7 @@ from vetreport.curate.run_summary import (
     ALREADY_PROCESSED_TAG,
     outcome_tags,
     read_upload_report,
+    report_markdown,
     run_message,
 )
 from vetreport.receive.events import emit_accepted, newly_accepted
@@ -170,10 +170,10 @@ def ingest_upload(
     message = run_message(result, report)
     logger.info("%s; report at %s", message, result["report_key"])
     tag_flow_run(*outcome_tags([result]))
-    create_table_artifact(
+    create_markdown_artifact(
         key=artifact_key("report", year, school, dataset),
-        table=[report_summary(store, result)],
-        description=f"校验结果 / validation outcome of {key}",
+        markdown=report_markdown(store, result, report),
+        description=f"校验结果 / validation report of {key}",
     )
     accepted = newly_accepted([result])
     if accepted:

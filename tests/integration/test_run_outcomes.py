@@ -8,15 +8,20 @@ reads them.
 
 from __future__ import annotations
 
+import re
 import shutil
+import threading
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import seed_demo_year
+from tests.conftest import free_port, seed_demo_year
 from vetreport.bucket.store import open_store
 from vetreport.demo import walkthrough
+from vetreport.serve.files import make_file_server
 
 pytestmark = pytest.mark.integration
 YEAR = walkthrough.YEAR
@@ -27,12 +32,22 @@ STAFF_HEADER = "学校代码,教职工编号,是否在编,是否专任教师,最
 
 
 @pytest.fixture(scope="module")
-def bucket(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def bucket(
+    prefect_server: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The seeded bucket, with the file server its links point at (as `vetreport up` runs)."""
     root = tmp_path_factory.mktemp("outcomes") / "bucket"
     store = open_store(root)
     uploads = seed_demo_year(store, YEAR, SEEDED)
     schools = sorted({key.split("/")[2] for key in uploads} - {"_city", SCHOOL})
-    return {"root": root, "url": str(root), "store": store, "schools": schools}
+    port = free_port()
+    files = make_file_server(root, port)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VETREPORT_FILES_PORT", str(port))
+        yield {"root": root, "url": str(root), "store": store, "schools": schools, "port": port}
+    files.shutdown()
+    files.server_close()
 
 
 def read_run(run_id: Any) -> Any:
@@ -76,6 +91,28 @@ def run_ids_with_tag(tag: str) -> set[Any]:
         return {run.id for run in client.read_flow_runs(flow_run_filter=flow_filter)}
 
 
+def artifacts_of(run_id: Any) -> dict[str, Any]:
+    """The artifacts a flow run created, by key."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    return {artifact.key: artifact for artifact in found}
+
+
+def links_in(markdown: str) -> dict[str, str]:
+    return dict(re.findall(r"\[([^\]]+)\]\((http[^)]+)\)", markdown))
+
+
+def opens(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        assert reply.status == 200
+        return reply.read()
+
+
 def drop_in(bucket: dict[str, Any], name: str) -> None:
     target: Path = bucket["root"] / TARGET
     shutil.copyfile(walkthrough.EXAMPLES_DIR / name, target)
@@ -101,6 +138,18 @@ def test_a_rejected_upload_ends_its_run_rejected_and_announces_nothing(
     assert run.id in run_ids_with_state_name("Rejected")
     assert run.id not in run_ids_with_state_name("Completed")
     assert run.id in run_ids_with_tag("outcome:rejected")
+
+    artifact = artifacts_of(run.id)[f"report-{YEAR}-{SCHOOL}-graduates"]
+    assert artifact.type == "markdown"
+    assert "| 错误 error | `field.enum` | — | 3 | 毕业去向 | 打工 | 取值不在允许的选项中 |" in (
+        artifact.data
+    )
+    assert "**5 错误 errors · 2 警告 warnings**" in artifact.data
+    assert "file://" not in artifact.data
+    links = links_in(artifact.data)
+    assert links["报告 report (HTML)"].startswith(f"http://127.0.0.1:{bucket['port']}/reports/")
+    assert "毕业去向" in opens(links["报告 report (HTML)"]).decode("utf-8")
+    assert opens(links["批注工作簿 annotated workbook"]).startswith(b"PK")  # a workbook
 
 
 def test_an_accepted_upload_completes_and_emits_its_accepted_event(

@@ -458,23 +458,6 @@ def upload_years(store: ObjectStore) -> list[int]:
     return sorted(year for year in years if year is not None)
 
 
-def report_summary(store: ObjectStore, result: dict[str, Any]) -> dict[str, Any]:
-    """One upload's outcome for operators: counts, the rules it broke and its report's link."""
-    row: dict[str, Any] = {
-        "key": result["key"],
-        "submission": result["submission_id"],
-        "outcome": result["outcome"],
-        "report": f"{store.url}/{result['report_key']}" if result["report_key"] else "",
-    }
-    if result["report_key"]:
-        report = json.loads(store.get(result["report_key"]))
-        row["errors"] = report.get("error_count", 0)
-        row["warnings"] = report.get("warning_count", 0)
-        rules = [item["rule_id"] for item in report.get("counts_by_rule", [])]
-        row["rules"] = ", ".join(rules[:10])
-    return row
-
-
 def split_city_first(keys: list[str]) -> tuple[list[str], list[str]]:
     """(the bureau's keys, the schools' keys): bureau files go first, they decide the registry."""
     city = [key for key in keys if f"/{CITY_SUBMITTER}/" in key]
