@@ -201,3 +201,33 @@ def test_a_batch_run_is_tagged_once_for_each_outcome_it_produced(bucket: dict[st
     outcome_tags = sorted(tag for tag in run.tags if tag.startswith("outcome:"))
     assert outcome_tags == ["outcome:accepted", "outcome:rejected"]
     assert task_names(run.id) == {"ingest-batch", "emit-accepted-events"}
+
+
+def test_the_publish_artifact_lists_the_changed_tables_with_links_that_open(
+    bucket: dict[str, Any],
+) -> None:
+    import json
+
+    from flows.aggregate import aggregate_and_publish
+    from vetreport.publish.reader import read_table_bytes, read_version_file
+
+    # the earlier tests accepted the corrected graduates and one school's staff file
+    state = aggregate_and_publish(bucket["url"], YEAR, return_state=True)
+    summary = state.result()
+    assert summary["is_new_version"] and summary["version"] == 2
+    artifact = artifacts_of(state.state_details.flow_run_id)[f"publish-{YEAR}"]
+    assert artifact.type == "markdown"
+    changelog = json.loads(read_version_file(bucket["store"], YEAR, "changelog.json", 2))
+    changed = [entry["table_id"] for entry in changelog["tables"] if entry["change"] != "unchanged"]
+    unchanged = len(changelog["tables"]) - len(changed)
+    assert "employment" in changed and unchanged > 0
+    listed = re.findall(r"^\| [^|]+ \| `([a-z0-9_]+)` \|", artifact.data, re.MULTILINE)
+    assert listed == changed
+    cells = changelog["summary"]["cells_changed"]
+    assert f"{cells} cells changed" in artifact.data
+    assert f"{unchanged} unchanged not listed" in artifact.data
+    assert "file://" not in artifact.data
+    employment = re.search(r"`employment` .*\[csv\]\((http[^)]+)\)", artifact.data)[1]
+    assert employment.startswith(f"http://127.0.0.1:{bucket['port']}/published/{YEAR}/v2/")
+    assert opens(employment) == read_table_bytes(bucket["store"], "employment", YEAR, 2, "csv")
+    assert b"<html" in opens(links_in(artifact.data)["报告 report"]).lower()
