@@ -103,12 +103,22 @@ def start_server_process(
 ) -> subprocess.Popen:
     """``prefect server start`` in its own session: state (SQLite) and server.log in home.
 
-    Analytics and promotional content are off unless the environment says otherwise;
-    ``extra_env`` (e.g. a shorter scheduler loop for tests) is applied last.
+    The UI it serves calls this server's API. ``--port`` moves only the API: the UI's
+    address of the API (``/ui-settings`` ``api_url``, setting ``PREFECT_SERVER_UI_API_URL``,
+    legacy ``PREFECT_UI_API_URL``) defaults to ``PREFECT_API_URL``, else to
+    ``http://PREFECT_SERVER_API_HOST:PREFECT_SERVER_API_PORT/api`` (4200 by default), so
+    without these settings a server on another port would serve a UI showing the runs of
+    whatever server is on 4200. Analytics and promotional content are off unless the
+    environment says otherwise; ``extra_env`` (e.g. a shorter scheduler loop for tests) is
+    applied last.
     """
     environment = dict(os.environ)
     environment.pop("PREFECT_API_URL", None)
     environment["PREFECT_HOME"] = str(home)
+    environment["PREFECT_SERVER_API_HOST"] = host
+    environment["PREFECT_SERVER_API_PORT"] = str(port)
+    environment.pop("PREFECT_UI_API_URL", None)  # the legacy name would be read second
+    environment["PREFECT_SERVER_UI_API_URL"] = api_url(_browser_host(host), port)
     environment.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     environment.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
     environment.update(extra_env or {})
@@ -121,6 +131,11 @@ def start_server_process(
         env=environment,
         start_new_session=True,
     )
+
+
+def _browser_host(host: str) -> str:
+    """The host a browser on this machine reaches a server bound to ``host`` at."""
+    return DEFAULT_HOST if host in ("0.0.0.0", "::", "") else host
 
 
 def stop_server() -> bool:
