@@ -70,3 +70,32 @@ def test_the_ui_on_another_port_calls_the_api_on_that_port(local_server: dict[st
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=30) as reply:
         settings = json.load(reply)
     assert settings["api_url"] == f"http://127.0.0.1:{port}/api"
+
+
+def test_the_server_vetreport_started_is_recognised_and_used(local_server: dict[str, Any]) -> None:
+    again = vetreport("server", "start", env=local_server["env"])
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == local_server["api"]
+
+
+def test_make_demo_refuses_a_server_it_did_not_start_and_says_what_to_do(
+    local_server: dict[str, Any],
+) -> None:
+    # Another checkout (another var folder) finds this server on its port: to it, this is
+    # someone else's server, as the developer's own `prefect server start` on 4200 would be.
+    base, port, api = local_server["base"], local_server["port"], local_server["api"]
+    bucket = base / "other-bucket"
+    other = environment(base / "other-var", port)
+    refused = vetreport("demo", "--bucket", str(bucket), env=other)
+    assert refused.returncode == 3
+    message = " ".join(refused.stderr.split())  # as printed, wrapped to the terminal
+    assert f"A Prefect server that vetreport did not start answers on {api}" in message
+    assert f"its PREFECT_HOME is {base / 'var' / 'prefect'}" in message
+    assert "VETREPORT_PREFECT_PORT=" in message
+    assert f"PREFECT_API_URL={api} make demo" in message
+    assert not bucket.exists() or not any(bucket.rglob("*.csv"))  # refused before any work
+    assert not (base / "other-var" / "prefect" / "server.pid").exists()
+
+    chosen = vetreport("server", "start", env={**other, "PREFECT_API_URL": api})
+    assert chosen.returncode == 0, chosen.stderr  # used on purpose: fine
+    assert chosen.stdout.strip() == api

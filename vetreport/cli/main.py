@@ -590,7 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(arguments.handler(arguments) or 0)
     except ServerConflict as error:
-        Console(stderr=True).print(f"vetreport: {error}", style="bold red", markup=False)
+        Console(stderr=True, soft_wrap=True).print(
+            f"vetreport: {error}", style="bold red", markup=False
+        )
         return EXIT_SERVER_CONFLICT
 
 
