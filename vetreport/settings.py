@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     )
     var_dir: Path = Field(
         Path("var"),
-        description="Where the local Prefect server keeps its database and log.",
+        description="Where the local Prefect server (var/prefect/) and file server "
+        "(var/files/) keep their state and logs.",
     )
     prefect_port: int = Field(
         4200, description="Port of the local Prefect server that `make demo` and `make up` use."
