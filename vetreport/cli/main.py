@@ -52,7 +52,7 @@ def command_demo(arguments: argparse.Namespace) -> int:
 
     api = ensure_server()  # first: a server it must not use stops the demo before any work
     console.print(f"Prefect API: {api}")
-    _serve_files(store_url, console)
+    _serve_files(store_url)
     from vetreport.demo.generator import write_demo_uploads
 
     written, unchanged = write_demo_uploads(store_url, arguments.seed)
@@ -72,16 +72,14 @@ def command_demo(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_files(store_url: str, console: Console | None = None) -> str | None:
+def _serve_files(store_url: str) -> str | None:
     """Start (or reuse) the file server behind a folder bucket's links; None for S3."""
     if "://" in store_url:
         return None  # S3 links are presigned URLs
     from vetreport.serve.files import ensure_file_server
 
     address = ensure_file_server(Path(store_url))
-    (console or Console()).print(
-        f"files / 文件: {address}/reports/… and {address}/published/… (the artifacts' links)"
-    )
+    print(f"files / 文件: {address}/reports/… and {address}/published/… (the artifacts' links)")
     return address
 
 
