@@ -54,7 +54,7 @@ up: install ## start the local server, the served deployments and the var/bucket
 	$(VENV_BIN)/vetreport demo-data --out var/bucket
 	$(VENV_BIN)/vetreport up --bucket var/bucket
 
-down: install ## stop the local Prefect server that make demo started
+down: install ## stop the local Prefect server and file server that make demo or up started
 	$(VENV_BIN)/vetreport server stop
 
 clean: ## remove the local bucket, server state and environments

@@ -23,7 +23,8 @@ from vetreport.aggregate.compute import AggregateResult, aggregate
 from vetreport.bucket.store import open_store
 from vetreport.curate.completeness import as_grid
 from vetreport.publish.policy import status_for
-from vetreport.publish.reader import later_years_showing, version_changes
+from vetreport.publish.reader import later_years_showing
+from vetreport.publish.summary import version_markdown
 from vetreport.publish.writer import publish
 from vetreport.school.history_report import write_history_reports
 
@@ -144,20 +145,9 @@ def _aggregate_and_publish(
         description=f"{report_year} 提交情况 / completeness (school × dataset)",
     )
     if summary["is_new_version"]:
-        changes = version_changes(store, report_year, summary["version"])
-        lines = [
-            f"| {c['table']} | {c['change']} | {c['previous_rows'] or ''} | {c['rows']} "
-            f"| [csv]({c['csv']}) |"
-            for c in changes
-        ]
         create_markdown_artifact(
             key=artifact_key("publish", report_year),
-            markdown=(
-                f"# {report_year} v{summary['version']} ({summary['status']})\n\n"
-                f"Published at `{store_url}/{summary['prefix']}`\n\n"
-                "| table | change | rows before | rows | link |\n|---|---|---|---|---|\n"
-                + "\n".join(lines)
-            ),
-            description=f"{report_year} v{summary['version']}: changes and links",
+            markdown=version_markdown(store, report_year, summary["version"]),
+            description=f"{report_year} v{summary['version']}: what changed, with links",
         )
     return summary

@@ -12,18 +12,29 @@ from dataclasses import asdict
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Completed, State
 
 from vetreport.bucket.store import StoreError, open_store
 from vetreport.curate.ingest import (
     ingest_keys,
-    report_summary,
     split_city_first,
     unprocessed_upload_keys,
 )
-from vetreport.receive.events import emit_accepted
+from vetreport.curate.run_summary import (
+    ALREADY_PROCESSED_TAG,
+    outcome_tags,
+    read_upload_report,
+    report_markdown,
+    run_message,
+)
+from vetreport.receive.events import changes_to_announce, emit_accepted
+from vetreport.validate.checks import REJECTED
 
 DEFAULT_BATCH_SIZE = 64
+# The name of the final state of an ingest-upload run whose upload was rejected: a
+# Completed state (the run did its job) that the UI shows, and filters, as "Rejected".
+REJECTED_STATE_NAME = "Rejected"
 
 
 def retry_on_storage_errors(task: Any, task_run: Any, state: Any) -> bool:
@@ -60,9 +71,13 @@ def find_unprocessed_uploads(store_url: str, year: int | None = None) -> list[st
     return unprocessed_upload_keys(open_store(store_url), year)
 
 
-@task(name="announce-accepted", retries=3, retry_delay_seconds=[1, 5, 15])
-def announce_accepted(results: list[dict[str, Any]]) -> int:
-    """Tell Prefect which submissions were newly accepted (this triggers re-aggregation)."""
+@task(name="announce-counted-changes", retries=3, retry_delay_seconds=[1, 5, 15])
+def announce_counted_changes(results: list[dict[str, Any]]) -> int:
+    """Send a ``vetreport.submission.accepted`` event per upload that changed what counts.
+
+    An accepted upload, or a refusal or deletion that took away what its key counted.
+    These events start re-aggregation; return how many were sent.
+    """
     return emit_accepted(results)
 
 
@@ -89,7 +104,10 @@ def ingest_uploads(
     batch_size: int = DEFAULT_BATCH_SIZE,
     announce: bool = True,
 ) -> list[dict[str, Any]]:
-    """Ingest the given upload keys: bureau files first, then schools' in parallel batches."""
+    """Ingest the given upload keys: bureau files first, then schools' in parallel batches.
+
+    The run is tagged ``outcome:{outcome}`` once for each outcome its uploads got.
+    """
     logger = get_run_logger()
     city_keys, school_keys = split_city_first(keys)
     results: list[dict[str, Any]] = []
@@ -107,8 +125,10 @@ def ingest_uploads(
     )
     if processed:
         _summary_artifact(processed)
-        if announce:
-            announce_accepted(processed)
+        tag_flow_run(*outcome_tags(processed))
+        changes = changes_to_announce(processed)
+        if announce and changes:
+            announce_counted_changes(changes)
     return results
 
 
@@ -124,11 +144,15 @@ def ingest_upload(
     school: str = "",
     dataset: str = "",
     version: str = "",
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
     """Ingest one upload (started by its upload event); report it and announce acceptance.
 
     The object's current version is read whatever version the event named, so events out
-    of order converge; a version already in the ledger is skipped.
+    of order converge; a version already in the ledger is skipped (tag
+    ``already-processed``). Otherwise the run is tagged ``outcome:{outcome}``, and a
+    rejected upload ends the run in a Completed state named ``Rejected``; the state's
+    message gives the outcome and counts either way. Calling the flow still returns the
+    ingest result.
     """
     logger = get_run_logger()
     tag_flow_run(f"year:{year}", f"school:{school}", dataset)
@@ -137,30 +161,45 @@ def ingest_upload(
         logger.info("%s no longer exists; nothing to do", key)
         return {"key": key, "outcome": "missing", "was_skipped": True}
     result = results[0]
+    store = open_store(store_url)
     if result["was_skipped"]:
-        logger.info("%s (%s) was already processed: %s", key, version, result["outcome"])
-        return result
-    logger.info("%s: %s, report at %s", key, result["outcome"], result["report_key"])
-    create_table_artifact(
+        message = run_message(result, None)
+        logger.info("%s (version %s)", message, version)
+        tag_flow_run(ALREADY_PROCESSED_TAG)
+        return Completed(message=message, data=result)
+    report = read_upload_report(store, result)
+    message = run_message(result, report)
+    logger.info("%s; report at %s", message, result["report_key"])
+    tag_flow_run(*outcome_tags([result]))
+    create_markdown_artifact(
         key=artifact_key("report", year, school, dataset),
-        table=[report_summary(open_store(store_url), result)],
-        description=f"校验结果 / validation outcome of {key}",
+        markdown=report_markdown(store, result, report),
+        description=f"校验结果 / validation report of {key}",
     )
-    announce_accepted([result])
-    return result
+    changes = changes_to_announce([result])
+    if changes:
+        announce_counted_changes(changes)
+    if result["outcome"] == REJECTED:
+        return Completed(name=REJECTED_STATE_NAME, message=message, data=result)
+    return Completed(message=message, data=result)
 
 
 def tag_flow_run(*extra: str) -> None:
-    """Add tags (year, school, dataset) to the running flow run, for filtering in the UI."""
+    """Add tags (year, school, outcome...) to the running flow run, for filtering in the UI.
+
+    The run's current tags are read from the API, not from the run context (which keeps
+    the tags the run started with), so tags added earlier in the run are kept.
+    """
     from prefect.client.orchestration import get_client
     from prefect.runtime import flow_run
 
     run_id = flow_run.get_id()
-    if not run_id:
+    if not run_id or not extra:
         return
-    tags = sorted(set(flow_run.get_tags()) | set(extra))
     with get_client(sync_client=True) as client:
-        client.update_flow_run(run_id, tags=tags)
+        current = set(client.read_flow_run(run_id).tags)
+        if not set(extra) <= current:
+            client.update_flow_run(run_id, tags=sorted(current | set(extra)))
 
 
 def artifact_key(*parts: Any) -> str:

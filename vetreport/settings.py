@@ -32,10 +32,17 @@ class Settings(BaseSettings):
     )
     var_dir: Path = Field(
         Path("var"),
-        description="Where the local Prefect server keeps its database and log.",
+        description="Where the local Prefect server (var/prefect/) and file server "
+        "(var/files/) keep their state and logs.",
     )
     prefect_port: int = Field(
         4200, description="Port of the local Prefect server that `make demo` and `make up` use."
+    )
+    files_port: int = Field(
+        4280,
+        description="Port (on 127.0.0.1) of the read-only file server for a folder bucket's "
+        "reports/ and published/, started by `vetreport up`, `demo` and `serve`: the links "
+        "in the Prefect artifacts point at it.",
     )
     # -- object store ----------------------------------------------------------------------
     s3_endpoint_url: str | None = Field(

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -156,6 +158,25 @@ def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     hook.shutdown()
 
 
+def named_runs(name: str) -> list[Any]:
+    return [run for run in flow_runs("ingest-upload") if run.name == name and run.state]
+
+
+def report_artifact(key: str) -> Any:
+    """The latest artifact with this key."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    return found[0]
+
+
 def record_for(service: dict, key: str, version: str) -> dict | None:
     """The ledger record of one S3 version of a key (the bucket keeps versions)."""
     for record in read_records(service["store"], [YEAR]):
@@ -206,6 +227,7 @@ def test_upload_notification_ingest_aggregate_publish(service: dict) -> None:
     school = service["schools"][0]
     key = f"uploads/{YEAR}/{school}/staff.csv"
     before = published_version(service)
+    started = datetime.now(UTC)
     version = put(service, key, staff_csv(school, 33))
     record = wait_for(lambda: record_for(service, key, version), 60, "the ledger record")
     assert record["outcome"] == "accepted"
@@ -216,6 +238,26 @@ def test_upload_notification_ingest_aggregate_publish(service: dict) -> None:
     ]
     assert named and {f"year:{YEAR}", f"school:{school}", "staff"} <= set(named[-1].tags)
     wait_for(lambda: published_version(service) > before, 90, "the republished tables")
+
+    def latest_run_finished() -> Any:
+        runs = sorted(named_runs(f"ingest-{YEAR}-{school}-staff"), key=lambda r: r.created)
+        return runs[-1] if runs and runs[-1].state.is_final() else None
+
+    run = wait_for(latest_run_finished, 30, "the ingest run to finish")
+    if "already-processed" in run.tags:
+        # the scheduled sweep ingested this version before the event's run: the sweep's
+        # batch run has the outcome, and there is no per-upload artifact to check
+        batches = [r for r in flow_runs("ingest") if r.created and r.created >= started]
+        assert any("outcome:accepted" in batch.tags for batch in batches)
+        return
+    assert "outcome:accepted" in run.tags and run.state_name == "Completed"
+    # the report artifact links to the bucket with presigned URLs that open
+    artifact = report_artifact(f"report-{YEAR}-{school}-staff")
+    assert artifact.type == "markdown" and "file://" not in artifact.data
+    link = re.search(r"\[JSON\]\((http[^)]+)\)", artifact.data)[1]
+    assert record["report_key"] in link and "X-Amz-Signature=" in link
+    with urllib.request.urlopen(link, timeout=10) as reply:
+        assert json.loads(reply.read())["outcome"] == "accepted"
 
 
 def test_the_same_notification_twice_is_processed_once(service: dict) -> None:

@@ -4,16 +4,19 @@ No PREFECT_API_URL: the command finds no server on its port, starts one (SQLite 
 test's var folder), serves the deployments and watches the local bucket. The test then
 copies the walkthrough's files into uploads/ the way a person would (``cp``): first the
 file with errors (a rejected report, tables untouched), then the corrected one (an accepted
-report and a new published version), and finds the runs and artifacts in Prefect.
+report and a new published version), and finds the runs, their states and tags and the
+artifacts in Prefect, and opens the artifacts' links on the file server `up` started.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from vetreport.bucket.store import open_store
 from vetreport.curate.ledger import read_records
 from vetreport.demo import walkthrough
 from vetreport.publish.reader import read_pointer
+from vetreport.serve.files import served_by
 from vetreport.serve.prefect_server import is_healthy, stop_process_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -42,10 +46,12 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     bucket = base / "bucket"
     seed_demo_year(open_store(bucket), YEAR, SEEDED)
     port = free_port()
+    files_port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
     env.update(
         VETREPORT_VAR_DIR=str(base / "var"),
         VETREPORT_PREFECT_PORT=str(port),
+        VETREPORT_FILES_PORT=str(files_port),
         VETREPORT_DEADLINES="{}",
         PREFECT_HOME=str(base / "prefect-home"),
         PREFECT_UI_ENABLED="false",
@@ -78,7 +84,13 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 return "vetreport-ingest-on-upload" in names
 
             wait_for(triggers_ready, 120, "the served deployments' triggers")
-            yield {"bucket": bucket, "store": open_store(bucket), "log": log, "api": api_url}
+            yield {
+                "bucket": bucket,
+                "store": open_store(bucket),
+                "log": log,
+                "api": api_url,
+                "files": f"http://127.0.0.1:{files_port}",
+            }
     finally:
         stop_process_group(process)
         subprocess.run(
@@ -88,6 +100,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             check=False,
         )
         wait_for(lambda: not is_healthy(api_url, 1), 60, "the local server to stop")
+        wait_for(lambda: served_by(files_port) is None, 30, "the file server to stop")
 
 
 def records_of(store: Any, outcome: str) -> list[dict[str, Any]]:
@@ -102,16 +115,36 @@ def published_version(store: Any) -> int:
     return (read_pointer(store, YEAR) or {}).get("version", 0)
 
 
-def artifact_keys() -> set[str]:
+def artifacts() -> dict[str, Any]:
+    """The latest artifact of each key."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import ArtifactSort
 
     with get_client(sync_client=True) as client:
-        return {artifact.key for artifact in client.read_artifacts(limit=200) if artifact.key}
+        found = client.read_artifacts(limit=200, sort=ArtifactSort.CREATED_DESC)
+    latest: dict[str, Any] = {}
+    for artifact in found:
+        if artifact.key:
+            latest.setdefault(artifact.key, artifact)
+    return latest
+
+
+def opens(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        assert reply.status == 200
+        return reply.read()
+
+
+def graduates_runs() -> list[Any]:
+    return [
+        run for run in flow_runs("ingest-upload") if run.name == "ingest-2023-3133060002-graduates"
+    ]
 
 
 def test_up_started_its_own_server_and_serves_the_deployments(up: dict[str, Any]) -> None:
     text = up["log"].read_text(errors="replace")
     assert f"Prefect API: {up['api']}" in text
+    assert f"files / 文件: {up['files']}/reports/" in text
     assert "ingest-upload/on-upload" in text and "sweep/every-minute" in text
     assert is_healthy(up["api"])
 
@@ -146,6 +179,18 @@ def test_a_file_with_errors_gets_a_rejected_report_and_its_data_no_longer_counts
     changed = {entry["table_id"] for entry in changelog["tables"] if entry["change"] == "changed"}
     assert "employment" in changed
 
+    # In the UI: a run in the Rejected state, tagged outcome:rejected, with its findings
+    [run] = wait_for(
+        lambda: [r for r in graduates_runs() if r.state and r.state.is_final()], 60, "the run"
+    )
+    assert run.state.is_completed() and run.state_name == "Rejected"
+    assert {"outcome:rejected", f"year:{YEAR}", f"school:{walkthrough.SCHOOL}"} <= set(run.tags)
+    report = artifacts()[f"report-{YEAR}-{walkthrough.SCHOOL}-graduates"]
+    assert report.type == "markdown" and "| 打工 | 取值不在允许的选项中 |" in report.data
+    html = re.search(r"\[报告 report \(HTML\)\]\((http[^)]+)\)", report.data)[1]
+    assert html.startswith(up["files"] + "/reports/")
+    assert "毕业去向" in opens(html).decode("utf-8")
+
 
 def test_the_corrected_file_is_accepted_and_republished(up: dict[str, Any]) -> None:
     store, bucket = up["store"], up["bucket"]
@@ -161,17 +206,22 @@ def test_the_corrected_file_is_accepted_and_republished(up: dict[str, Any]) -> N
     changed = {entry["table_id"] for entry in changelog["tables"] if entry["change"] == "changed"}
     assert {"employment", "scorecard"} <= changed
 
-    runs = [
-        run for run in flow_runs("ingest-upload") if run.name == "ingest-2023-3133060002-graduates"
-    ]
-    assert len(runs) == 2 and all(run.state and run.state.is_completed() for run in runs)
+    runs = wait_for(
+        lambda: [r for r in graduates_runs() if r.state and r.state.is_final()], 60, "the runs"
+    )
+    assert len(runs) == 2 and all(run.state.is_completed() for run in runs)
+    assert sorted(run.state_name for run in runs) == ["Completed", "Rejected"]
+    [accepted] = [run for run in runs if run.state_name == "Completed"]
+    assert "outcome:accepted" in accepted.tags and "outcome:rejected" not in accepted.tags
     wait_for(
         lambda: any(run.state and run.state.is_completed() for run in flow_runs("aggregate")),
         60,
         "the aggregate run to complete",
     )
-    assert {
-        "report-2023-3133060002-graduates",
-        "completeness-2023",
-        "publish-2023",
-    } <= artifact_keys()
+    found = artifacts()
+    assert {"report-2023-3133060002-graduates", "completeness-2023", "publish-2023"} <= set(found)
+    published = found["publish-2023"].data
+    listed = re.findall(r"^\| [^|]+ \| `([a-z0-9_]+)` \|", published, re.MULTILINE)
+    assert sorted(listed) == sorted(changed) and "unchanged not listed" in published
+    employment = re.search(r"`employment` .*\[csv\]\((http[^)]+)\)", published)[1]
+    assert opens(employment) == store.get(pointer["prefix"] + "tables/employment.csv")

@@ -500,3 +500,53 @@ def test_status_must_be_known(tmp_path, base_result) -> None:
         publish(store, base_result, "draft")
     with pytest.raises(ValueError, match="final"):
         publish(store, base_result, REVISION)
+
+
+def test_the_publish_artifact_lists_only_what_changed_with_links_that_open(
+    store_url, base_result, monkeypatch
+) -> None:
+    import re
+    import urllib.request
+    from pathlib import Path
+
+    from vetreport.publish.summary import version_markdown
+    from vetreport.serve.files import make_file_server
+
+    store = open_store(store_url)
+    publish(store, base_result)
+    corrected = make_result(
+        {("staff_count", None, YEAR): 3410.0, ("staff_count", "3133060002", YEAR): 222.0}
+    )
+    assert publish(store, corrected).version == 2
+    changelog = json.loads(read_version_file(store, YEAR, "changelog.json", 2))
+    changed = [entry["table_id"] for entry in changelog["tables"] if entry["change"] != "unchanged"]
+    unchanged = len(changelog["tables"]) - len(changed)
+    assert changed and unchanged  # the test means something only with both kinds
+    files = None
+    if "://" not in store_url:  # a folder bucket links to its file server
+        files = make_file_server(Path(store_url), 0)
+        threading.Thread(target=files.serve_forever, daemon=True).start()
+        monkeypatch.setenv("VETREPORT_FILES_PORT", str(files.server_address[1]))
+    try:
+        markdown = version_markdown(store, YEAR, 2)
+        assert markdown.startswith(f"# {YEAR} v2 (provisional)")
+        cells = changelog["summary"]["cells_changed"]
+        assert f"**{len(changed)} tables changed, {cells} cells changed**" in markdown
+        assert f"({len(changed)}; {unchanged} unchanged not listed)" in markdown
+        listed = re.findall(r"^\| [^|]+ \| `([a-z0-9_]+)` \| 变化 changed \|", markdown, re.M)
+        assert listed == changed
+        assert "file://" not in markdown
+        links = dict(re.findall(r"\[([^\]]+)\]\((http[^)]+)\)", markdown))
+        with urllib.request.urlopen(links["报告 report"], timeout=10) as reply:
+            assert reply.status == 200 and b"<html" in reply.read().lower()
+        staff_csv = re.search(r"`staff_size` .*\[csv\]\((http[^)]+)\)", markdown)[1]
+        with urllib.request.urlopen(staff_csv, timeout=10) as reply:
+            assert reply.read() == read_table_bytes(store, "staff_size", YEAR, 2, "csv")
+    finally:
+        if files is not None:
+            files.shutdown()
+            files.server_close()
+
+    first = version_markdown(store, YEAR, 1)
+    assert "第一个版本 First version" in first
+    assert len(re.findall(r"\| 新增 added \|", first)) == len(changelog["tables"])

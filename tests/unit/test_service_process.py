@@ -8,6 +8,7 @@ lookup is pointed at a stub health endpoint.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -17,12 +18,13 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from vetreport.receive.events import ACCEPTED_EVENT, UPLOAD_EVENT
-from vetreport.serve.prefect_server import ensure_server, stop_process_group
+from vetreport.serve.prefect_server import ServerConflict, ensure_server, stop_process_group
 from vetreport.settings import load_settings
 
 
@@ -93,17 +95,30 @@ def test_the_fork_server_replaces_the_spawn_context_prefect_uses() -> None:
 
 
 class Health(BaseHTTPRequestHandler):
+    """A stub Prefect API: health, and the settings that say where its state is."""
+
+    home = ""
+
     def do_GET(self) -> None:  # noqa: N802
-        self.send_response(200 if self.path == "/api/health" else 404)
+        replies = {
+            "/api/health": b"true",
+            "/api/admin/settings": json.dumps({"home": Health.home}).encode(),
+            "/api/admin/version": b'"3.9.1"',
+        }
+        body = replies.get(self.path)
+        self.send_response(200 if body else 404)
         self.end_headers()
-        self.wfile.write(b"true")
+        self.wfile.write(body or b"")
 
     def log_message(self, *args: Any) -> None:
         pass
 
 
 @pytest.fixture
-def healthy_port() -> Iterator[int]:
+def healthy_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A stub server that vetreport started: its home is var/prefect of VETREPORT_VAR_DIR."""
+    monkeypatch.setenv("VETREPORT_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setattr(Health, "home", str(tmp_path / "var" / "prefect"))
     server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server.server_address[1]
@@ -131,6 +146,25 @@ def test_an_already_imported_prefect_is_pointed_at_the_local_server(healthy_port
     )
     expected = f"http://127.0.0.1:{healthy_port}/api"
     assert found.stdout.split() == [expected, expected]
+
+
+@pytest.mark.parametrize("home", ["/home/someone/.prefect", ""])
+def test_a_server_on_the_port_that_vetreport_did_not_start_is_refused(
+    healthy_port: int, home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e.g. the developer's own `prefect server start` on 4200, or another checkout's
+    monkeypatch.setattr(Health, "home", home)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("VETREPORT_PREFECT_PORT", str(healthy_port))
+    url = f"http://127.0.0.1:{healthy_port}/api"
+    with pytest.raises(ServerConflict) as refused:
+        ensure_server()
+    message = str(refused.value)
+    assert f"A Prefect server that vetreport did not start answers on {url}" in message
+    assert "Prefect 3.9.1" in message
+    assert (f"its PREFECT_HOME is {home}" if home else "does not say where") in message
+    assert "VETREPORT_PREFECT_PORT=" in message and f"PREFECT_API_URL={url} make demo" in message
+    assert "PREFECT_API_URL" not in os.environ  # nothing was pointed at it
 
 
 def test_a_configured_api_that_does_not_answer_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -321,6 +321,7 @@ def test_a_file_that_killed_its_worker_is_tried_alone_then_refused_unread(
     report = json.loads(local_store.get(result.report_key))
     assert report["counts_by_rule"][0]["rule_id"] == "file.reader_crashed"
     assert unprocessed_upload_keys(local_store) == []
+    assert not list(local_store.list(ingest_module.ATTEMPTS_PREFIX))  # markers retired
 
 
 def test_an_upload_another_worker_is_processing_is_left_to_it(
@@ -331,11 +332,13 @@ def test_an_upload_another_worker_is_processing_is_left_to_it(
     key = staff_key()
     local_store.put(key, staff_csv(SCHOOL, 5))
     info = local_store.head(key)
-    assert ingest_module._attempt_state(local_store, info, 600) == ingest_module.FIRST
+    marker = ingest_module._mark_batch(local_store, [info], 1)  # another worker started it
     assert ingest_keys(local_store, [key]) == []  # still running elsewhere: not touched
-    ingest_module._attempt_done(local_store, info)
+    local_store.delete(marker)
     [result] = ingest_keys(local_store, [key])
     assert result.outcome == "accepted"
+    # a finished batch leaves no marker behind; a dead one is retired once it is redone
+    assert not list(local_store.list(ingest_module.ATTEMPTS_PREFIX))
 
 
 # -- hostile files: judged within limits, reported, never a crash -----------------------------

@@ -24,6 +24,7 @@ from urllib.parse import unquote_plus
 UPLOADS_ROOT = "uploads/"
 LEDGER_ROOT = "ledger/"
 PUBLISHED_ROOT = "published/"
+REPORTS_ROOT = "reports/"
 CITY_SUBMITTER = "_city"
 WORKBOOK_NAME = "workbook"
 UPLOAD_EXTENSIONS = ("csv", "xlsx", "parquet")
@@ -187,7 +188,7 @@ def parse_ledger_record_key(key: str) -> tuple[str, str | None]:
 
 def report_key(year: int | str, submitter: str, submission: str, extension: str) -> str:
     """The validation report sent back to the school (``_unsorted`` when no school is named)."""
-    return f"reports/{year}/{submitter}/{submission}.{extension}"
+    return f"{REPORTS_ROOT}{year}/{submitter}/{submission}.{extension}"
 
 
 def unsorted_report_key(submission: str, extension: str) -> str:

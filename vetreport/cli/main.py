@@ -36,6 +36,7 @@ EXIT_ACCEPTED, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 # The figures printed in the 2023 Shaoxing report (the demo's oracle), with their notes.
 SEED_YEAR = 2023
 SEED_FIGURES = REPOSITORY_ROOT / "tests" / "backtests" / "seed_figures_shaoxing_2023.csv"
+EXIT_SERVER_CONFLICT = 3  # a port is held by a server vetreport must not use unasked
 
 
 def _store_url(value: str | None) -> str:
@@ -51,21 +52,28 @@ def command_demo(arguments: argparse.Namespace) -> int:
     """Run the whole pipeline on the demo data and print the tables."""
     console = Console(width=max(Console().width, 120))
     store_url = _store_url(arguments.bucket)
+    from vetreport.serve.prefect_server import ensure_server
+
+    api = ensure_server()  # first: a server it must not use stops the demo before any work
+    console.print(f"Prefect API: {api}")
+    _serve_files(store_url)
     from vetreport.demo.generator import write_demo_uploads
 
     written, unchanged = write_demo_uploads(store_url, arguments.seed)
     console.print(f"demo uploads: {written} written, {unchanged} unchanged in {store_url}")
-    from vetreport.serve.prefect_server import ensure_server
-
-    api = ensure_server()
-    console.print(f"Prefect API: {api}")
     summary = _run_pipeline(store_url, arguments.year)
     report_year = summary["publish"]["report_year"]
     _print_published(console, store_url, report_year)
     if report_year == SEED_YEAR and SEED_FIGURES.is_file():
         _print_seed_contradictions(console, store_url, report_year)
     ui = api.removesuffix("/api")
-    console.print(f"\n已发布 / published: {store_url}/{summary['publish']['prefix']}")
+    from vetreport.bucket.links import public_url
+    from vetreport.bucket.store import open_store
+    from vetreport.publish.writer import REPORT_HTML
+
+    prefix = summary["publish"]["prefix"]
+    console.print(f"\n已发布 / published: {store_url}/{prefix}")
+    console.print(f"报告 / report: {public_url(open_store(store_url), prefix + REPORT_HTML)}")
     console.print(f"流程运行 / flow runs in the Prefect UI: {ui}/runs")
     console.print(f"校验报告 / validation reports: {store_url}/reports/")
     return 0
@@ -86,6 +94,17 @@ def _print_seed_contradictions(console: Console, store_url: str, report_year: in
     result = reconcile(values, load_reference(SEED_FIGURES))
     console.print("\n印刷版报告与数据不一致之处 / where the printed report contradicts the data:")
     render_reconciliation(differences(result), summary_counts(result), source, console)
+
+
+def _serve_files(store_url: str) -> str | None:
+    """Start (or reuse) the file server behind a folder bucket's links; None for S3."""
+    if "://" in store_url:
+        return None  # S3 links are presigned URLs
+    from vetreport.serve.files import ensure_file_server
+
+    address = ensure_file_server(Path(store_url))
+    print(f"files / 文件: {address}/reports/… and {address}/published/… (the artifacts' links)")
+    return address
 
 
 def _run_pipeline(store_url: str, year: int | None) -> dict:
@@ -129,7 +148,9 @@ def command_run(arguments: argparse.Namespace) -> int:
     from vetreport.serve.prefect_server import ensure_server
 
     ensure_server()
-    _run_pipeline(_store_url(arguments.bucket), arguments.year)
+    store_url = _store_url(arguments.bucket)
+    _serve_files(store_url)
+    _run_pipeline(store_url, arguments.year)
     return 0
 
 
@@ -323,8 +344,10 @@ def command_publish(arguments: argparse.Namespace) -> int:
     from vetreport.serve.prefect_server import ensure_server
 
     ensure_server()
+    store_url = _store_url(arguments.bucket)
+    _serve_files(store_url)
     status = FINAL if arguments.final else None
-    summary = aggregate_and_publish(_store_url(arguments.bucket), arguments.year, status)
+    summary = aggregate_and_publish(store_url, arguments.year, status)
     for year, entry in [(arguments.year, summary), *summary.get("later_years", {}).items()]:
         state = "new version" if entry["is_new_version"] else "unchanged"
         print(f"{year} v{entry['version']} {entry['status']} ({state}) at {entry['prefix']}")
@@ -332,13 +355,16 @@ def command_publish(arguments: argparse.Namespace) -> int:
 
 
 def command_server(arguments: argparse.Namespace) -> int:
-    """Start or stop the local Prefect server."""
+    """Start or stop the local Prefect server (stop: and the file server)."""
+    from vetreport.serve.files import stop_file_server
     from vetreport.serve.prefect_server import ensure_server, stop_server
 
     if arguments.action == "start":
         print(ensure_server())
     else:
         print("stopped" if stop_server() else "no server started by vetreport is running")
+        if stop_file_server():
+            print("file server stopped")
     return 0
 
 
@@ -349,6 +375,7 @@ def command_serve(arguments: argparse.Namespace) -> int:
 
     api = ensure_server()
     store_url = _store_url(arguments.bucket)
+    _serve_files(store_url)
     watch = Path(store_url) if arguments.watch and "://" not in store_url else None
     receiver = None
     if arguments.receiver_port:
@@ -580,7 +607,15 @@ def main(argv: list[str] | None = None) -> int:
         and not (arguments.table and arguments.year)
     ):
         parser.error("tables get needs TABLE and --year")
-    return int(arguments.handler(arguments) or 0)
+    from vetreport.serve.prefect_server import ServerConflict
+
+    try:
+        return int(arguments.handler(arguments) or 0)
+    except ServerConflict as error:
+        Console(stderr=True, soft_wrap=True).print(
+            f"vetreport: {error}", style="bold red", markup=False
+        )
+        return EXIT_SERVER_CONFLICT
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -88,6 +89,9 @@ class IngestResult:
     was_skipped: bool
     report_key: str | None
     datasets: tuple[str, ...] = ()
+    # Whether what counts changed: always for an accepted upload; for a rejected upload
+    # or a deletion, when its key counted something before (that is now taken away).
+    changes_what_counts: bool = False
 
 
 def registry_codes(store: ObjectStore, year: int) -> frozenset[str] | None:
@@ -120,12 +124,18 @@ def ingest_keys(
     its data is withdrawn (one record and one report, once). An upload whose earlier
     processing died with its worker is tried once more on its own, then refused.
     """
-    stale_seconds = load_settings().attempt_stale_seconds
+    attempts = _read_attempts(store, load_settings().attempt_stale_seconds)
     results: list[IngestResult] = []
     registries: dict[int, frozenset[str] | None] = {}
     batch: list[ObjectInfo] = []
-    seen: set[str] = set()  # a key twice in one call is one upload, processed once
     size = 0
+
+    def run(infos: list[ObjectInfo], tries: int = 1) -> list[IngestResult]:
+        marker = _mark_batch(store, infos, tries)
+        done = _ingest_batch(store, infos, registries)
+        store.delete(marker)  # not reached when the worker dies: the marker says so
+        return done
+
     for key in order_for_ingest(keys):
         try:
             info = store.head(key)
@@ -136,26 +146,26 @@ def ingest_keys(
             results.append(_reject_bad_key(store, _nameless_info(key)))
             continue
         submission = submission_id(info.key, info.version_token)
-        attempt = FIRST if submission in seen else _attempt_state(store, info, stale_seconds)
-        seen.add(submission)
-        if attempt == RUNNING:
+        if submission in attempts.running:
             continue  # another worker has it; its record will say what happened
-        if attempt == DIED_TWICE:
+        died = attempts.died.get(submission, 0)
+        if died >= 2:
             results.append(_refuse_poison(store, info))
             continue
-        if f"/{CITY_SUBMITTER}/" in key or attempt == DIED_ONCE:
+        if f"/{CITY_SUBMITTER}/" in key or died:
             # the bureau's files, and a file that may have killed a worker, go alone
-            results += _ingest_batch(store, [info], registries)
+            results += run([info], died + 1)
             if f"/{CITY_SUBMITTER}/" in key:
                 registries.clear()  # a new registry may have arrived
             continue
         batch.append(info)
         size += info.size_bytes
         if size >= batch_bytes:
-            results += _ingest_batch(store, batch, registries)
+            results += run(batch)
             batch, size = [], 0
     if batch:
-        results += _ingest_batch(store, batch, registries)
+        results += run(batch)
+    _retire_markers(store, attempts)
     _write_school_indexes(store, results)
     return results
 
@@ -181,49 +191,75 @@ def _write_school_indexes(store: ObjectStore, results: list[IngestResult]) -> No
 
 # -- attempts: a file that kills its worker is refused, not retried forever ----------------
 
-RUNNING, DIED_ONCE, DIED_TWICE, FIRST = "running", "died-once", "died-twice", "first"
+ATTEMPTS_PREFIX = f"{LEDGER_ROOT}_attempts/"
 
 
-def _attempt_key(info: ObjectInfo) -> str:
-    return f"{LEDGER_ROOT}_attempts/{submission_id(info.key, info.version_token)}.attempt"
+@dataclass(frozen=True)
+class _Attempts:
+    """What earlier ingest runs left unfinished: markers of batches that never completed.
 
-
-def _attempt_state(store: ObjectStore, info: ObjectInfo, stale_seconds: float) -> str:
-    """Mark this upload as being processed and say what earlier attempts left behind.
-
-    A marker without a ledger record means a worker started the upload and never finished
-    it. Younger than ``stale_seconds``: it may still be running. Older: it died, perhaps
-    killed by this very file (memory, a native crash); the first time the upload is tried
-    again alone, the second time it is refused without being read.
+    ``running``: submissions a live worker is on (its marker is younger than the stale
+    age). ``died``: submission -> how many times a worker died on it (its batch's marker
+    is stale). ``stale_markers``: the markers those came from.
     """
-    key = _attempt_key(info)
+
+    running: frozenset[str]
+    died: dict[str, int]
+    stale_markers: tuple[str, ...]
+
+
+def _read_attempts(store: ObjectStore, stale_seconds: float) -> _Attempts:
+    """One listing (usually empty) of the markers ingest writes before each batch."""
     now = datetime.now(UTC)
-    try:
-        marker = json.loads(store.get(key))
-    except KeyNotFound:
-        marker = None
-    if marker is not None:
-        started = datetime.fromisoformat(marker["started_at"])
-        if (now - started).total_seconds() < stale_seconds:
-            return RUNNING
-        if marker["attempts"] >= 2:
-            return DIED_TWICE
-    attempts = 1 if marker is None else marker["attempts"] + 1
-    body = {"key": printable_key(info.key), "attempts": attempts, "started_at": now.isoformat()}
-    store.put(key, json.dumps(body).encode("utf-8"), "application/json")
-    return FIRST if marker is None else DIED_ONCE
+    running: set[str] = set()
+    died: dict[str, int] = {}
+    stale: list[str] = []
+    for info in store.list(ATTEMPTS_PREFIX):
+        try:
+            marker = json.loads(store.get(info.key))
+        except KeyNotFound:
+            continue  # finished meanwhile
+        age = (now - datetime.fromisoformat(marker["started_at"])).total_seconds()
+        if age < stale_seconds:
+            running.update(marker["submissions"])
+            continue
+        stale.append(info.key)
+        for submission in marker["submissions"]:
+            died[submission] = max(died.get(submission, 0), marker["attempts"])
+    return _Attempts(frozenset(running), died, tuple(stale))
 
 
-def _attempt_done(store: ObjectStore, info: ObjectInfo) -> None:
-    store.delete(_attempt_key(info))
+def _mark_batch(store: ObjectStore, infos: list[ObjectInfo], attempts: int) -> str:
+    """Say, before reading anything, which uploads this worker is about to process."""
+    key = f"{ATTEMPTS_PREFIX}{uuid.uuid4().hex}.marker"
+    marker = {
+        "submissions": [submission_id(info.key, info.version_token) for info in infos],
+        "keys": [printable_key(info.key) for info in infos],
+        "attempts": attempts,
+        "started_at": datetime.now(UTC).isoformat(),
+    }
+    store.put(key, json.dumps(marker, ensure_ascii=False).encode("utf-8"), "application/json")
+    return key
+
+
+def _retire_markers(store: ObjectStore, attempts: _Attempts) -> None:
+    """Delete the markers of dead batches once each of their uploads has its record."""
+    if not attempts.stale_markers:
+        return
+    done = processed_submission_ids(store)
+    for key in attempts.stale_markers:
+        try:
+            marker = json.loads(store.get(key))
+        except KeyNotFound:
+            continue
+        if set(marker["submissions"]) <= done:
+            store.delete(key)
 
 
 def _refuse_poison(store: ObjectStore, info: ObjectInfo) -> IngestResult:
     """Refuse, without reading it again, an upload that twice stopped the worker reading it."""
     detail = "processing this file stopped the reader twice; it was set aside unread"
-    result = _ingest_refused(store, info, "file.reader_crashed", detail, read_bytes=False)
-    _attempt_done(store, info)
-    return result
+    return _ingest_refused(store, info, "file.reader_crashed", detail, read_bytes=False)
 
 
 # -- one batch ------------------------------------------------------------------------------
@@ -322,7 +358,6 @@ def _start(
     )
     if store.exists(record_key):
         record = json.loads(store.get(record_key))
-        _attempt_done(store, info)
         return IngestResult(info.key, submission, record["outcome"], True, record.get("report_key"))
 
     settings = load_settings()
@@ -417,7 +452,6 @@ def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult])
         "schema_version": SCHEMA_VERSION,
     }
     write_record(store, record)
-    _attempt_done(store, info)
     return IngestResult(
         info.key,
         submission,
@@ -425,7 +459,22 @@ def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult])
         False,
         json_report_key,
         tuple(entry["dataset"] for entry in entries if entry["dataset"]),
+        changes_what_counts=not is_rejected or _key_counted_before(store, upload, submission),
     )
+
+
+def _key_counted_before(store: ObjectStore, upload: UploadKey, submission: str) -> bool:
+    """Whether the key's newest earlier record was accepted (so a refusal takes data away)."""
+    folder = ledger_prefix(upload.year, upload.submitter) + f"{upload.stem}/"
+    earlier = [
+        record
+        for record in read_records_under(store, [folder])
+        if record["key"] == upload.key and record["submission_id"] != submission
+    ]
+    if not earlier:
+        return False
+    newest = max(earlier, key=lambda record: record.get("processed_at", ""))
+    return str(newest["outcome"]).startswith("accepted")
 
 
 # -- deletions: the object is gone, so is its data -----------------------------------------
@@ -499,7 +548,10 @@ def _withdraw(store: ObjectStore, key: str) -> list[IngestResult]:
         "schema_version": SCHEMA_VERSION,
     }
     write_record(store, record)
-    return [IngestResult(key, submission, WITHDRAWN, False, json_report_key, tuple(datasets))]
+    counted = str(latest["outcome"]).startswith("accepted")
+    return [
+        IngestResult(key, submission, WITHDRAWN, False, json_report_key, tuple(datasets), counted)
+    ]
 
 
 def deleted_upload_keys(store: ObjectStore, year: int | None = None) -> list[str]:
@@ -620,7 +672,8 @@ def _ingest_refused(
     store.put_if_absent(
         record_key, json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode()
     )
-    return IngestResult(shown_key, submission, REJECTED, False, json_report_key)
+    counted = upload is not None and _key_counted_before(store, upload, submission)
+    return IngestResult(shown_key, submission, REJECTED, False, json_report_key, (), counted)
 
 
 def _write_school_reports(
@@ -755,23 +808,6 @@ def upload_years(store: ObjectStore) -> list[int]:
     """Every year that has anything under uploads/, ascending."""
     years = {year_of_upload_key(info.key) for info in store.list(uploads_prefix())}
     return sorted(year for year in years if year is not None)
-
-
-def report_summary(store: ObjectStore, result: dict[str, Any]) -> dict[str, Any]:
-    """One upload's outcome for operators: counts, the rules it broke and its report's link."""
-    row: dict[str, Any] = {
-        "key": result["key"],
-        "submission": result["submission_id"],
-        "outcome": result["outcome"],
-        "report": f"{store.url}/{result['report_key']}" if result["report_key"] else "",
-    }
-    if result["report_key"]:
-        report = json.loads(store.get(result["report_key"]))
-        row["errors"] = report.get("error_count", 0)
-        row["warnings"] = report.get("warning_count", 0)
-        rules = [item["rule_id"] for item in report.get("counts_by_rule", [])]
-        row["rules"] = ", ".join(rules[:10])
-    return row
 
 
 def split_city_first(keys: list[str]) -> tuple[list[str], list[str]]:

@@ -1,9 +1,10 @@
-"""Reading published versions back, every checksum verified, and what changed between them.
+"""Reading published versions back, every checksum verified.
 
 What belongs here: the ``latest.json`` pointer and manifests, one table or file of a
 version (csv, parquet, a one-sheet workbook), listing years and versions, checking a
-whole version, which later report years show a year, and a version's changes against the
-previous one. Writing versions is ``vetreport.publish.writer``.
+whole version, and which later report years show a year. Writing versions (and their
+changelog) is ``vetreport.publish.writer``; the publish artifact is
+``vetreport.publish.summary``.
 """
 
 from __future__ import annotations
@@ -219,36 +220,3 @@ def later_years_showing(store: ObjectStore, year: int) -> list[int]:
     """
     candidates = range(year + 1, year + len(years_shown(year)))  # the years that can show it
     return [later for later in candidates if read_pointer(store, later) is not None]
-
-
-def version_changes(store: ObjectStore, report_year: int, version: int) -> list[dict[str, Any]]:
-    """Per table: added, changed or unchanged against the previous version, with links."""
-    manifest = read_manifest(store, report_year, version)
-    previous_tables: dict[str, Any] = {}
-    if manifest.get("previous_version"):
-        try:
-            previous_tables = read_manifest(store, report_year, manifest["previous_version"])[
-                "tables"
-            ]
-        except KeyNotFound:
-            previous_tables = {}
-    changes = []
-    for table_id, entry in sorted(manifest["tables"].items()):
-        before = previous_tables.get(table_id)
-        digest = entry["files"]["csv"]["sha256"]
-        if before is None:
-            change = "新增 added"
-        elif before["files"]["csv"]["sha256"] != digest:
-            change = "变化 changed"
-        else:
-            change = "未变 unchanged"
-        changes.append(
-            {
-                "table": table_id,
-                "change": change,
-                "rows": entry["row_count"],
-                "previous_rows": before["row_count"] if before else None,
-                "csv": f"{store.url}/{entry['files']['csv']['key']}",
-            }
-        )
-    return changes

@@ -183,14 +183,26 @@ def emit_uploads(notices: Iterable[UploadNotice], api_url: str | None = None) ->
     return len(events)
 
 
-def emit_accepted(results: Iterable[dict[str, Any]], api_url: str | None = None) -> int:
-    """Send an event for each newly processed upload whose outcome can change what counts.
+def changes_to_announce(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ingest results processed just now that change what counts: those to announce.
 
-    An accepted upload adds data; a rejected one or a deletion takes its key's earlier data
-    away (what counts is the object now at each key), so each starts a re-aggregation too.
-    Aggregation is debounced and publishes only when the tables changed.
+    An accepted upload adds data; a rejected upload or a deletion takes away what its key
+    counted before (what counts is the object now at each key). A rejected first upload of
+    a key changes nothing and starts no aggregation.
     """
-    events = [accepted_event(result) for result in results if not result.get("was_skipped")]
+    return [
+        result
+        for result in results
+        if not result.get("was_skipped") and result.get("changes_what_counts", True)
+    ]
+
+
+def emit_accepted(results: Iterable[dict[str, Any]], api_url: str | None = None) -> int:
+    """Send an event for each result that changes what counts (see ``changes_to_announce``).
+
+    Aggregation is debounced on these events and publishes only when the tables changed.
+    """
+    events = [accepted_event(result) for result in changes_to_announce(results)]
     send_events(events, api_url)
     return len(events)
 

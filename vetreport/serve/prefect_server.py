@@ -1,18 +1,25 @@
 """A local Prefect server for the embedded default: find one, or start one and wait for it.
 
 What belongs here: deciding which Prefect API the command line talks to. If
-``PREFECT_API_URL`` is set, that server is used as it is. Otherwise a server on
-127.0.0.1:4200 (``VETREPORT_PREFECT_PORT`` to change the port) is used when it answers,
-and started (SQLite, state under var/prefect/) when it does not. The started server keeps
-running after the command exits so the runs stay visible in the UI; ``vetreport server
-stop`` (``make down``) stops it.
+``PREFECT_API_URL`` is set, that server is used as it is: that is how to use any other
+server on purpose. Otherwise vetreport uses its own server on 127.0.0.1:4200
+(``VETREPORT_PREFECT_PORT`` to change the port), starting it (SQLite, state under
+var/prefect/) when nothing answers there. When a server answers there that vetreport did
+not start (its ``PREFECT_HOME``, read from the server's ``/api/admin/settings``, is not
+var/prefect/: a developer's own server, another checkout's), the command refuses
+(``ServerConflict``) and says which server it is and how to use another port, rather
+than fill someone else's server with runs. The started server keeps running after the
+command exits so the runs stay visible in the UI; ``vetreport server stop`` (``make
+down``) stops it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +32,10 @@ from vetreport.settings import load_settings
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200  # the default of VETREPORT_PREFECT_PORT (vetreport.settings)
 START_TIMEOUT_SECONDS = 120
+
+
+class ServerConflict(RuntimeError):
+    """A port vetreport would use is held by a server it must not use without being told."""
 
 
 def state_dir() -> Path:
@@ -67,7 +78,9 @@ def ensure_server(host: str = DEFAULT_HOST, port: int | None = None) -> str:
         return configured
     port = port or local_port()
     url = api_url(host, port)
-    if not is_healthy(url):
+    if is_healthy(url):
+        _refuse_unless_started_here(url, port)
+    else:
         _start(host, port)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while not is_healthy(url):
@@ -78,6 +91,60 @@ def ensure_server(host: str = DEFAULT_HOST, port: int | None = None) -> str:
     os.environ["PREFECT_API_URL"] = url
     _refresh_prefect_settings()
     return url
+
+
+def server_home(url: str, timeout_seconds: float = 5.0) -> Path | None:
+    """The ``PREFECT_HOME`` of the server at a Prefect API, or None if it does not say."""
+    try:
+        with urllib.request.urlopen(
+            url.rstrip("/") + "/admin/settings", timeout=timeout_seconds
+        ) as reply:
+            home = json.loads(reply.read()).get("home")
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return None
+    return Path(home) if isinstance(home, str) and home else None
+
+
+def server_version(url: str, timeout_seconds: float = 5.0) -> str | None:
+    """The Prefect version of the server at a Prefect API, or None if it does not say."""
+    try:
+        with urllib.request.urlopen(
+            url.rstrip("/") + "/admin/version", timeout=timeout_seconds
+        ) as reply:
+            version = json.loads(reply.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return version if isinstance(version, str) else None
+
+
+def _refuse_unless_started_here(url: str, port: int) -> None:
+    """Raise ServerConflict unless the server at url keeps its state in our var/prefect/."""
+    home = server_home(url)
+    if home is not None and home.resolve() == state_dir():
+        return
+    version = server_version(url)
+    what = f"Prefect {version}" if version else "Prefect (version unknown)"
+    where = f"its PREFECT_HOME is {home}" if home else "it does not say where its database is"
+    raise ServerConflict(
+        f"A Prefect server that vetreport did not start answers on {url} ({what}; {where}; "
+        f"vetreport's own keeps its database in {state_dir()}). vetreport will not put its "
+        "runs, deployments and automations on it unasked.\n"
+        f"  - to start vetreport's own server on another port:  "
+        f"VETREPORT_PREFECT_PORT={_free_port_after(port)} make demo   (or make up)\n"
+        f"  - to use that server on purpose:  PREFECT_API_URL={url} make demo"
+    )
+
+
+def _free_port_after(port: int) -> int:
+    """The first port after ``port`` that nothing listens on (a suggestion, not a claim)."""
+    for candidate in range(port + 1, port + 100):
+        with socket.socket() as probe:
+            try:
+                probe.bind((DEFAULT_HOST, candidate))
+            except OSError:
+                continue
+            return candidate
+    return port + 100
 
 
 def _refresh_prefect_settings() -> None:
@@ -99,12 +166,22 @@ def start_server_process(
 ) -> subprocess.Popen:
     """``prefect server start`` in its own session: state (SQLite) and server.log in home.
 
-    Analytics and promotional content are off unless the environment says otherwise;
-    ``extra_env`` (e.g. a shorter scheduler loop for tests) is applied last.
+    The UI it serves calls this server's API. ``--port`` moves only the API: the UI's
+    address of the API (``/ui-settings`` ``api_url``, setting ``PREFECT_SERVER_UI_API_URL``,
+    legacy ``PREFECT_UI_API_URL``) defaults to ``PREFECT_API_URL``, else to
+    ``http://PREFECT_SERVER_API_HOST:PREFECT_SERVER_API_PORT/api`` (4200 by default), so
+    without these settings a server on another port would serve a UI showing the runs of
+    whatever server is on 4200. Analytics and promotional content are off unless the
+    environment says otherwise; ``extra_env`` (e.g. a shorter scheduler loop for tests) is
+    applied last.
     """
     environment = dict(os.environ)
     environment.pop("PREFECT_API_URL", None)
     environment["PREFECT_HOME"] = str(home)
+    environment["PREFECT_SERVER_API_HOST"] = host
+    environment["PREFECT_SERVER_API_PORT"] = str(port)
+    environment.pop("PREFECT_UI_API_URL", None)  # the legacy name would be read second
+    environment["PREFECT_SERVER_UI_API_URL"] = api_url(_browser_host(host), port)
     environment.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     environment.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
     environment.update(extra_env or {})
@@ -117,6 +194,11 @@ def start_server_process(
         env=environment,
         start_new_session=True,
     )
+
+
+def _browser_host(host: str) -> str:
+    """The host a browser on this machine reaches a server bound to ``host`` at."""
+    return DEFAULT_HOST if host in ("0.0.0.0", "::", "") else host
 
 
 def stop_server() -> bool:
