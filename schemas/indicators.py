@@ -405,17 +405,33 @@ def load_output_tables() -> tuple[OutputTable, ...]:
     return tuple(OutputTable(**row) for row in read_csv_rows("output_tables.csv"))
 
 
+# The shapes of a report table: its id is the city shape, a suffix names each other shape.
+BY_SCHOOL_SUFFIX = "_by_school"
+BY_PROVINCE_SUFFIX = "_by_province"
+NATIONAL_SUFFIX = "_national"
+SHAPE_MARKERS: dict[str, tuple[str, ...]] = {
+    BY_SCHOOL_SUFFIX: (BY_SCHOOL_SUFFIX, "按学校", "分学校"),
+    BY_PROVINCE_SUFFIX: (BY_PROVINCE_SUFFIX, "按省份", "分省份", "按省", "分省"),
+    NATIONAL_SUFFIX: (NATIONAL_SUFFIX, "全国"),
+}
+
+
 def table_id_for(name: str) -> str | None:
     """The table id a reader means: the id itself, the report's label (表5, 附表1) or title.
 
     Full-width characters and spaces are folded; ``表5_by_school`` (or ``表5 按学校``) names
-    the per-school shape. None when nothing matches.
+    the per-school shape, ``表5_by_province`` (``表5 分省``) the province shape and
+    ``表5_national`` (``表5 全国``) the national one. None when nothing matches.
     """
     folded = unicodedata.normalize("NFKC", name).strip().replace(" ", "")
     suffix = ""
-    for marker in ("_by_school", "按学校", "分学校"):
-        if folded.endswith(marker) and folded != marker:
-            folded, suffix = folded.removesuffix(marker), "_by_school"
+    for shape, markers in SHAPE_MARKERS.items():
+        for marker in markers:
+            if folded.endswith(marker) and folded != marker:
+                folded, suffix = folded.removesuffix(marker), shape
+                break
+        if suffix:
+            break
     for spec in load_table_specs():
         names = {spec.table_id, spec.report_label, spec.title_zh, spec.title_en.lower()}
         if folded in names or folded.lower() in names:

@@ -1,8 +1,8 @@
 """vetreport: validated, versioned city tables of the vocational-school annual quality report.
 
 The public reader for consumers is ``vetreport.read_table(store_url, table, year,
-version=None)``, which returns a Polars frame of a published table (checksum verified);
-see docs/consumers.md.
+version=None, region=None)``, which returns a Polars frame of a published table (checksum
+verified), or one region's rows of it (``region="浙江省/绍兴市"``); see docs/consumers.md.
 """
 
 from __future__ import annotations

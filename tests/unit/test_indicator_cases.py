@@ -19,10 +19,10 @@ CASES = Path(__file__).parent / "indicator_cases"
 YEAR = 2023
 
 
-def load_case_frames() -> dict[str, pl.DataFrame]:
-    """The case CSVs as curated frames: catalogue types, a year column."""
+def load_case_frames(folder: Path = CASES) -> dict[str, pl.DataFrame]:
+    """The case CSVs of a folder as curated frames: catalogue types, a year column."""
     frames = {name: _empty_curated(name) for name in load_datasets()}
-    for path in sorted(CASES.glob("*.csv")):
+    for path in sorted(folder.glob("*.csv")):
         if path.stem == "expected":
             continue
         dataset = load_datasets()[path.stem]

@@ -1,18 +1,22 @@
 """Aggregation: curated submissions in, indicator values and report-shaped tables out.
 
 What belongs here: loading the current accepted submissions of each dataset into DuckDB,
-running the SQL files of sql/ (measures per school, then indicators at city, county and
-school grain), and shaping the results into the report's tables with Polars. The rules
-(which measures, which indicators, which tables) live in sql/ and schemas/*.csv.
+running the SQL files of sql/ (measures per school, then indicators at nation, province,
+city, county and school grain), and shaping the results into the report's tables with
+Polars. The rules (which measures, which indicators, which tables) live in sql/ and
+schemas/*.csv. Regions are attributes from the registry: a second city or province only
+adds rows.
 
 Layers, named by grain (PUDL style):
 - ``curated_{dataset}``: the accepted rows of every current submission;
 - ``core_school__yearly_registry`` and ``core_school__yearly_measures``;
 - ``out_region__yearly_indicator_values``: every indicator at every grain;
 - report tables (``admissions``, ``employment``... and the appendix ``scorecard``...):
-  city shape and per-school shape;
-- operator frames: ``completeness`` (vetreport.curate.completeness) and ``variance``
-  (vetreport.aggregate.variance).
+  city shape (``{table}``), province shape (``{table}_by_province``), national shape
+  (``{table}_national``) and per-school shape (``{table}_by_school``);
+- ``regions``: every region the values cover, with the path a reader names it by;
+- operator frames: ``completeness`` and ``completeness_by_region``
+  (vetreport.curate.completeness) and ``variance`` (vetreport.aggregate.variance).
 """
 
 from __future__ import annotations
@@ -28,14 +32,22 @@ import polars as pl
 
 from schemas.catalogue import load_datasets
 from schemas.indicators import (
+    BY_PROVINCE_SUFFIX,
+    BY_SCHOOL_SUFFIX,
+    NATIONAL_SUFFIX,
     indicator_terms,
     load_indicator_catalogue,
     load_table_specs,
     years_shown,
 )
+from vetreport.aggregate.regions import region_directory
 from vetreport.aggregate.variance import history_findings, variance_table
 from vetreport.bucket.store import ObjectStore
-from vetreport.curate.completeness import completeness_matrix, published_completeness
+from vetreport.curate.completeness import (
+    completeness_by_region,
+    completeness_matrix,
+    published_completeness,
+)
 from vetreport.curate.ledger import (
     current_submissions,
     current_upload_versions,
@@ -136,13 +148,24 @@ def compute_indicator_values(curated: dict[str, pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def shape_tables(values: pl.DataFrame, report_year: int) -> dict[str, pl.DataFrame]:
-    """Lay the indicator values out as the report's tables, city and per-school shapes.
+# The region shapes of a report table: (region_level, table id suffix, region key columns).
+REGION_SHAPES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("city", "", ("city_name",)),
+    ("province", BY_PROVINCE_SUFFIX, ("province_name",)),
+    ("nation", NATIONAL_SUFFIX, ()),
+)
 
-    City shape by layout: ``years_as_rows`` (the body tables: a row per year, a column per
-    indicator) or ``indicators_as_rows`` (the appendix: a row per indicator, a column per
-    year named ``value_{year}``). The per-school shape is the same for both: a row per
-    school and year, a column per school-level indicator.
+
+def shape_tables(values: pl.DataFrame, report_year: int) -> dict[str, pl.DataFrame]:
+    """Lay the indicator values out as the report's tables, in each region shape.
+
+    Region shapes by layout: ``years_as_rows`` (the body tables: a row per region and year,
+    a column per indicator) or ``indicators_as_rows`` (the appendix: a row per region and
+    indicator, a column per year named ``value_{year}``). The city shape is the table id
+    (keyed by ``city_name``), the province shape ``{id}_by_province`` (``province_name``),
+    the national shape ``{id}_national`` (no region column: one nation). The per-school
+    shape ``{id}_by_school`` is the same for both layouts: a row per school and year, a
+    column per school-level indicator.
     """
     catalogue = load_indicator_catalogue()
     tables: dict[str, pl.DataFrame] = {}
@@ -157,18 +180,24 @@ def shape_tables(values: pl.DataFrame, report_year: int) -> dict[str, pl.DataFra
             rows,
             report_year,
         )
-        city = selected.filter(pl.col("region_level") == "city")
-        if spec.layout == "indicators_as_rows":
-            tables[spec.table_id] = _indicators_as_rows(city, rows, years)
-        else:
-            tables[spec.table_id] = _wide(city, ["city_name", "year"], indicator_ids, years)
+        shaped: dict[str, pl.DataFrame] = {}
+        for level, suffix, keys in REGION_SHAPES:
+            region = selected.filter(pl.col("region_level") == level)
+            if spec.layout == "indicators_as_rows":
+                shaped[spec.table_id + suffix] = _indicators_as_rows(region, rows, years, keys)
+            else:
+                shaped[spec.table_id + suffix] = _wide(
+                    region, [*keys, "year"], indicator_ids, years
+                )
         school = selected.filter(pl.col("region_level") == "school")
-        tables[f"{spec.table_id}_by_school"] = _wide(
+        tables[spec.table_id] = shaped.pop(spec.table_id)
+        tables[spec.table_id + BY_SCHOOL_SUFFIX] = _wide(
             school,
             ["city_name", "county_name", "school_code", "school_name", "year"],
             rows.filter(pl.col("is_school_level")).get_column("indicator_id").to_list(),
             years,
         )
+        tables |= shaped
     return tables
 
 
@@ -188,39 +217,42 @@ def _within_years_shown(
     )
 
 
-def _indicators_as_rows(city: pl.DataFrame, rows: pl.DataFrame, years: list[int]) -> pl.DataFrame:
-    """A row per (city, indicator) in row order, a ``value_{year}`` column per year."""
+def _indicators_as_rows(
+    region: pl.DataFrame, rows: pl.DataFrame, years: list[int], keys: tuple[str, ...]
+) -> pl.DataFrame:
+    """A row per (region, indicator) in row order, a ``value_{year}`` column per year.
+
+    ``keys`` are the region's columns (``city_name``, ``province_name``, none for the
+    nation).
+    """
     labels = rows.select("indicator_id", "name_zh", "unit", "row_order")
     value_columns = [f"value_{year}" for year in years]
-    schema: dict[str, type[pl.DataType]] = {
-        "city_name": pl.Utf8,
-        "indicator_id": pl.Utf8,
-        "name_zh": pl.Utf8,
-        "unit": pl.Utf8,
-    }
+    schema: dict[str, type[pl.DataType]] = {key: pl.Utf8 for key in keys}
+    schema |= {"indicator_id": pl.Utf8, "name_zh": pl.Utf8, "unit": pl.Utf8}
     schema |= {name: pl.Float64 for name in value_columns}
-    cities = city.select("city_name").unique().sort("city_name")
-    if cities.height == 0 or labels.height == 0:
+    if region.height == 0 or labels.height == 0:
         return pl.DataFrame(schema=schema)
-    values = city.select(
-        "city_name",
+    values = region.select(
+        *keys,
         "indicator_id",
         pl.format("value_{}", pl.col("year")).alias("year_column"),
         "indicator_value",
     )
     wide = values.pivot(
         on="year_column",
-        index=["city_name", "indicator_id"],
+        index=[*keys, "indicator_id"],
         values="indicator_value",
         aggregate_function="first",
     )
     for name in value_columns:
         if name not in wide.columns:
             wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
+    if keys:
+        names = region.select(keys).unique().sort(keys)
+        labels = names.join(labels, how="cross")
     return (
-        cities.join(labels, how="cross")
-        .join(wide, on=["city_name", "indicator_id"], how="left")
-        .sort("city_name", "row_order")
+        labels.join(wide, on=[*keys, "indicator_id"], how="left")
+        .sort(*keys, "row_order")
         .select(list(schema))
         .cast(schema)
     )
@@ -245,10 +277,13 @@ def _wide(
 def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
     """Aggregate everything a report year shows (its own and the previous years).
 
-    Besides the report's tables this adds two frames for operators: ``completeness``
-    (school x dataset status from the ledger and the registry, in its published view:
-    vetreport.curate.completeness.published_completeness) and ``variance`` (changes
-    against the previous year beyond each indicator's tolerance). The result also carries
+    Besides the report's tables this adds ``regions`` (every region the values cover, for
+    readers to name one) and frames for operators: ``completeness`` (school x dataset
+    status from the ledger and the registry, in its published view:
+    vetreport.curate.completeness.published_completeness), ``completeness_by_region``
+    (schools by status per nation, province, city and county, and dataset) and
+    ``variance`` (changes against the previous year beyond each indicator's tolerance).
+    The result also carries
     the completeness matrix and each school's history findings for the flow to show and
     write; this step reads the bucket and writes nothing.
     """
@@ -259,6 +294,9 @@ def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
     matrix = completeness_matrix(store, report_year)
     tables["variance"] = variance
     tables["completeness"] = published_completeness(matrix)
+    registry = curated["school_registry"].filter(pl.col("year") == report_year)
+    tables["completeness_by_region"] = completeness_by_region(matrix, registry)
+    tables["regions"] = region_directory(values)
     schools = (
         values.filter((pl.col("region_level") == "school") & (pl.col("year") == report_year))
         .get_column("school_code")

@@ -10,7 +10,7 @@ Commands:
     vetreport templates --year Y           blank Excel template of a year for schools
     vetreport dictionary [--out FILE]      the data dictionary, from the catalogue
     vetreport docs [--check]               rewrite (or check) every generated doc under docs/
-    vetreport tables list|get              list published versions, get a table
+    vetreport tables list|get [--region R] list published versions, get a table (a region's rows)
     vetreport publish --year Y [--final]   aggregate and publish (final: then revisions)
     vetreport server start|stop            the local Prefect server of the embedded default
     vetreport serve [--watch|--sqs-queue-url URL|--receiver-port P]  the event-driven service
@@ -315,10 +315,18 @@ def command_tables(arguments: argparse.Namespace) -> int:
         return 0
     try:
         body = read_table_bytes(
-            store, arguments.table, arguments.year, arguments.version, arguments.format
+            store,
+            arguments.table,
+            arguments.year,
+            arguments.version,
+            arguments.format,
+            region=arguments.region,
         )
     except (KeyNotFound, KeyError) as error:
         print(f"not found: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:  # a malformed region, or one the table has no column for
+        print(f"cannot read: {error}", file=sys.stderr)
         return EXIT_USAGE
     if arguments.out:
         target = Path(arguments.out)
@@ -539,6 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--version", type=int, help="default: the latest version")
     tables.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv")
     tables.add_argument("--out", help="file to write (default: standard output)")
+    tables.add_argument(
+        "--region",
+        help="only this region's rows: 全国, 浙江省, 浙江省/绍兴市 (a report table in the "
+        "region's own shape; other tables cut to the rows inside it)",
+    )
     tables.add_argument("--bucket")
     tables.set_defaults(handler=command_tables)
 

@@ -14,6 +14,9 @@ accepted status (a rejected upload never replaces accepted data); ``last_outcome
 ``is_latest_upload_rejected`` tell the operator a newer upload failed. Without an accepted
 registry the schools seen in the ledger are used, flagged ``is_in_registry = false``.
 
+Per region, ``completeness_by_region`` counts the schools of each status for every
+nation, province, city and county and dataset, the regions taken from the registry.
+
 Two views: ``completeness_matrix`` is the live view (every column, for ``vetreport status``
 and operators); ``published_completeness`` is the frame a published version carries. It
 keeps what changes only when a status changes (status, the accepted upload that counts and
@@ -202,6 +205,62 @@ PUBLISHED_COLUMNS = (
 def published_completeness(matrix: pl.DataFrame) -> pl.DataFrame:
     """The completeness frame a published version carries (see the module docstring)."""
     return matrix.select(PUBLISHED_COLUMNS)
+
+
+REGION_LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("nation", ()),
+    ("province", ("province_name",)),
+    ("city", ("province_name", "city_name")),
+    ("county", ("province_name", "city_name", "county_name")),
+)
+REGION_COMPLETENESS_SCHEMA: dict[str, type[pl.DataType]] = {
+    "year": pl.Int64,
+    "region_level": pl.Utf8,
+    "province_name": pl.Utf8,
+    "city_name": pl.Utf8,
+    "county_name": pl.Utf8,
+    "dataset": pl.Utf8,
+    "dataset_name_zh": pl.Utf8,
+    "expected_school_count": pl.Int64,
+    **{f"{status}_school_count": pl.Int64 for status in reversed(STATUS_ORDER)},
+}
+
+
+def completeness_by_region(matrix: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
+    """Schools by status per region (nation, province, city, county) and dataset.
+
+    ``registry`` gives each school's region (school_code, province_name, city_name,
+    county_name: the year's school_registry rows). A school outside it (only when the year
+    has no registry) counts in the nation alone. ``expected_school_count`` is the schools
+    of the region; each ``{status}_school_count`` how many of them have that status, so the
+    status counts add up to it.
+    """
+    regions = registry.select("school_code", *REGION_LEVELS[-1][1]).unique(
+        "school_code", keep="first", maintain_order=True
+    )
+    located = matrix.select("year", "school_code", "dataset", "dataset_name_zh", "status").join(
+        regions, on="school_code", how="left"
+    )
+    counts = [pl.len().alias("expected_school_count")] + [
+        (pl.col("status") == status).sum().alias(f"{status}_school_count")
+        for status in reversed(STATUS_ORDER)
+    ]
+    parts = []
+    for rank, (level, keys) in enumerate(REGION_LEVELS):
+        placed = located.drop_nulls(list(keys)) if keys else located
+        parts.append(
+            placed.group_by("year", *keys, "dataset", "dataset_name_zh")
+            .agg(counts)
+            .with_columns(pl.lit(level).alias("region_level"), pl.lit(rank).alias("rank"))
+        )
+    datasets = school_datasets().with_row_index("dataset_rank").select("dataset", "dataset_rank")
+    return (
+        pl.concat(parts, how="diagonal_relaxed")
+        .join(datasets, on="dataset", how="left")
+        .sort("rank", "province_name", "city_name", "county_name", "dataset_rank", "dataset")
+        .select(list(REGION_COMPLETENESS_SCHEMA))
+        .cast(REGION_COMPLETENESS_SCHEMA)
+    )
 
 
 def completeness_summary(matrix: pl.DataFrame) -> pl.DataFrame:

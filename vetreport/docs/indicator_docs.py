@@ -41,13 +41,15 @@ def render_indicator_docs() -> str:
         "`schemas/measures.csv` by `vetreport docs`; do not edit by hand.",
         "",
         "Every value is computed per school from the curated uploads (sql/measures/), then "
-        "for a county or the city from **summed numerators and denominators** (a region's "
-        "ratio is never an average of school ratios), multiplied and rounded to the decimals "
+        "for a county, a city, a province and the nation from **summed numerators and "
+        "denominators** (a region's ratio is never an average of school or region ratios; "
+        "regions come from the bureau's registry, and a city reference figure belongs to its "
+        "city and that city's province), multiplied and rounded to the decimals "
         "shown (`half_up`: half away from zero, as reports round; `down`: truncated). An "
-        "indicator whose aggregation is `max`/`min` takes the largest/smallest school value. "
-        "Tolerance is the year-on-year change (%) beyond which the change is listed in the "
-        "`variance` table and reported to the school as a history warning. City-only "
-        "indicators have no per-school value.",
+        "indicator whose aggregation is `max`/`min` takes the largest/smallest school value "
+        "of the region. Tolerance is the year-on-year change (%) beyond which the change is "
+        "listed in the `variance` table and reported to the school as a history warning. "
+        "City-only indicators have no county or per-school value.",
         "",
     ]
     for spec in load_table_specs():
@@ -56,7 +58,8 @@ def render_indicator_docs() -> str:
             f"## {spec.report_label} {spec.title_zh} (`{spec.table_id}`)",
             "",
             f"{spec.title_en}; layout `{spec.layout}`, the last {spec.years_shown} years; "
-            f"per-school shape `{spec.table_id}_by_school`.",
+            f"province shape `{spec.table_id}_by_province`, national shape "
+            f"`{spec.table_id}_national`, per-school shape `{spec.table_id}_by_school`.",
             "",
             "| # | indicator_id | 名称 | name | unit | formula | decimals | aggregation "
             "| tolerance % | per school | sources |",

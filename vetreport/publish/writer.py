@@ -41,7 +41,13 @@ from typing import Any
 import polars as pl
 
 from schemas.catalogue import CATALOGUE_DIR, SCHEMA_VERSION
-from schemas.indicators import load_indicator_catalogue, load_table_specs
+from schemas.indicators import (
+    BY_PROVINCE_SUFFIX,
+    BY_SCHOOL_SUFFIX,
+    NATIONAL_SUFFIX,
+    load_indicator_catalogue,
+    load_table_specs,
+)
 from vetreport.aggregate.compute import AggregateResult
 from vetreport.bucket.keys import published_pointer_key, published_version_prefix
 from vetreport.bucket.store import KeyNotFound, ObjectStore
@@ -157,7 +163,8 @@ def _table_lineage(result: AggregateResult) -> dict[str, list[dict[str, Any]]]:
         used = result.submissions.filter(
             pl.col("dataset").is_in(sorted(sources)) & (pl.col("year") >= first_year)
         ).select("year", "dataset", "submitter", "key", "version_token", "submission_id")
-        for table_id in (spec.table_id, f"{spec.table_id}_by_school"):
+        for suffix in ("", BY_SCHOOL_SUFFIX, BY_PROVINCE_SUFFIX, NATIONAL_SUFFIX):
+            table_id = spec.table_id + suffix
             lineage[table_id] = used.to_dicts()
     return {
         table_id: lineage.get(table_id, everything)

@@ -8,9 +8,9 @@ the previous one's; removed: the other way round). Outputs: ``changelog.json`` (
 listed up to a cap per table, counts always complete), ``changelog.md`` for people, and
 ``changelog_cells.parquet`` with every changed cell, uncapped.
 
-Row keys are the identifying columns a table has (year, region level, city, county,
-school code, indicator id, dataset); a table whose rows they do not identify uniquely is
-compared by row number.
+Row keys are the identifying columns a table has (year, region level and path, province,
+city, county, school code, indicator id, dataset); a table whose rows they do not identify
+uniquely is compared by row number.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from vetreport.publish.outputs.tabular import parquet_bytes
 KEY_CANDIDATES = (
     "year",
     "region_level",
+    "region_path",
+    "province_name",
     "city_name",
     "county_name",
     "school_code",

@@ -147,9 +147,10 @@ def render_dictionary_markdown(dictionary: dict[str, Any]) -> str:
         f"# 数据字典 Data dictionary — {dictionary['report_year']} v{dictionary['version']}",
         "",
         f"Status: {dictionary['status']}. Schema version {dictionary['schema_version']}, "
-        f"catalogue {dictionary['catalogue_version']}. City ratios are computed from summed "
-        "numerators and denominators, never by averaging school ratios; `%` values are "
-        "stored as percentages (34.3 means 34.3%), `1:x` ratios as x.",
+        f"catalogue {dictionary['catalogue_version']}. Ratios of a county, city, province or "
+        "the nation are computed from summed numerators and denominators, never by averaging "
+        "school or region ratios; `%` values are stored as percentages (34.3 means 34.3%), "
+        "`1:x` ratios as x.",
         "",
         "| table | 表 | title | one row per | rows |",
         "| --- | --- | --- | --- | --- |",

@@ -3,9 +3,11 @@
 What belongs here: the one place that turns a table id and a frame's columns into names
 (Chinese and English), units, decimals, formulas and source datasets, for every writer
 (workbook headers, the data dictionary, the DuckDB comments, the HTML report). It works
-generically: a report table of schemas/tables.csv in either layout, its ``_by_school``
-shape, and any other frame an aggregation adds (``indicator_values``, ``completeness``,
-``variance`` or frames not known yet, which get their column names as labels).
+generically: a report table of schemas/tables.csv in either layout, in its city shape (the
+table id), province shape (``_by_province``), national shape (``_national``) or per-school
+shape (``_by_school``), and any other frame an aggregation adds (``indicator_values``,
+``completeness``, ``regions``, ``variance`` or frames not known yet, which get their column
+names as labels).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import polars as pl
 
 from schemas.catalogue import load_datasets
 from schemas.indicators import (
+    BY_PROVINCE_SUFFIX,
+    BY_SCHOOL_SUFFIX,
+    NATIONAL_SUFFIX,
     Formula,
     TableSpec,
     indicator_definitions,
@@ -28,7 +33,6 @@ from schemas.indicators import (
     measure_names,
 )
 
-BY_SCHOOL_SUFFIX = "_by_school"
 YEAR_COLUMN = re.compile(r"^value_(\d{4})$")
 STATUS_ZH = {"provisional": "暂定版", "final": "正式版", "revision": "修订版"}
 
@@ -65,12 +69,22 @@ class VersionInfo:
         return f"{text}（修订 v{self.revision_of}）" if self.revision_of else text
 
 
+# The report-table shapes with one row per region (and year or indicator): city, province,
+# nation. Their titles add the region (the city shape's is the report's own title).
+REGION_KINDS = ("city", "province", "national")
+REGION_SHAPES = {
+    BY_PROVINCE_SUFFIX: ("province", "（分省）", ", by province", "province"),
+    NATIONAL_SUFFIX: ("national", "（全国）", ", national", ""),
+}
+KIND_ORDER = {"city": 0, "by_school": 1, "province": 2, "national": 3}
+
+
 @dataclass(frozen=True)
 class TableInfo:
     """One published table: where it comes from and how to title it."""
 
     table_id: str
-    kind: str  # "city", "by_school" or "extra"
+    kind: str  # "city", "province", "national", "by_school" or "extra"
     spec: TableSpec | None
     label: str
     title_zh: str
@@ -97,7 +111,7 @@ class TableInfo:
     @property
     def layout(self) -> str:
         """years_as_rows, indicators_as_rows, schools_as_rows or records."""
-        if self.kind == "city" and self.spec is not None:
+        if self.kind in REGION_KINDS and self.spec is not None:
             return self.spec.layout
         return "schools_as_rows" if self.kind == "by_school" else "records"
 
@@ -156,6 +170,27 @@ def describe_table(table_id: str) -> TableInfo:
         return TableInfo(
             table_id, "city", spec, spec.report_label, spec.title_zh, spec.title_en, grain
         )
+    for suffix, (kind, title_zh, title_en, region) in REGION_SHAPES.items():
+        base = table_id.removesuffix(suffix)
+        if table_id.endswith(suffix) and base in specs:
+            spec = specs[base]
+            per = f"one row per {region} and " if region else "one row per "
+            grain = (
+                per + "year"
+                if spec.layout == "years_as_rows"
+                else per + "indicator, a column per year"
+            )
+            if not region:
+                grain += " (the whole nation)"
+            return TableInfo(
+                table_id,
+                kind,
+                spec,
+                spec.report_label,
+                spec.title_zh + title_zh,
+                spec.title_en + title_en,
+                grain,
+            )
     base = table_id.removesuffix(BY_SCHOOL_SUFFIX)
     if table_id.endswith(BY_SCHOOL_SUFFIX) and base in specs:
         spec = specs[base]
@@ -173,13 +208,13 @@ def describe_table(table_id: str) -> TableInfo:
 
 
 def ordered_table_ids(table_ids: list[str]) -> list[str]:
-    """City tables in display order, then their per-school shapes, then everything else."""
+    """Report tables shape by shape (city, school, province, national), then the rest."""
     order = {spec_id: index for index, spec_id in enumerate(_specs())}
 
     def rank(table_id: str) -> tuple[int, int, str]:
         info = describe_table(table_id)
         base = info.spec.table_id if info.spec else ""
-        kind = {"city": 0, "by_school": 1}.get(info.kind, 2)
+        kind = KIND_ORDER.get(info.kind, len(KIND_ORDER))
         return kind, order.get(base, 0), table_id
 
     return sorted(table_ids, key=rank)

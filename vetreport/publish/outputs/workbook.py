@@ -20,6 +20,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from vetreport.publish.outputs.metadata import (
+    REGION_KINDS,
     YEAR_COLUMN,
     ColumnInfo,
     TableInfo,
@@ -107,20 +108,25 @@ def _prepared(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _shown_columns(info: TableInfo, frame: pl.DataFrame) -> list[str]:
-    """The columns a sheet shows: report tables drop ids and a single city's name."""
+    """The columns a sheet shows: report tables drop ids and a single region's name."""
     columns = frame.columns
-    if info.kind != "city":
+    if info.kind not in REGION_KINDS:
         return columns
     hidden = {"indicator_id"}
-    if frame.get_column("city_name").n_unique() <= 1:
-        hidden.add("city_name")
+    for name in ("city_name", "province_name"):
+        if name in columns and frame.get_column(name).n_unique() <= 1:
+            hidden.add(name)
     return [name for name in columns if name not in hidden]
 
 
 def _subtitle(info: TableInfo, frame: pl.DataFrame, version: VersionInfo | None) -> str:
     parts = []
-    if "city_name" in frame.columns and frame.height:
-        parts.append("、".join(sorted(frame.get_column("city_name").drop_nulls().unique())))
+    if info.kind == "national":
+        parts.append("全国")
+    for name in ("province_name", "city_name"):
+        if name in frame.columns and frame.height:
+            parts.append("、".join(sorted(frame.get_column(name).drop_nulls().unique())))
+            break
     years = [int(match[1]) for name in frame.columns if (match := YEAR_COLUMN.match(name))]
     if "year" in frame.columns and frame.height:
         years = frame.get_column("year").drop_nulls().unique().sort().to_list()
