@@ -893,3 +893,16 @@ def test_untrusted_file_error_carries_rule_and_detail() -> None:
     error = UntrustedFileError("file.binary", "control byte 0x00 at offset 3")
     assert (error.rule_id, error.detail) == ("file.binary", "control byte 0x00 at offset 3")
     assert str(error) == "file.binary: control byte 0x00 at offset 3"
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>',
+        '<!DOCTYPE worksheet SYSTEM "file:///etc/passwd">',
+    ],
+)
+def test_a_workbook_part_with_a_dtd_is_refused(prolog: str) -> None:
+    xml = sheet_xml(cells("A1")).replace("?>\n", "?>\n" + prolog, 1)
+    error = refused(check_xlsx_bytes, workbook([("Data", xml)]))
+    assert error.rule_id == "file.unreadable" and "DTD" in error.detail

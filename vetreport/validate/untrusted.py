@@ -350,6 +350,8 @@ _OUT_STEP = _MIB
 _MAX_METADATA_BYTES = 16 * _MIB
 _MAX_TAG_BYTES = _MIB
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_DOCTYPE = re.compile(rb"<!\s*doctype|<!\s*entity", re.IGNORECASE)
+_PROLOG_BYTES = 4096  # a DTD can only stand before the root element
 
 
 @dataclass(frozen=True)
@@ -478,6 +480,10 @@ class _Inflater:
         produced = 0
         crc = 0
         for chunk, consumed in self._pieces(member):
+            if produced == 0 and _DOCTYPE.search(chunk[:_PROLOG_BYTES]):
+                # Excel never writes a DTD; one in a workbook is there for entity tricks
+                # (billion laughs, external entities) aimed at the XML readers after us.
+                _refuse("file.unreadable", f"{member.name} declares a DTD (<!DOCTYPE …>)")
             produced += len(chunk)
             self.total += len(chunk)
             self._check_growth(member, produced, consumed)
