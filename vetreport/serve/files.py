@@ -43,7 +43,7 @@ from urllib.parse import unquote, urlsplit
 from vetreport.bucket.links import FILES_HOST, files_base_url, is_served
 from vetreport.bucket.store import validate_key
 from vetreport.paths import REPOSITORY_ROOT
-from vetreport.serve.prefect_server import ServerConflict
+from vetreport.serve.prefect_server import ServerConflict, stop_recorded_process
 from vetreport.settings import load_settings
 
 SERVICE = "vetreport-files"
@@ -219,16 +219,7 @@ def _start(root: Path, port: int) -> None:
 
 def stop_file_server() -> bool:
     """Stop a file server this module started; return whether one was running."""
-    pid_file = state_dir() / "server.pid"
-    if not pid_file.exists():
-        return False
-    pid = int(pid_file.read_text().strip())
-    pid_file.unlink()
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    return True
+    return stop_recorded_process(state_dir() / "server.pid")
 
 
 def main(argv: list[str] | None = None) -> int:

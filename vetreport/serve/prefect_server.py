@@ -203,7 +203,11 @@ def _browser_host(host: str) -> str:
 
 def stop_server() -> bool:
     """Stop a server this module started; return whether one was running."""
-    pid_file = state_dir() / "server.pid"
+    return stop_recorded_process(state_dir() / "server.pid")
+
+
+def stop_recorded_process(pid_file: Path) -> bool:
+    """Stop the process group whose leader's pid a file records; forget it; say if it ran."""
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text().strip())
