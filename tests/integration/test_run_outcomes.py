@@ -118,7 +118,7 @@ def drop_in(bucket: dict[str, Any], name: str) -> None:
     shutil.copyfile(walkthrough.EXAMPLES_DIR / name, target)
 
 
-def test_a_rejected_upload_ends_its_run_rejected_and_announces_nothing(
+def test_a_rejected_upload_ends_its_run_rejected_and_announces_the_data_it_took_away(
     bucket: dict[str, Any],
 ) -> None:
     from flows.ingest import ingest_upload
@@ -134,7 +134,9 @@ def test_a_rejected_upload_ends_its_run_rejected_and_announces_nothing(
     assert "rejected" in run.state.message and "field.enum" in run.state.message
     assert {"outcome:rejected", f"year:{YEAR}", f"school:{SCHOOL}", "graduates"} <= set(run.tags)
     assert not {"outcome:accepted", "outcome:accepted_with_warnings"} & set(run.tags)
-    assert task_names(run.id) == {"ingest-batch"}  # nothing accepted, nothing announced
+    # the refused file replaced the school's accepted one under the same name: what that
+    # key counted is gone, so the change is announced (and re-aggregated)
+    assert task_names(run.id) == {"ingest-batch", "announce-counted-changes"}
     assert run.id in run_ids_with_state_name("Rejected")
     assert run.id not in run_ids_with_state_name("Completed")
     assert run.id in run_ids_with_tag("outcome:rejected")
