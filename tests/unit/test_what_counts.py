@@ -407,3 +407,19 @@ def test_a_hostile_file_is_refused_with_a_report_the_school_sees(
     assert bad.report_key.startswith(f"reports/{YEAR}/{SCHOOL}/")
     assert local_store.exists(bad.report_key.replace(".json", ".html"))
     assert list(local_store.list(f"quarantine/{YEAR}/{bad.submission_id}/"))
+
+
+def test_only_uploads_that_change_what_counts_are_announced(store: ObjectStore) -> None:
+    key = staff_key()
+    store.put(key, BROKEN_STAFF)
+    [first_refusal] = ingest_keys(store, [key])
+    assert not first_refusal.changes_what_counts  # nothing counted before, nothing changes
+    store.put(key, staff_csv(SCHOOL, 5))
+    [accepted] = ingest_keys(store, [key])
+    assert accepted.changes_what_counts
+    store.put(key, BROKEN_STAFF + b"\n")
+    [refusal] = ingest_keys(store, [key])
+    assert refusal.changes_what_counts  # the accepted rows of this key no longer count
+    store.delete(key)
+    [withdrawal] = ingest_keys(store, [key])
+    assert not withdrawal.changes_what_counts  # the key counted nothing any more
