@@ -33,7 +33,7 @@ test: lint ## lint, then unit, integration, service, browser and backtest suites
 	$(VENV_BIN)/pytest
 
 test-fast: install ## the quick tests: no server, no browser, no subprocess (under a minute)
-	$(VENV_BIN)/pytest -m "not integration and not service and not browser and not backtest" -q
+	$(VENV_BIN)/pytest -m "not integration and not service and not browser and not backtest" -q -n 2
 
 lint: install ## ruff lint and format check, and the stages' import contract
 	$(VENV_BIN)/ruff check .

@@ -617,7 +617,7 @@ def test_an_xlsxwriter_workbook_passes_with_the_right_summary() -> None:
     ]
 
 
-def test_fifty_thousand_rows_by_ten_columns_pass_quickly() -> None:
+def test_fifty_thousand_rows_by_ten_columns_pass() -> None:
     rows = []
     for r in range(1, 50_001):
         row = "".join(
@@ -637,15 +637,10 @@ def test_fifty_thousand_rows_by_ten_columns_pass_quickly() -> None:
             archive.writestr(name, xml)
     data = buffer.getvalue()
 
-    timings = []
-    for _ in range(2):
-        started = time.perf_counter()
-        summary = check_xlsx_bytes(data)
-        timings.append(time.perf_counter() - started)
-
+    # how fast is a benchmark's question (benchmarks/bench_validate.py), not a test's
+    summary = check_xlsx_bytes(data)
     assert summary.sheets[0].extent == (1, 1, 50_000, 10)
     assert summary.sheets[0].cell_count == 500_000
-    assert min(timings) < 1.0
 
 
 # --- 5. encrypted OOXML and old .xls -----------------------------------------------------------
