@@ -128,7 +128,9 @@ def _phase_note(phase: str, figures: dict[str, Any]) -> str:
     elif phase == "project":
         steps = figures["steps"]
         note += ", " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items())
-        note += f"; outcomes {figures['outcomes']}"
+        note += f"; outcomes {figures['outcomes']}; peak RSS by the end of " + ", ".join(
+            f"{name} {mib:.0f} MiB" for name, mib in figures["peaks"].items()
+        )
     elif phase == "baseline":
         note += f"; accepted {figures['accepted']}, rejected {figures['rejected']}"
     if "extra" in figures:
@@ -391,6 +393,7 @@ def _phase_project(root: Path) -> dict[str, Any]:
     imported = _rss_mib()
     store = LocalStore(root)
     steps: dict[str, float] = {}
+    peaks: dict[str, float] = {}  # ru_maxrss after each step: the peak up to its end
     started = time.perf_counter()
     keys = unprocessed_upload_keys(store)
     city_keys, school_keys = split_city_first(keys)
@@ -398,24 +401,29 @@ def _phase_project(root: Path) -> dict[str, Any]:
     for start in range(0, len(school_keys), SWEEP_BATCH):
         results += ingest_keys(store, school_keys[start : start + SWEEP_BATCH])
     steps["ingest"] = time.perf_counter() - started
+    peaks["ingest"] = _rss_mib()
     report_year = max(int(key.split("/")[1]) for key in keys)
     mark = time.perf_counter()
     result = aggregate(store, report_year)
     steps["aggregate"] = time.perf_counter() - mark
+    peaks["aggregate"] = _rss_mib()
     mark = time.perf_counter()
     write_history_reports(
         store, result.history_findings, result.report_year, result.schools_in_year
     )
     steps["history"] = time.perf_counter() - mark
+    peaks["history"] = _rss_mib()
     mark = time.perf_counter()
     published = publish(store, result)
     steps["publish"] = time.perf_counter() - mark
+    peaks["publish"] = _rss_mib()
     outcomes = Counter(outcome.outcome for outcome in results)
     rejected = [outcome.key for outcome in results if outcome.outcome == "rejected"]
     return {
         "seconds": time.perf_counter() - started,
         "files": len(keys),
         "steps": steps,
+        "peaks": peaks,
         "outcomes": dict(sorted(outcomes.items())),
         "extra": f"{report_year} v{published.version}, "
         f"{result.indicator_values.height:,} indicator values; "
