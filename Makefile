@@ -47,8 +47,8 @@ format: install ## apply ruff fixes and formatting
 	$(VENV_BIN)/ruff check --fix .
 	$(VENV_BIN)/ruff format .
 
-bench: install ## benchmarks that print figures (slow; not part of make test)
-	$(VENV_BIN)/python -m benchmarks.run $(BENCH)
+bench: install ## benchmarks that print figures (slow; not part of make test); BENCH=name SCHOOLS=n
+	$(if $(SCHOOLS),VETREPORT_BENCH_SCHOOLS=$(SCHOOLS) )$(VENV_BIN)/python -m benchmarks.run $(BENCH)
 
 up: install ## start the local server, the served deployments and the var/bucket watcher
 	$(VENV_BIN)/vetreport demo-data --out var/bucket

@@ -5,6 +5,7 @@ Commands:
 
     vetreport demo [--bucket DIR]          demo uploads -> Prefect flows -> published tables
     vetreport demo-data --out DIR          write the demo uploads as files (bucket layout)
+    vetreport demo-data --national --schools N --out DIR [--years Y,Y]  a synthetic country
     vetreport run --bucket URL [--year Y]  run the pipeline on a bucket
     vetreport validate FILE...             validate files on disk, no bucket or server
     vetreport templates --year Y           blank Excel template of a year for schools
@@ -136,10 +137,51 @@ def _print_published(console: Console, store_url: str, report_year: int) -> None
 
 def command_demo_data(arguments: argparse.Namespace) -> int:
     """Write the demo uploads into a folder laid out like the bucket."""
+    if arguments.national:
+        return _national_demo_data(arguments)
+    if arguments.schools is not None or arguments.years is not None:
+        print("--schools and --years go with --national", file=sys.stderr)
+        return EXIT_USAGE
     from vetreport.demo.generator import write_demo_uploads
 
     written, unchanged = write_demo_uploads(_store_url(arguments.out), arguments.seed)
     print(f"{written} files written, {unchanged} unchanged under {arguments.out}")
+    return 0
+
+
+def _national_demo_data(arguments: argparse.Namespace) -> int:
+    """Write a synthetic national collection (vetreport.demo.national) into a folder."""
+    from vetreport.demo.national import DEFAULT_SCHOOLS, DEFAULT_YEARS, write_national_bucket
+
+    try:
+        years = (
+            tuple(int(part) for part in arguments.years.split(","))
+            if arguments.years
+            else DEFAULT_YEARS
+        )
+    except ValueError:
+        print(f"--years takes years separated by commas, not {arguments.years!r}", file=sys.stderr)
+        return EXIT_USAGE
+    schools = DEFAULT_SCHOOLS if arguments.schools is None else arguments.schools
+    if schools < 1:
+        print("--schools must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    step = max(1, schools // 20)
+
+    def progress(done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            print(f"  {done}/{total} schools", file=sys.stderr, flush=True)
+
+    summary = write_national_bucket(
+        Path(arguments.out), schools, arguments.seed, years, progress=progress
+    )
+    print(
+        f"{summary.schools} schools in {summary.provinces} provinces and {summary.cities} "
+        f"cities, years {','.join(map(str, summary.years))}: {summary.files} files "
+        f"({summary.bad_files} bad), {summary.data_rows:,} data rows, "
+        f"{summary.bytes_written / 2**20:.1f} MiB in {summary.seconds:.1f} s "
+        f"({summary.files_per_second:.0f} files/s) under {arguments.out}"
+    )
     return 0
 
 
@@ -507,6 +549,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo_data = commands.add_parser("demo-data", help="write the demo uploads to a folder")
     demo_data.add_argument("--out", required=True)
     demo_data.add_argument("--seed", type=int, default=2023)
+    demo_data.add_argument(
+        "--national",
+        action="store_true",
+        help="a synthetic national collection (31 provinces) instead of the Shaoxing demo",
+    )
+    demo_data.add_argument("--schools", type=int, help="with --national: schools (default 7000)")
+    demo_data.add_argument(
+        "--years", help="with --national: years separated by commas (default 2021,2022,2023)"
+    )
     demo_data.set_defaults(handler=command_demo_data)
 
     run = commands.add_parser("run", help="ingest, aggregate and publish a bucket")

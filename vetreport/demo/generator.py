@@ -1076,56 +1076,68 @@ def _award_tables(
         )
         for medal, name in zip(MEDALS, ("gold", "silver", "bronze"), strict=True)
     }
-    tables = {}
-    for i, school in enumerate(SCHOOLS):
-        rng = _rng(seed, year, school.code, "awards")
-        strength = CONTEST_STRENGTH[school.school_type]
-        size = students[school.code]
-        rows: list[tuple[str, str, str, str, str]] = []
-        for medal in MEDALS:
-            for _ in range(medals[medal][i]):
-                who = "教师" if rng.random() < 0.2 else "学生"
-                rows.append(("全国职业院校技能大赛", "技能大赛", "国家", who, medal))
-        for _ in range(_scaled(rng, 8, size, strength)):
-            grade = rng.choice(MEDALS + RANKS)
-            rows.append(("浙江省职业院校技能大赛", "技能大赛", "省", "学生", grade))
-        for _ in range(_scaled(rng, 3, size, strength)):
-            contest_type = rng.choice(("教学能力比赛", "班主任能力比赛"))
-            rows.append(
-                (f"浙江省职业院校{contest_type}", contest_type, "省", "教师", rng.choice(RANKS))
-            )
-        for _ in range(_scaled(rng, 0.2, size, strength)):
-            rows.append(
-                (
-                    "全国职业院校技能大赛教学能力比赛",
-                    "教学能力比赛",
-                    "国家",
-                    "教师",
-                    rng.choice(RANKS),
-                )
-            )
-        for _ in range(_scaled(rng, 2, size, strength)):
-            rows.append(
-                ("浙江省职业院校创新创业大赛", "创新创业大赛", "省", "学生", rng.choice(RANKS))
-            )
-        for _ in range(_scaled(rng, 20, size, 1.0)):
-            rows.append(("绍兴市职业院校技能大赛", "技能大赛", "市", "学生", rng.choice(RANKS)))
-        used: set[str] = set()
-        ids = [_pseudonym("A", used, seed, school.code, year, "award", n) for n in range(len(rows))]
-        frame = pl.DataFrame(
-            {
-                "school_code": [school.code] * len(rows),
-                "award_id": ids,
-                "contest_name": [row[0] for row in rows],
-                "contest_type": [row[1] for row in rows],
-                "contest_level": [row[2] for row in rows],
-                "participant_type": [row[3] for row in rows],
-                "award_grade": [row[4] for row in rows],
-            },
-            schema=dict.fromkeys(AWARD_COLUMNS, pl.Utf8),
+    return {
+        school.code: _award_table(
+            seed, year, school, students[school.code], [medals[medal][i] for medal in MEDALS]
         )
-        tables[school.code] = frame.sort("award_id")
-    return tables
+        for i, school in enumerate(SCHOOLS)
+    }
+
+
+def _award_table(
+    seed: int,
+    year: int,
+    school: DemoSchool,
+    size: int,
+    medal_counts: Sequence[int],
+    province: str = PROVINCE,
+    city: str = CITY,
+) -> pl.DataFrame:
+    """One school's awards: the national medals given, then contests drawn from its size.
+
+    ``medal_counts`` are its gold, silver and bronze medals of the national skills contest;
+    the provincial and city contests take the names of ``province`` and ``city``.
+    """
+    rng = _rng(seed, year, school.code, "awards")
+    strength = CONTEST_STRENGTH[school.school_type]
+    rows: list[tuple[str, str, str, str, str]] = []
+    for medal, medal_count in zip(MEDALS, medal_counts, strict=True):
+        for _ in range(medal_count):
+            who = "教师" if rng.random() < 0.2 else "学生"
+            rows.append(("全国职业院校技能大赛", "技能大赛", "国家", who, medal))
+    for _ in range(_scaled(rng, 8, size, strength)):
+        grade = rng.choice(MEDALS + RANKS)
+        rows.append((f"{province}职业院校技能大赛", "技能大赛", "省", "学生", grade))
+    for _ in range(_scaled(rng, 3, size, strength)):
+        contest_type = rng.choice(("教学能力比赛", "班主任能力比赛"))
+        rows.append(
+            (f"{province}职业院校{contest_type}", contest_type, "省", "教师", rng.choice(RANKS))
+        )
+    for _ in range(_scaled(rng, 0.2, size, strength)):
+        rows.append(
+            ("全国职业院校技能大赛教学能力比赛", "教学能力比赛", "国家", "教师", rng.choice(RANKS))
+        )
+    for _ in range(_scaled(rng, 2, size, strength)):
+        rows.append(
+            (f"{province}职业院校创新创业大赛", "创新创业大赛", "省", "学生", rng.choice(RANKS))
+        )
+    for _ in range(_scaled(rng, 20, size, 1.0)):
+        rows.append((f"{city}职业院校技能大赛", "技能大赛", "市", "学生", rng.choice(RANKS)))
+    used: set[str] = set()
+    ids = [_pseudonym("A", used, seed, school.code, year, "award", n) for n in range(len(rows))]
+    frame = pl.DataFrame(
+        {
+            "school_code": [school.code] * len(rows),
+            "award_id": ids,
+            "contest_name": [row[0] for row in rows],
+            "contest_type": [row[1] for row in rows],
+            "contest_level": [row[2] for row in rows],
+            "participant_type": [row[3] for row in rows],
+            "award_grade": [row[4] for row in rows],
+        },
+        schema=dict.fromkeys(AWARD_COLUMNS, pl.Utf8),
+    )
+    return frame.sort("award_id")
 
 
 # Satisfaction survey ------------------------------------------------------------------------
@@ -1135,47 +1147,51 @@ def _survey_tables(
     seed: int, year: int, students: dict[str, int], targets: Targets
 ) -> dict[str, pl.DataFrame]:
     counts = _staff_counts(seed, year, targets, students)
-    staff = {
-        school.code: school_counts.full_time
+    return {
+        school.code: _survey_table(
+            seed, year, school, students[school.code], school_counts.full_time
+        )
         for school, school_counts in zip(SCHOOLS, counts, strict=True)
     }
-    tables = {}
-    for school in SCHOOLS:
-        rng = _rng(seed, year, school.code, "survey")
-        size = students[school.code]
-        respondents = {
-            "在校生": min(max(size // 60, 15), 90),
-            "毕业生": rng.randint(20, 40),
-            "家长": rng.randint(20, 40),
-            "用人单位": rng.randint(6, 15),
-            "教师": min(staff[school.code], rng.randint(15, 30)),
+
+
+def _survey_table(
+    seed: int, year: int, school: DemoSchool, size: int, full_time_teachers: int
+) -> pl.DataFrame:
+    """One school's satisfaction survey: respondents by type, answers by propensity."""
+    rng = _rng(seed, year, school.code, "survey")
+    respondents = {
+        "在校生": min(max(size // 60, 15), 90),
+        "毕业生": rng.randint(20, 40),
+        "家长": rng.randint(20, 40),
+        "用人单位": rng.randint(6, 15),
+        "教师": min(full_time_teachers, rng.randint(15, 30)),
+    }
+    ids: list[str] = []
+    types: list[str] = []
+    items: list[str] = []
+    answers: list[str] = []
+    used: set[str] = set()
+    for respondent_type, count in respondents.items():
+        weights = ANSWER_WEIGHTS[respondent_type]
+        questions = STUDENT_ITEMS if respondent_type == "在校生" else STUDENT_ITEMS[:1]
+        for n in range(count):
+            respondent = _pseudonym("R", used, seed, school.code, year, respondent_type, n)
+            for item in questions:
+                ids.append(respondent)
+                types.append(respondent_type)
+                items.append(item)
+                answers.append(rng.choices(ANSWERS, weights)[0])
+    frame = pl.DataFrame(
+        {
+            "school_code": [school.code] * len(ids),
+            "respondent_id": ids,
+            "respondent_type": types,
+            "survey_item": items,
+            "answer": answers,
         }
-        ids: list[str] = []
-        types: list[str] = []
-        items: list[str] = []
-        answers: list[str] = []
-        used: set[str] = set()
-        for respondent_type, count in respondents.items():
-            weights = ANSWER_WEIGHTS[respondent_type]
-            questions = STUDENT_ITEMS if respondent_type == "在校生" else STUDENT_ITEMS[:1]
-            for n in range(count):
-                respondent = _pseudonym("R", used, seed, school.code, year, respondent_type, n)
-                for item in questions:
-                    ids.append(respondent)
-                    types.append(respondent_type)
-                    items.append(item)
-                    answers.append(rng.choices(ANSWERS, weights)[0])
-        frame = pl.DataFrame(
-            {
-                "school_code": [school.code] * len(ids),
-                "respondent_id": ids,
-                "respondent_type": types,
-                "survey_item": items,
-                "answer": answers,
-            }
-        )
-        tables[school.code] = frame.sort("respondent_id", "survey_item")
-    return tables
+    )
+    return frame.sort("respondent_id", "survey_item")
 
 
 # International ------------------------------------------------------------------------------
@@ -1184,31 +1200,29 @@ def _survey_tables(
 def _international_tables(
     seed: int, year: int, students: dict[str, int]
 ) -> dict[str, pl.DataFrame]:
-    rows = []
-    for school in SCHOOLS:
-        rng = _rng(seed, year, school.code, "international")
-        size = students[school.code]
-        activity = INTERNATIONAL_ACTIVITY[school.school_type]
-        travel = TRAVEL_FACTOR.get(year, 1.0)
-        certificates = 400 if school.school_type == "nursing" else 15
-        rows.append(
-            {
-                "school_code": school.code,
-                "international_students_count": _scaled(rng, 2, size, activity * travel)
-                if activity >= 1
-                else 0,
-                "foreign_trainee_person_days": _scaled(rng, 60, size, activity * travel),
-                "teacher_overseas_person_days": _scaled(rng, 40, size, activity * travel),
-                "international_posts_count": _scaled(rng, 0.8, size, activity),
-                "international_standards_count": _scaled(rng, 0.7, size, activity),
-                "international_awards_count": _scaled(rng, 1.2, size, activity * travel),
-                "international_certificate_holders_count": _scaled(
-                    rng, certificates, size, activity
-                ),
-                "international_cooperation_projects_count": _scaled(rng, 1.0, size, activity),
-            }
-        )
+    rows = [_international_row(seed, year, school, students[school.code]) for school in SCHOOLS]
     return _by_school(pl.DataFrame(rows))
+
+
+def _international_row(seed: int, year: int, school: DemoSchool, size: int) -> dict[str, object]:
+    """One school's international figures, drawn from its size, type and the year's travel."""
+    rng = _rng(seed, year, school.code, "international")
+    activity = INTERNATIONAL_ACTIVITY[school.school_type]
+    travel = TRAVEL_FACTOR.get(year, 1.0)
+    certificates = 400 if school.school_type == "nursing" else 15
+    return {
+        "school_code": school.code,
+        "international_students_count": _scaled(rng, 2, size, activity * travel)
+        if activity >= 1
+        else 0,
+        "foreign_trainee_person_days": _scaled(rng, 60, size, activity * travel),
+        "teacher_overseas_person_days": _scaled(rng, 40, size, activity * travel),
+        "international_posts_count": _scaled(rng, 0.8, size, activity),
+        "international_standards_count": _scaled(rng, 0.7, size, activity),
+        "international_awards_count": _scaled(rng, 1.2, size, activity * travel),
+        "international_certificate_holders_count": _scaled(rng, certificates, size, activity),
+        "international_cooperation_projects_count": _scaled(rng, 1.0, size, activity),
+    }
 
 
 def _by_school(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -1217,6 +1231,17 @@ def _by_school(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
 
 # Service ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceCounts:
+    """A school's service figures that come from a total (the city's, or a national draw)."""
+
+    programmes: int
+    person_times: int
+    projects: int
+    innovations: int
+    east_west: bool
 
 
 def _service_tables(
@@ -1231,33 +1256,59 @@ def _service_tables(
     projects = split("enterprise_projects", "enterprise-projects")
     innovations = split("enterprise_innovations", "enterprise-innovations")
     east_west = EAST_WEST_ORDER[: _count(targets, "east_west_schools")]
-    rows = []
-    for i, school in enumerate(SCHOOLS):
-        rng = _rng(seed, year, school.code, "service")
-        size = students[school.code]
-        strength = SERVICE_STRENGTH[school.school_type]
-        patents = _scaled(rng, 6, size, strength)
-        rows.append(
-            {
-                "school_code": school.code,
-                "social_training_programs_count": programmes[i],
-                "social_training_person_times": person_times[i],
-                "enterprise_projects_count": projects[i],
-                "enterprise_innovations_count": innovations[i],
-                "technical_service_income_yuan": _hundreds(
-                    projects[i] * rng.uniform(30_000, 80_000)
-                ),
-                "training_income_yuan": _hundreds(person_times[i] * rng.uniform(80, 160)),
-                "patents_count": patents,
-                "invention_patents_count": patents // 5,
-                "is_east_west_cooperation": YES if school.name in east_west else NO,
-                "rural_revitalization_training_person_times": _scaled(rng, 400, size, strength),
-            }
+    rows = [
+        _service_row(
+            seed,
+            year,
+            school,
+            students[school.code],
+            ServiceCounts(
+                programmes[i],
+                person_times[i],
+                projects[i],
+                innovations[i],
+                school.name in east_west,
+            ),
         )
+        for i, school in enumerate(SCHOOLS)
+    ]
     return _by_school(pl.DataFrame(rows))
 
 
+def _service_row(
+    seed: int, year: int, school: DemoSchool, size: int, counts: ServiceCounts
+) -> dict[str, object]:
+    """One school's service row: the given counts, incomes and patents drawn around them."""
+    rng = _rng(seed, year, school.code, "service")
+    strength = SERVICE_STRENGTH[school.school_type]
+    patents = _scaled(rng, 6, size, strength)
+    return {
+        "school_code": school.code,
+        "social_training_programs_count": counts.programmes,
+        "social_training_person_times": counts.person_times,
+        "enterprise_projects_count": counts.projects,
+        "enterprise_innovations_count": counts.innovations,
+        "technical_service_income_yuan": _hundreds(counts.projects * rng.uniform(30_000, 80_000)),
+        "training_income_yuan": _hundreds(counts.person_times * rng.uniform(80, 160)),
+        "patents_count": patents,
+        "invention_patents_count": patents // 5,
+        "is_east_west_cooperation": YES if counts.east_west else NO,
+        "rural_revitalization_training_person_times": _scaled(rng, 400, size, strength),
+    }
+
+
 # Funding ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FundingBasis:
+    """What a school's funding row is built around: its money from a total and its standards."""
+
+    fiscal_appropriation: int
+    private_subsidy: int | None
+    standard_per_student: int
+    subsidy_standard_per_student: int
+    below_floor: bool
 
 
 def _funding_tables(
@@ -1289,33 +1340,23 @@ def _funding_tables(
     below = len(SCHOOLS) - _count(targets, "public_funds_standard_met_schools")
     order = sorted(range(len(SCHOOLS)), key=lambda i: (not private[i], sizes[i], i))
     below_floor = set(order[:below])
-    rows = []
-    for i, school in enumerate(SCHOOLS):
-        rng = _rng(seed, year, school.code, "funding")
-        size = sizes[i]
-        per_student_funds = (
-            rng.uniform(0.85, 0.97) if i in below_floor else rng.uniform(1.05, 1.4)
-        ) * standard
-        established = staff[i].full_time_established + staff[i].other_established
-        part_time = round(staff[i].staff * rng.uniform(0.05, 0.1))
-        hours = round(part_time * rng.uniform(60, 160))
-        rows.append(
-            {
-                "school_code": school.code,
-                "fiscal_appropriation_yuan": subsidy[i] if private[i] else public_fiscal[i],
-                "special_funds_yuan": _hundreds(size * rng.uniform(1500, 4000)),
-                "public_operating_funds_yuan": round(per_student_funds * size),
-                "public_funds_standard_per_student_yuan": standard,
-                "established_posts_count": 0
-                if private[i]
-                else round(established * rng.uniform(1.0, 1.06) + 0.5),
-                "part_time_teacher_count": part_time,
-                "part_time_teacher_hours": hours,
-                "part_time_teacher_pay_yuan": _hundreds(hours * rng.uniform(120, 200)),
-                "private_subsidy_yuan": subsidy[i],
-                "private_subsidy_standard_per_student_yuan": subsidy_rate if private[i] else None,
-            }
+    rows = [
+        _funding_row(
+            seed,
+            year,
+            school,
+            sizes[i],
+            staff[i],
+            FundingBasis(
+                fiscal_appropriation=public_fiscal[i] if subsidy[i] is None else subsidy[i],
+                private_subsidy=subsidy[i],
+                standard_per_student=standard,
+                subsidy_standard_per_student=subsidy_rate,
+                below_floor=i in below_floor,
+            ),
         )
+        for i, school in enumerate(SCHOOLS)
+    ]
     frame = pl.DataFrame(
         rows,
         schema_overrides={
@@ -1324,6 +1365,38 @@ def _funding_tables(
         },
     )
     return _by_school(frame)
+
+
+def _funding_row(
+    seed: int, year: int, school: DemoSchool, size: int, staff: _StaffCounts, basis: FundingBasis
+) -> dict[str, object]:
+    """One school's funding row: the given money and standards, the rest drawn around them."""
+    rng = _rng(seed, year, school.code, "funding")
+    private = school.ownership == "民办"
+    standard = basis.standard_per_student
+    per_student_funds = (
+        rng.uniform(0.85, 0.97) if basis.below_floor else rng.uniform(1.05, 1.4)
+    ) * standard
+    established = staff.full_time_established + staff.other_established
+    part_time = round(staff.staff * rng.uniform(0.05, 0.1))
+    hours = round(part_time * rng.uniform(60, 160))
+    return {
+        "school_code": school.code,
+        "fiscal_appropriation_yuan": basis.fiscal_appropriation,
+        "special_funds_yuan": _hundreds(size * rng.uniform(1500, 4000)),
+        "public_operating_funds_yuan": round(per_student_funds * size),
+        "public_funds_standard_per_student_yuan": standard,
+        "established_posts_count": 0
+        if private
+        else round(established * rng.uniform(1.0, 1.06) + 0.5),
+        "part_time_teacher_count": part_time,
+        "part_time_teacher_hours": hours,
+        "part_time_teacher_pay_yuan": _hundreds(hours * rng.uniform(120, 200)),
+        "private_subsidy_yuan": basis.private_subsidy,
+        "private_subsidy_standard_per_student_yuan": basis.subsidy_standard_per_student
+        if private
+        else None,
+    }
 
 
 # Industry and higher-education partnership --------------------------------------------------
@@ -1338,6 +1411,19 @@ def _long_plan_total(plan_total: int, share_pct: Decimal) -> int:
         if share == share_pct:
             return candidate
     raise ValueError(f"no long-programme plan gives {share_pct}% of {plan_total}")
+
+
+# The partnership columns that come from a total (the city's, or a national draw).
+PARTNERSHIP_GIVEN = (
+    "industry_colleges_count",
+    "training_factories_count",
+    "led_vocational_groups_count",
+    "five_year_integrated_programs_count",
+    "regional_integrated_programs_count",
+    "undergraduate_integrated_programs_count",
+    "admissions_plan_count",
+    "long_program_admissions_plan_count",
+)
 
 
 def _partnership_tables(
@@ -1382,29 +1468,37 @@ def _partnership_tables(
         ],
         plan,
     )
-    rows = []
-    for i, school in enumerate(SCHOOLS):
-        rng = _rng(seed, year, school.code, "partnership")
-        size = students[school.code]
-        strength = SERVICE_STRENGTH[school.school_type]
-        rows.append(
-            {
-                "school_code": school.code,
-                "industry_colleges_count": colleges[i],
-                "training_factories_count": factories[i],
-                "led_vocational_groups_count": groups[i],
-                "partner_enterprises_count": _scaled(rng, 45, size, strength),
-                "order_classes_count": _scaled(rng, 6, size, strength),
-                "apprentices_count": _scaled(rng, 90, size, strength),
-                "enterprise_equipment_value_yuan": _hundreds(size * rng.uniform(800, 2500)),
-                "five_year_integrated_programs_count": five_year[i],
-                "regional_integrated_programs_count": regional[i],
-                "undergraduate_integrated_programs_count": undergrad[i],
-                "admissions_plan_count": plan[i],
-                "long_program_admissions_plan_count": long_plan[i],
-            }
+    given = zip(
+        colleges, factories, groups, five_year, regional, undergrad, plan, long_plan, strict=True
+    )
+    rows = [
+        _partnership_row(
+            seed,
+            year,
+            school,
+            students[school.code],
+            dict(zip(PARTNERSHIP_GIVEN, values, strict=True)),
         )
+        for school, values in zip(SCHOOLS, given, strict=True)
+    ]
     return _by_school(pl.DataFrame(rows))
+
+
+def _partnership_row(
+    seed: int, year: int, school: DemoSchool, size: int, given: dict[str, int]
+) -> dict[str, object]:
+    """One school's partnership row: the ``PARTNERSHIP_GIVEN`` counts, the rest drawn."""
+    rng = _rng(seed, year, school.code, "partnership")
+    strength = SERVICE_STRENGTH[school.school_type]
+    return {
+        "school_code": school.code,
+        **{name: given[name] for name in PARTNERSHIP_GIVEN[:3]},
+        "partner_enterprises_count": _scaled(rng, 45, size, strength),
+        "order_classes_count": _scaled(rng, 6, size, strength),
+        "apprentices_count": _scaled(rng, 90, size, strength),
+        "enterprise_equipment_value_yuan": _hundreds(size * rng.uniform(800, 2500)),
+        **{name: given[name] for name in PARTNERSHIP_GIVEN[3:]},
+    }
 
 
 def write_demo_uploads(store_url: str, seed: int) -> tuple[int, int]:
