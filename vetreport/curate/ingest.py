@@ -57,7 +57,7 @@ from vetreport.curate.ledger import (
 )
 from vetreport.curate.school_index import write_school_index
 from vetreport.school.feedback import annotate_workbook, render_html
-from vetreport.settings import load_settings
+from vetreport.settings import Settings, load_settings
 from vetreport.validate.checks import (
     BUREAU,
     REJECTED,
@@ -124,7 +124,8 @@ def ingest_keys(
     its data is withdrawn (one record and one report, once). An upload whose earlier
     processing died with its worker is tried once more on its own, then refused.
     """
-    attempts = _read_attempts(store, load_settings().attempt_stale_seconds)
+    settings = load_settings()  # once: building it costs more than reading a small file
+    attempts = _read_attempts(store, settings.attempt_stale_seconds)
     results: list[IngestResult] = []
     registries: dict[int, frozenset[str] | None] = {}
     batch: list[ObjectInfo] = []
@@ -132,7 +133,7 @@ def ingest_keys(
 
     def run(infos: list[ObjectInfo], tries: int = 1) -> list[IngestResult]:
         marker = _mark_batch(store, infos, tries)
-        done = _ingest_batch(store, infos, registries)
+        done = _ingest_batch(store, infos, registries, settings)
         store.delete(marker)  # not reached when the worker dies: the marker says so
         return done
 
@@ -279,7 +280,10 @@ class _Pending:
 
 
 def _ingest_batch(
-    store: ObjectStore, infos: list[ObjectInfo], registries: dict[int, frozenset[str] | None]
+    store: ObjectStore,
+    infos: list[ObjectInfo],
+    registries: dict[int, frozenset[str] | None],
+    settings: Settings,
 ) -> list[IngestResult]:
     """Ingest a batch of object versions: done ones skipped, the rest validated together.
 
@@ -297,7 +301,7 @@ def _ingest_batch(
         if submission in pending:
             slots.append(submission)  # a repeat of an upload earlier in this batch
             continue
-        started = _start(store, info, registries.get(year) if year else None)
+        started = _start(store, info, registries.get(year) if year else None, settings)
         if isinstance(started, _Pending):
             pending[submission] = started
         slots.append(started)
@@ -331,7 +335,7 @@ def ingest_object(
     store: ObjectStore, info: ObjectInfo, registry: frozenset[str] | None = None
 ) -> IngestResult:
     """Process one object version end to end; idempotent per (key, version)."""
-    started = _start(store, info, registry)
+    started = _start(store, info, registry, load_settings())
     if isinstance(started, IngestResult):
         return started
     results = started.verdict or validate_uploads([(started.data, started.context)])[0]
@@ -339,7 +343,7 @@ def ingest_object(
 
 
 def _start(
-    store: ObjectStore, info: ObjectInfo, registry: frozenset[str] | None
+    store: ObjectStore, info: ObjectInfo, registry: frozenset[str] | None, settings: Settings
 ) -> IngestResult | _Pending:
     """Skip a processed version, refuse what the key alone refuses, else read the upload.
 
@@ -360,7 +364,6 @@ def _start(
         record = json.loads(store.get(record_key))
         return IngestResult(info.key, submission, record["outcome"], True, record.get("report_key"))
 
-    settings = load_settings()
     datasets = load_datasets()
     dataset_id = None if upload.is_workbook else upload.stem
     context = UploadContext(

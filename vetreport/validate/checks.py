@@ -682,7 +682,8 @@ def build_report(
         .sort([pl.col("severity") != "error", "dataset", "row_number", "column"], nulls_last=False)
         .with_row_index("_finding")
     )
-    causes = _causes(detailed)
+    # most uploads are clean: their (empty) causes frame is made once per schema
+    causes = _causes(detailed) if detailed.height else _no_causes(detailed.schema)
     counts = (
         detailed.group_by("rule_id", "severity")
         .len()
@@ -753,6 +754,17 @@ def _cascade_reads() -> pl.DataFrame:
 
 
 _CAUSED_BY = pl.Struct({"rule_id": pl.Utf8, "column": pl.Utf8, "row_number": pl.Int64})
+
+
+_NO_CAUSES: dict[tuple, pl.DataFrame] = {}
+
+
+def _no_causes(schema: pl.Schema) -> pl.DataFrame:
+    """The causes of no finding, typed as ``_causes`` types them (cached per schema)."""
+    key = tuple(schema.items())
+    if key not in _NO_CAUSES:
+        _NO_CAUSES[key] = _causes(pl.DataFrame(schema=schema))
+    return _NO_CAUSES[key]
 
 
 def _causes(findings: pl.DataFrame) -> pl.DataFrame:
