@@ -135,6 +135,7 @@ class Stranger(BaseHTTPRequestHandler):
 
 
 @pytest.mark.service
+@pytest.mark.service
 def test_ensure_starts_one_file_server_reuses_it_and_refuses_a_port_held_by_another(
     bucket: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -164,6 +164,7 @@ def test_sizes_are_realistic() -> None:
 # ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_30_school_bucket_goes_through_ingest_and_aggregation(tmp_path: Path) -> None:
     summary = write_national_bucket(tmp_path, schools=30, seed=SEED, years=(YEAR,))
     manifest = read_manifest(tmp_path)
@@ -206,6 +207,7 @@ def test_a_30_school_bucket_goes_through_ingest_and_aggregation(tmp_path: Path) 
 # ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_memory_is_flat_in_the_number_of_schools(tmp_path: Path) -> None:
     """The generator's peak of Python allocations hardly moves from 20 to 80 schools.
 
