@@ -116,6 +116,32 @@ def test_s3_store_uses_virtual_host_addressing_when_asked(monkeypatch) -> None:
     assert store.client.meta.config.s3["addressing_style"] == "virtual"
 
 
+ODD_NAMES = [
+    "a b.csv",
+    "a+b.csv",
+    "a%20b.csv",
+    "100%.csv",
+    "毕业生.csv",
+    "a&b=c;d.csv",
+    "#hash?.csv",
+    "(1) [2] {3}.csv",
+    "~tilde'quote\".csv",
+    "tab\there.csv",
+]
+
+
+def test_keys_with_odd_characters_list_and_read_back_exactly(store_url: str) -> None:
+    store = open_store(store_url)
+    keys = [f"uploads/2023/3133060001/{name}" for name in ODD_NAMES]
+    for index, key in enumerate(keys):
+        store.put(key, str(index).encode())
+    listed = [info.key for info in store.list("uploads/2023/3133060001/")]
+    assert listed == sorted(keys)
+    for index, key in enumerate(keys):
+        assert store.get(key) == str(index).encode()
+        assert store.head(key).key == key
+
+
 def test_a_listing_and_a_head_name_an_object_alike(store_url: str) -> None:
     """The sweep (a listing) and ingest (a HEAD) must give one upload one version token."""
     store = open_store(store_url)

@@ -338,13 +338,22 @@ class S3Store:
         return True
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Page through ListObjectsV2 under prefix."""
+        """Page through ListObjectsV2 under prefix, then yield the objects in key order.
+
+        S3 promises UTF-8 binary order, but not every server keeps it: SeaweedFS lists a
+        folder's objects in its own order (in a versioned bucket ``毕业生.csv`` before
+        ``100%.csv``; ``a/x`` before ``a-b/x`` everywhere), so the listing is sorted here,
+        and a key a server repeats across pages is yielded once.
+        """
         paginator = self.client.get_paginator("list_objects_v2")
+        found: dict[str, ObjectInfo] = {}
         with _translated_errors(prefix):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 for item in page.get("Contents", []):
                     key = item["Key"][len(self.prefix) :]
-                    yield self._info(key, item)
+                    found[key] = self._info(key, item)
+        for key in sorted(found):  # code point order is UTF-8 byte order
+            yield found[key]
 
     def delete(self, key: str) -> None:
         """Remove the object if it exists."""
