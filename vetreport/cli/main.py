@@ -17,6 +17,7 @@ Commands:
     vetreport up                           server + service + watcher on var/bucket
     vetreport receive --port P --token T   HTTP receiver for S3/MinIO notifications
     vetreport status [--year Y]            completeness matrix (school x dataset)
+    vetreport identities --registry FILE --out DIR   S3 identities and policies per school
 """
 
 from __future__ import annotations
@@ -428,6 +429,43 @@ def command_status(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_identities(arguments: argparse.Namespace) -> int:
+    """Write the S3 identities of a registry: SeaweedFS, MinIO and AWS IAM renderings."""
+    from urllib.parse import urlparse
+
+    from vetreport.bucket.identities import RegistryError, write_identities
+    from vetreport.settings import parse_years
+
+    registry = Path(arguments.registry)
+    if not registry.is_file():
+        print(f"no such registry file: {registry}", file=sys.stderr)
+        return EXIT_USAGE
+    bucket = arguments.bucket_name
+    if not bucket:
+        configured = urlparse(load_settings().bucket)
+        bucket = configured.netloc if configured.scheme == "s3" else "vetreport"
+    if arguments.every_year:
+        years = None
+    else:
+        years = parse_years(arguments.years) if arguments.years else load_settings().open_year_set()
+    out = Path(arguments.out)
+    try:
+        issued = write_identities(registry.read_bytes(), out, bucket, years)
+    except RegistryError as error:
+        print(f"{registry}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    schools = sum(1 for principal in issued if principal.school_code)
+    span = "every year" if years is None else ", ".join(str(year) for year in sorted(years))
+    print(
+        f"{schools} schools, the bureau and the pipeline on bucket {bucket} ({span}):\n"
+        f"  {out / 'credentials.csv'}  (secrets: give each school its own row only)\n"
+        f"  {out / 'seaweedfs' / 's3.json'}  (weed server -s3 -s3.config=...)\n"
+        f"  {out / 'minio'}/  (policies/*.json and setup.sh: mc admin policy/user)\n"
+        f"  {out / 'aws' / 'policies'}/  (IAM policy per identity)"
+    )
+    return 0
+
+
 def command_reconcile(arguments: argparse.Namespace) -> int:
     """Compare computed figures with a reference file and list every difference (exit 0)."""
     from vetreport.publish.reconcile import (
@@ -556,6 +594,22 @@ def build_parser() -> argparse.ArgumentParser:
     receive.add_argument("--token")
     receive.add_argument("--host", default="127.0.0.1")
     receive.set_defaults(handler=command_receive)
+
+    identities = commands.add_parser(
+        "identities", help="S3 identities and policies: one per school, bureau, pipeline"
+    )
+    identities.add_argument("--registry", required=True, help="school registry CSV")
+    identities.add_argument("--out", required=True, help="folder to write into")
+    identities.add_argument(
+        "--bucket-name",
+        help="bucket the policies name (default: VETREPORT_BUCKET's, else vetreport)",
+    )
+    span = identities.add_mutually_exclusive_group()
+    span.add_argument("--years", help="years schools may upload for (default VETREPORT_OPEN_YEARS)")
+    span.add_argument(
+        "--every-year", action="store_true", help="any year (uploads/????/CODE/), no renewal"
+    )
+    identities.set_defaults(handler=command_identities)
 
     status = commands.add_parser("status", help="print the completeness matrix of a year")
     status.add_argument("--year", type=int)
