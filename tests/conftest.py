@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedSessi
     use and which creates their buckets. Data lives in a temporary folder; the server
     stops at the end of the session.
     """
-    from vetreport.bucket.identities import write_identities
+    from vetreport.bucket.identities import school_principal, seaweedfs_config, write_identities
     from vetreport.demo.generator import build_demo_uploads
     from vetreport.serve.seaweedfs import SeaweedUnavailable, start_seaweedfs, weed_binary
 
@@ -164,6 +165,15 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedSessi
     issued = write_identities(registry, root / "identities", SEAWEEDFS_BUCKET, SEAWEEDFS_YEARS)
     config_path = root / "identities" / "seaweedfs" / "s3.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
+    # and one school's identity as `--every-year` writes it (uploads/????/CODE/)
+    every_year = replace(
+        school_principal(issued[0].school_code),
+        name="every-year-school",
+        access_key="every-year-school",
+        secret_key=secrets.token_urlsafe(30),
+    )
+    issued.append(every_year)
+    config["identities"] += seaweedfs_config([every_year], SEAWEEDFS_BUCKET)["identities"]
     config["identities"].append(
         {
             "name": "tests-admin",

@@ -11,7 +11,7 @@ The rules, for a bucket ``B`` and the years ``Y`` (the open years, or every year
   and ``templates/``; list its own ``uploads/{Y}/C/`` and ``reports/{Y}/C/`` only;
 - the bureau: write ``uploads/{Y}/_city/``; read and list ``published/``, ``reports/``,
   ``templates/``; list its own ``uploads/{Y}/_city/``;
-- the pipeline: everything in the bucket.
+- the pipeline: everything in the bucket, and the bucket itself (create it, versioning).
 
 "Every year" is written ``????`` (one character each) rather than ``*``: in S3 policies and
 SeaweedFS actions ``*`` also matches ``/``, so ``uploads/*/C/*`` would let school C write
@@ -32,7 +32,7 @@ from pathlib import Path
 from schemas.catalogue import header_lookup, load_datasets, normalise_header
 from vetreport.bucket.keys import CITY_SUBMITTER, UPLOADS_ROOT
 
-READ, WRITE, LIST = "read", "write", "list"
+READ, WRITE, LIST, ADMIN = "read", "write", "list", "admin"
 SCHOOL, BUREAU, PIPELINE = "school", "bureau", "pipeline"
 EVERY_YEAR = "????"
 BUREAU_NAME = "vetreport-bureau"
@@ -45,7 +45,7 @@ S3_ACTIONS = {
     READ: ["s3:GetObject"],
 }
 # ... and in SeaweedFS's own action names ("Write" includes delete and multipart).
-SEAWEEDFS_ACTIONS = {WRITE: "Write", READ: "Read", LIST: "List"}
+SEAWEEDFS_ACTIONS = {WRITE: "Write", READ: "Read", LIST: "List", ADMIN: "Admin"}
 
 
 class RegistryError(ValueError):
@@ -160,8 +160,9 @@ def bureau_principal(years: Iterable[int] | None = None) -> Principal:
 
 
 def pipeline_principal() -> Principal:
-    """The pipeline: everything in the bucket."""
-    return Principal(PIPELINE_NAME, PIPELINE, (Grant(READ, ""), Grant(WRITE, ""), Grant(LIST, "")))
+    """The pipeline: everything in the bucket, and the bucket itself (create, versioning)."""
+    grants = (Grant(ADMIN, ""), Grant(READ, ""), Grant(WRITE, ""), Grant(LIST, ""))
+    return Principal(PIPELINE_NAME, PIPELINE, grants)
 
 
 def principals(codes: Sequence[str], years: Iterable[int] | None = None) -> list[Principal]:
