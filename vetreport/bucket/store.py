@@ -29,6 +29,10 @@ from urllib.parse import urlparse
 
 from vetreport.settings import load_settings
 
+# Ledger and aggregation read with up to 16 threads; boto3's default pool (10) would
+# open and discard connections ("Connection pool is full").
+MAX_POOL_CONNECTIONS = 32
+
 
 class StoreError(Exception):
     """A storage operation failed in a way worth retrying (network, throttling, server)."""
@@ -260,6 +264,7 @@ class S3Store:
         config = Config(
             s3={"addressing_style": addressing_style},
             retries={"max_attempts": 5, "mode": "standard"},
+            max_pool_connections=MAX_POOL_CONNECTIONS,
             connect_timeout=5,
             read_timeout=60,
         )

@@ -15,6 +15,7 @@ Commands:
     vetreport server start|stop            the local Prefect server of the embedded default
     vetreport serve [--watch|--sqs-queue-url URL|--receiver-port P]  the event-driven service
     vetreport up                           server + service + watcher on var/bucket
+    vetreport up --s3 [--demo-data]        the same on a local SeaweedFS (s3://vetreport)
     vetreport receive --port P --token T   HTTP receiver for S3/MinIO notifications
     vetreport status [--year Y]            completeness matrix (school x dataset)
     vetreport identities --registry FILE --out DIR   S3 identities and policies per school
@@ -370,11 +371,76 @@ def command_serve(arguments: argparse.Namespace) -> int:
 
 
 def command_up(arguments: argparse.Namespace) -> int:
-    """Everything on the embedded default: server, deployments and the folder watcher."""
+    """Everything on the embedded default: server, deployments and the folder watcher.
+
+    With ``--s3`` the bucket is on a local SeaweedFS instead of a folder (see
+    ``_up_on_seaweedfs``); the rest is the same.
+    """
     arguments.watch = True
     arguments.sqs_queue_url = None
     arguments.receiver_port = None
+    if arguments.s3:
+        return _up_on_seaweedfs(arguments)
     return command_serve(arguments)
+
+
+def _up_on_seaweedfs(arguments: argparse.Namespace) -> int:
+    """``up`` with the bucket on a local SeaweedFS rather than a folder.
+
+    Starts ``weed server -s3`` (data under var/seaweedfs/), creates the bucket (versioned),
+    optionally writes the demo uploads, points the S3 settings at it, and serves as ``up``
+    does; SeaweedFS stops when the service does.
+
+    SeaweedFS sends no S3 bucket notifications, so uploads arrive through the sweep, every
+    ``VETREPORT_SWEEP_SECONDS`` (10 here unless set). Without ``--identities`` the store
+    accepts any keys (loopback only); with the folder ``vetreport identities`` wrote, it
+    enforces them and the service uses the pipeline's keys from its credentials.csv.
+    """
+    from urllib.parse import urlparse
+
+    from vetreport.bucket.identities import CREDENTIALS_FILE, PIPELINE_NAME
+    from vetreport.bucket.identities import read_known_credentials as read_keys
+    from vetreport.serve.seaweedfs import SeaweedUnavailable, ensure_bucket, start_seaweedfs
+
+    target = urlparse(arguments.bucket or "s3://vetreport")
+    if target.scheme != "s3" or not target.netloc:
+        print("--s3 needs --bucket s3://NAME (default s3://vetreport)", file=sys.stderr)
+        return EXIT_USAGE
+    config = None
+    if arguments.identities:
+        folder = Path(arguments.identities)
+        config = folder / "seaweedfs" / "s3.json"
+        keys = read_keys(folder / CREDENTIALS_FILE).get(PIPELINE_NAME)
+        if not config.is_file() or keys is None:
+            print(f"{folder} holds no identities from `vetreport identities`", file=sys.stderr)
+            return EXIT_USAGE
+        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = keys
+    else:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "vetreport-local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "vetreport-local")
+    os.environ.setdefault("AWS_REGION", "us-east-1")
+    data = load_settings().var_dir.resolve() / "seaweedfs"
+    try:
+        server = start_seaweedfs(data, s3_config=config, s3_port=arguments.s3_port)
+    except SeaweedUnavailable as error:
+        print(f"SeaweedFS did not start: {error}", file=sys.stderr)
+        return 1
+    try:
+        os.environ["VETREPORT_S3_ENDPOINT_URL"] = server.endpoint
+        os.environ["VETREPORT_S3_ADDRESSING"] = "path"
+        os.environ.setdefault("VETREPORT_SWEEP_SECONDS", "10")
+        ensure_bucket(server.endpoint, target.netloc, versioned=True)
+        arguments.bucket = f"s3://{target.netloc}{target.path}".rstrip("/")
+        arguments.watch = False
+        print(f"SeaweedFS S3: {server.endpoint} (data in {data})")
+        if arguments.demo_data:
+            from vetreport.demo.generator import write_demo_uploads
+
+            written, unchanged = write_demo_uploads(arguments.bucket, arguments.seed)
+            print(f"demo uploads: {written} written, {unchanged} unchanged")
+        return command_serve(arguments)
+    finally:
+        server.stop()
 
 
 def command_receive(arguments: argparse.Namespace) -> int:
@@ -585,8 +651,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=command_serve)
 
     up = commands.add_parser("up", help="server, deployments and watcher on the local bucket")
-    up.add_argument("--bucket")
+    up.add_argument("--bucket", help="folder (default var/bucket); with --s3 s3://NAME")
     up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--s3", action="store_true", help="the bucket on a local SeaweedFS")
+    up.add_argument("--s3-port", type=int, default=8333, help="SeaweedFS's S3 port (--s3)")
+    up.add_argument("--identities", help="folder from `vetreport identities`: enforce them (--s3)")
+    up.add_argument("--demo-data", action="store_true", help="write the demo uploads first (--s3)")
+    up.add_argument("--seed", type=int, default=2023)
     up.set_defaults(handler=command_up)
 
     receive = commands.add_parser("receive", help="HTTP receiver for S3/MinIO notifications")
