@@ -137,11 +137,11 @@ class SeaweedSession:
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", **keys)
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str, what: str = "SeaweedFS") -> None:
     """Skip, with the reason; under CI a server that cannot start fails the run instead."""
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"SeaweedFS is required under CI: {reason}")
-    pytest.skip(f"SeaweedFS unavailable: {reason}")
+        pytest.fail(f"{what} is required under CI: {reason}")
+    pytest.skip(f"{what} unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")
@@ -226,6 +226,47 @@ def store_url(
 ) -> str:
     """A fresh empty store of each kind: a local folder, a bucket on moto, one on SeaweedFS."""
     return open_test_store(request.param, request, tmp_path, monkeypatch)
+
+
+# -- PostgreSQL for the Prefect servers the service tests start ----------------------------
+# An administrator's connection (trust auth on loopback, as .ci/run sets up); the session
+# creates its own database there and drops it at the end, and touches no other.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "VETREPORT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres(statement: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def prefect_database_url() -> Iterator[str]:
+    """A PostgreSQL database made for this session, as Prefect's server names it
+    (``postgresql+asyncpg://...``); dropped when the session ends."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import asyncpg
+
+    name = f"vetreport_test_{uuid.uuid4().hex[:12]}"
+    try:
+        _postgres(f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError) as error:
+        _unavailable(f"{POSTGRES_ADMIN_URL}: {error}", "PostgreSQL")
+    admin = urlsplit(POSTGRES_ADMIN_URL)
+    yield urlunsplit(("postgresql+asyncpg", admin.netloc, f"/{name}", "", ""))
+    _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
 """The running service end to end: moto S3 -> SQS notifications -> served Prefect deployments.
 
-A full ``prefect server start`` (SQLite, temporary) is used rather than the test harness,
-because the harness's ephemeral server runs neither the scheduler (the sweep) nor
-proactive triggers (the debounced aggregation). ``vetreport serve`` runs in a subprocess
-against it, polling the queue that the moto bucket notifies.
+A full ``prefect server start`` on PostgreSQL (a database made for the test session, as in
+production; SQLite stays the default of ``make demo`` and ``make up``) is used rather than
+the test harness, because the harness's ephemeral server runs neither the scheduler (the
+sweep) nor proactive triggers (the debounced aggregation). ``vetreport serve`` runs in a
+subprocess against it, polling the queue that the moto bucket notifies: moto here, not
+SeaweedFS, because SeaweedFS sends no S3 notifications to SQS.
 """
 
 from __future__ import annotations
@@ -55,13 +57,14 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
+def start_prefect_server(home: Path, database_url: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = start_server_process(
         home,
         "127.0.0.1",
         port,
         {"PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"},
+        database_url=database_url,
     )
     url = f"http://127.0.0.1:{port}/api"
     wait_for(lambda: is_healthy(url), 150, "the Prefect server")
@@ -69,11 +72,13 @@ def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
 
 
 @pytest.fixture(scope="module")
-def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def service(
+    s3_endpoint: str, prefect_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     home = tmp_path_factory.mktemp("prefect")
-    server, api_url = start_prefect_server(home)
+    server, api_url = start_prefect_server(home, prefect_database_url)
 
     name = make_bucket(s3_endpoint, versioned=True)
     store_url = f"s3://{name}"
@@ -297,3 +302,19 @@ def test_a_failed_run_calls_the_failure_webhook(service: dict) -> None:
     wait_for(lambda: Recorder.calls, 90, "the webhook call")
     payload = json.loads(Recorder.calls[0]["body"])
     assert payload["state"] == "Failed" and payload["flow_run"] == f"aggregate-{YEAR}"
+
+
+def test_the_server_keeps_its_runs_in_postgres(service: dict, prefect_database_url: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def count_runs() -> int:
+        url = prefect_database_url.replace("postgresql+asyncpg://", "postgresql://")
+        connection = await asyncpg.connect(url, timeout=10)
+        try:
+            return await connection.fetchval("SELECT count(*) FROM flow_run")
+        finally:
+            await connection.close()
+
+    assert asyncio.run(count_runs()) >= len(flow_runs("ingest-upload")) > 0

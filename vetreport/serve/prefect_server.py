@@ -95,18 +95,26 @@ def _start(host: str, port: int) -> None:
 
 
 def start_server_process(
-    home: Path, host: str, port: int, extra_env: dict[str, str] | None = None
+    home: Path,
+    host: str,
+    port: int,
+    extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
 ) -> subprocess.Popen:
-    """``prefect server start`` in its own session: state (SQLite) and server.log in home.
+    """``prefect server start`` in its own session: state and server.log in home.
 
-    Analytics and promotional content are off unless the environment says otherwise;
-    ``extra_env`` (e.g. a shorter scheduler loop for tests) is applied last.
+    The database is SQLite under home unless ``database_url`` names another, e.g.
+    ``postgresql+asyncpg://user:password@host:5432/prefect`` (the server creates its tables
+    there on start). Analytics and promotional content are off unless the environment says
+    otherwise; ``extra_env`` (e.g. a shorter scheduler loop for tests) is applied last.
     """
     environment = dict(os.environ)
     environment.pop("PREFECT_API_URL", None)
     environment["PREFECT_HOME"] = str(home)
     environment.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     environment.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
+    if database_url:
+        environment["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     environment.update(extra_env or {})
     log = (home / "server.log").open("ab")
     return subprocess.Popen(
