@@ -139,7 +139,7 @@ class SeaweedSession:
 
 def _unavailable(reason: str, what: str = "SeaweedFS") -> None:
     """Skip, with the reason; under CI a server that cannot start fails the run instead."""
-    if os.environ.get("CI", "").lower() == "true":
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{what} is required under CI: {reason}")
     pytest.skip(f"{what} unavailable: {reason}")
 
@@ -211,13 +211,21 @@ def open_test_store(
     test's environment points VETREPORT_S3_ENDPOINT_URL at the server."""
     if kind == "local":
         return str(tmp_path / "bucket")
+    endpoint = point_stores_at(kind, request, monkeypatch)
+    return f"s3://{make_bucket(endpoint, versioned=kind.endswith('-versioned'))}"
+
+
+def point_stores_at(
+    kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Point the test's s3:// stores at moto (``s3``) or SeaweedFS; return the endpoint."""
     if kind == "s3":
         endpoint = request.getfixturevalue("s3_endpoint")
     else:
         endpoint = request.getfixturevalue("seaweedfs").endpoint
     monkeypatch.setenv("VETREPORT_S3_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("VETREPORT_S3_ADDRESSING", "path")
-    return f"s3://{make_bucket(endpoint, versioned=kind.endswith('-versioned'))}"
+    return endpoint
 
 
 @pytest.fixture(params=STORE_KINDS)

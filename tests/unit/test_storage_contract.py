@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import STORE_KINDS, open_test_store
+from tests.conftest import STORE_KINDS, open_test_store, point_stores_at
 from vetreport.bucket.store import KeyNotFound, LocalStore, open_store, validate_key
 
 
@@ -159,3 +159,22 @@ def test_an_overwrite_gets_a_new_version_token(store_url: str) -> None:
     assert first.version_token != second.version_token
     [listed] = store.list("uploads/2023/3133060001/")
     assert listed.version_token == second.version_token
+
+
+@pytest.mark.parametrize("server", ["s3", "seaweedfs"])
+def test_a_missing_bucket_is_created_versioned_once(
+    server: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from vetreport.bucket.store import S3Store
+
+    point_stores_at(server, request, monkeypatch)
+    store = open_store(f"s3://vet-{uuid.uuid4().hex[:12]}")
+    assert isinstance(store, S3Store)
+    assert store.ensure_bucket(versioned=True) is True
+    assert store.ensure_bucket(versioned=True) is False
+    status = store.client.get_bucket_versioning(Bucket=store.bucket)["Status"]
+    assert status == "Enabled"
+    store.put("uploads/2023/3133060001/staff.csv", b"1")
+    assert store.exists("uploads/2023/3133060001/staff.csv")

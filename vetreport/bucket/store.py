@@ -365,6 +365,29 @@ class S3Store:
         with _translated_errors(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
+    def ensure_bucket(self, versioned: bool = True) -> bool:
+        """Create the bucket unless it exists, with versioning on; return whether it was made.
+
+        Versioning is turned on for a bucket that exists too (it is never turned off).
+        Needs rights over the bucket itself (the pipeline's identity has them).
+        """
+        from botocore.exceptions import ClientError
+
+        created = False
+        with _translated_errors(self.bucket):
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as error:
+                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+                    raise
+                self.client.create_bucket(Bucket=self.bucket)
+                created = True
+            if versioned:
+                self.client.put_bucket_versioning(
+                    Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"}
+                )
+        return created
+
 
 def _real_version(version_id: str | None) -> str | None:
     return None if version_id in (None, "", "null") else version_id

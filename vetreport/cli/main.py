@@ -13,7 +13,8 @@ Commands:
     vetreport tables list|get              list published versions, get a table
     vetreport publish --year Y [--final]   aggregate and publish (final: then revisions)
     vetreport server start|stop            the local Prefect server of the embedded default
-    vetreport serve [--watch|--sqs-queue-url URL|--receiver-port P]  the event-driven service
+    vetreport serve [--watch|--sqs-queue-url URL|--receiver-port P] [--create-bucket]
+                                           the event-driven service
     vetreport up                           server + service + watcher on var/bucket
     vetreport up --s3 [--demo-data]        the same on a local SeaweedFS (s3://vetreport)
     vetreport receive --port P --token T   HTTP receiver for S3/MinIO notifications
@@ -351,6 +352,12 @@ def command_serve(arguments: argparse.Namespace) -> int:
 
     api = ensure_server()
     store_url = _store_url(arguments.bucket)
+    if getattr(arguments, "create_bucket", False) and store_url.startswith("s3://"):
+        from vetreport.bucket.store import S3Store, open_store
+
+        store = open_store(store_url)
+        if isinstance(store, S3Store) and store.ensure_bucket(versioned=True):
+            print(f"created the bucket {store.bucket} (versioned)")
     watch = Path(store_url) if arguments.watch and "://" not in store_url else None
     receiver = None
     if arguments.receiver_port:
@@ -648,6 +655,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--receiver-port", type=int, help="also run the HTTP receiver")
     serve.add_argument("--token", help="shared token of the receiver")
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--create-bucket",
+        action="store_true",
+        help="create the s3:// bucket (versioned) if missing",
+    )
     serve.set_defaults(handler=command_serve)
 
     up = commands.add_parser("up", help="server, deployments and watcher on the local bucket")

@@ -25,6 +25,15 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# What every SeaweedFS of ours runs with, here and in infra/compose.yaml (a test checks):
+# the filer and S3 gateway on, no usage reports, no Iceberg or Lance catalogue ports.
+SERVER_FLAGS = (
+    "-filer",
+    "-s3",
+    "-master.telemetry=false",
+    "-s3.port.iceberg=0",
+    "-s3.port.lance=0",
+)
 # Ports of the components besides the S3 gateway, each with its gRPC twin.
 _COMPONENTS = ("master", "volume", "filer", "s3")
 START_TIMEOUT_SECONDS = 90.0
@@ -113,14 +122,10 @@ def server_arguments(
         f"-dir={data_dir}",
         f"-ip={host}",
         f"-ip.bind={host}",
-        "-master.telemetry=false",
+        *SERVER_FLAGS,
         "-master.volumeSizeLimitMB=64",
         "-volume.max=0",
         "-volume.preStopSeconds=1",
-        "-filer",
-        "-s3",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
         f"-filer.localSocket={sockets}/filer-{ports['filer']}.sock",
         f"-s3.localSocket={sockets}/s3-{ports['s3']}.sock",
     ]
@@ -228,13 +233,6 @@ def ensure_bucket(endpoint: str, bucket: str, versioned: bool = False) -> None:
 
     Uses the AWS credentials of the environment (any, on a server without identities).
     """
-    import boto3
-    from botocore.exceptions import ClientError
+    from vetreport.bucket.store import S3Store
 
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    try:
-        client.head_bucket(Bucket=bucket)
-    except ClientError:
-        client.create_bucket(Bucket=bucket)
-    if versioned:
-        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    S3Store(bucket, endpoint_url=endpoint, addressing_style="path").ensure_bucket(versioned)
