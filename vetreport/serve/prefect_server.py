@@ -25,6 +25,11 @@ from vetreport.settings import load_settings
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200  # the default of VETREPORT_PREFECT_PORT (vetreport.settings)
 START_TIMEOUT_SECONDS = 120
+# Settings of every Prefect server we start, here and in infra/compose.yaml (a test checks).
+SERVER_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+}
 
 
 def state_dir() -> Path:
@@ -111,8 +116,8 @@ def start_server_process(
     environment = dict(os.environ)
     environment.pop("PREFECT_API_URL", None)
     environment["PREFECT_HOME"] = str(home)
-    environment.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    environment.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
+    for name, value in SERVER_DEFAULTS.items():
+        environment.setdefault(name, value)
     if database_url:
         environment["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     environment.update(extra_env or {})
