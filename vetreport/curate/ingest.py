@@ -47,7 +47,7 @@ from vetreport.bucket.keys import (
     uploads_prefix,
     year_of_upload_key,
 )
-from vetreport.bucket.store import KeyNotFound, ObjectInfo, ObjectStore
+from vetreport.bucket.store import KeyNotFound, ObjectInfo, ObjectStore, StoreError
 from vetreport.curate.ledger import (
     current_submissions,
     processed_submission_ids,
@@ -119,7 +119,22 @@ def ingest_keys(
     own, in the order of the module docstring. A key that no longer exists is a deletion:
     its data is withdrawn (one record and one report, once). An upload whose earlier
     processing died with its worker is tried once more on its own, then refused.
+
+    A storage error ends the call (StoreError, which the flow retries) and is not taken
+    for a death: the call releases the uploads it had marked as being processed, or, when
+    the store cannot be told yet, a retry in this process takes them over.
     """
+    held: list[ObjectInfo] = []  # the uploads this call marked as being processed
+    try:
+        return _ingest_keys(store, keys, batch_bytes, held)
+    except StoreError:
+        _abandon(store, held)
+        raise
+
+
+def _ingest_keys(
+    store: ObjectStore, keys: list[str], batch_bytes: int, held: list[ObjectInfo]
+) -> list[IngestResult]:
     stale_seconds = load_settings().attempt_stale_seconds
     results: list[IngestResult] = []
     registries: dict[int, frozenset[str] | None] = {}
@@ -137,6 +152,8 @@ def ingest_keys(
             continue
         submission = submission_id(info.key, info.version_token)
         attempt = FIRST if submission in seen else _attempt_state(store, info, stale_seconds)
+        if submission not in seen and attempt != RUNNING:
+            held.append(info)
         seen.add(submission)
         if attempt == RUNNING:
             continue  # another worker has it; its record will say what happened
@@ -182,6 +199,10 @@ def _write_school_indexes(store: ObjectStore, results: list[IngestResult]) -> No
 # -- attempts: a file that kills its worker is refused, not retried forever ----------------
 
 RUNNING, DIED_ONCE, DIED_TWICE, FIRST = "running", "died-once", "died-twice", "first"
+# Attempt markers this process left behind when the store failed under it: the process
+# did not die, so they say nothing about the file. Prefect retries a task in the same
+# process; the retry takes these over instead of waiting for them to go stale.
+_ABANDONED: set[str] = set()
 
 
 def _attempt_key(info: ObjectInfo) -> str:
@@ -202,20 +223,48 @@ def _attempt_state(store: ObjectStore, info: ObjectInfo, stale_seconds: float) -
         marker = json.loads(store.get(key))
     except KeyNotFound:
         marker = None
-    if marker is not None:
+    if marker is None:
+        attempts = 1
+    elif key in _ABANDONED:
+        # ours, given up on a storage error: not a death, so not another attempt
+        _ABANDONED.discard(key)
+        attempts = marker["attempts"]
+    else:
         started = datetime.fromisoformat(marker["started_at"])
         if (now - started).total_seconds() < stale_seconds:
             return RUNNING
         if marker["attempts"] >= 2:
             return DIED_TWICE
-    attempts = 1 if marker is None else marker["attempts"] + 1
+        attempts = marker["attempts"] + 1
     body = {"key": printable_key(info.key), "attempts": attempts, "started_at": now.isoformat()}
     store.put(key, json.dumps(body).encode("utf-8"), "application/json")
-    return FIRST if marker is None else DIED_ONCE
+    return FIRST if attempts == 1 else DIED_ONCE
 
 
 def _attempt_done(store: ObjectStore, info: ObjectInfo) -> None:
     store.delete(_attempt_key(info))
+
+
+def _abandon(store: ObjectStore, held: list[ObjectInfo]) -> None:
+    """Release a failed call's attempt markers; remember those the store would not take.
+
+    The rest are taken over by a retry in this process. A storage error is not a worker's
+    death: the uploads must neither wait for their markers to go stale nor move towards
+    being refused as files that kill their reader. Markers of uploads that finished are
+    already gone; deleting them again is harmless.
+    """
+    reachable = True
+    for info in held:
+        key = _attempt_key(info)
+        if reachable:
+            try:
+                store.delete(key)
+            except (StoreError, OSError):
+                reachable = False  # still down: do not wait on every marker
+            else:
+                _ABANDONED.discard(key)
+                continue
+        _ABANDONED.add(key)
 
 
 def _refuse_poison(store: ObjectStore, info: ObjectInfo) -> IngestResult:

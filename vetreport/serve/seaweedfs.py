@@ -143,12 +143,14 @@ def start_seaweedfs(
     host: str = "127.0.0.1",
     s3_port: int | None = None,
     timeout_seconds: float = START_TIMEOUT_SECONDS,
+    ports: dict[str, int] | None = None,
 ) -> SeaweedFS:
     """Start SeaweedFS with its S3 gateway and return once it can store objects.
 
     ``data_dir`` keeps everything (restart on the same folder to keep the data);
     ``s3_config`` is the identities file (``-s3.config``; without one the gateway accepts
-    any credentials); ``s3_port`` fixes the S3 port (the other ports are free ones).
+    any credentials); ``s3_port`` fixes the S3 port (the other ports are free ones), and
+    ``ports`` every port (a restart on the same folder passes the stopped server's).
     Raises SeaweedUnavailable, with the end of its log, when the binary is missing or
     the server does not come up.
     """
@@ -162,10 +164,12 @@ def start_seaweedfs(
     data_dir.mkdir(parents=True, exist_ok=True)
     if s3_port is not None and not _port_is_free(host, s3_port):
         raise SeaweedUnavailable(f"port {s3_port} on {host} is in use")
-    ports: dict[str, int] = {}
-    for component in _COMPONENTS:
-        ports[component] = free_port(host)
-        ports[component + ".grpc"] = free_port(host)
+    if ports is None:
+        ports = {}
+        for component in _COMPONENTS:
+            ports[component] = free_port(host)
+            ports[component + ".grpc"] = free_port(host)
+    ports = dict(ports)
     if s3_port is not None:
         ports["s3"] = s3_port
     log_path = data_dir / "weed.log"
