@@ -699,10 +699,13 @@ def _write_school_reports(
     for suffix, content_type, render in renderers:
         key = report_key(year, submitter, submission, suffix)
         try:
-            store.put(key, render(), content_type)
+            body = render()
         except Exception:  # rendering must never fail ingest
-            LOGGER.exception("could not write the %s report of %s", suffix, report["key"])
+            LOGGER.exception("could not render the %s report of %s", suffix, report["key"])
             continue
+        # a store failure is not a rendering failure: it fails the call, which is retried,
+        # rather than leave the school without its page for good
+        store.put(key, body, content_type)
         written.append(key)
     return written
 
