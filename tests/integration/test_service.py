@@ -28,7 +28,12 @@ import pytest
 from tests.conftest import flow_runs, free_port, make_bucket, seed_demo_year, wait_for
 from vetreport.bucket.keys import submission_id
 from vetreport.bucket.store import open_store
-from vetreport.curate.ledger import current_submissions, processed_submission_ids, read_records
+from vetreport.curate.ledger import (
+    current_submissions,
+    current_upload_versions,
+    processed_submission_ids,
+    read_records,
+)
 from vetreport.publish.reader import read_pointer
 from vetreport.serve.prefect_server import is_healthy, start_server_process, stop_process_group
 
@@ -158,6 +163,7 @@ def service(
 
 
 def record_for(service: dict, key: str, version: str) -> dict | None:
+    """The ledger record of one upload, named by its version token (ETag and time)."""
     wanted = submission_id(key, version)
     for record in read_records(service["store"], [YEAR]):
         if record["submission_id"] == wanted:
@@ -165,9 +171,16 @@ def record_for(service: dict, key: str, version: str) -> dict | None:
     return None
 
 
-def put(service: dict, key: str, body: bytes) -> str:
+def put_version(service: dict, key: str, body: bytes) -> tuple[str, str]:
+    """Upload as a school would; return the bucket's version id (what a notification
+    names) and the version token the pipeline names the upload by (ETag and time)."""
     reply = service["s3"].put_object(Bucket=service["bucket"], Key=key, Body=body)
-    return reply["VersionId"]
+    return reply["VersionId"], service["store"].head(key).version_token
+
+
+def put(service: dict, key: str, body: bytes) -> str:
+    """Upload as a school would; return the upload's version token."""
+    return put_version(service, key, body)[1]
 
 
 def published_version(service: dict) -> int:
@@ -256,7 +269,7 @@ def test_the_same_notification_twice_is_processed_once(service: dict) -> None:
 def test_notifications_out_of_order_keep_the_newest_upload(service: dict) -> None:
     school = service["schools"][2]
     key = f"uploads/{YEAR}/{school}/staff.csv"
-    older = put(service, key, staff_csv(school, 51))
+    older, _ = put_version(service, key, staff_csv(school, 51))
     newer = put(service, key, staff_csv(school, 52))
     wait_for(lambda: record_for(service, key, newer), 60, "the newer version's record")
     late = {
@@ -269,7 +282,10 @@ def test_notifications_out_of_order_keep_the_newest_upload(service: dict) -> Non
     }
     service["sqs"].send_message(QueueUrl=service["queue_url"], MessageBody=json.dumps(late))
     time.sleep(5)
-    current = current_submissions(read_records(service["store"], [YEAR]))
+    store = service["store"]
+    current = current_submissions(
+        read_records(store, [YEAR]), current_upload_versions(store, [YEAR])
+    )
     row = current.filter(
         (current["submitter"] == school) & (current["dataset"] == "staff")
     ).to_dicts()
