@@ -28,7 +28,13 @@ os.environ.setdefault("VETREPORT_OPEN_YEARS", "2021-2024")
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on a free loopback port, shared by the session."""
+    """A moto S3 (and SQS) server on a free loopback port, shared by the session.
+
+    moto is kept for what only a mock gives: SQS queues and S3 notifications into them
+    (test_service.py, test_events.py), and a second S3 implementation beside SeaweedFS
+    for the store contract, the flows and the what-counts rules. Faults are injected into
+    a real SeaweedFS instead (test_store_faults.py kills and restarts it).
+    """
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -105,8 +111,9 @@ def make_bucket(endpoint: str, versioned: bool = False) -> str:
 
 # -- a real object store: SeaweedFS -------------------------------------------------------
 # moto stays where only a mock can do it: SQS queues and bucket notifications to them
-# (tests/integration/test_service.py, tests/unit/test_events.py), and faults injected into
-# the server's answers. Everything else that moto answers also runs against SeaweedFS.
+# (tests/integration/test_service.py, tests/unit/test_events.py). The store contract and
+# the S3 flow tests run on both; faults are a real SeaweedFS killed and restarted
+# (tests/integration/test_store_faults.py).
 
 SEAWEEDFS_BUCKET = "vetreport"  # the bucket the session's generated identities name
 SEAWEEDFS_YEARS = (2023, 2024)  # the years those identities may upload for
