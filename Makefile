@@ -10,10 +10,10 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format docs bench up down clean
+.PHONY: help install demo test test-fast lint format docs bench up up-s3 down clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
 .tools/bin/uv:
@@ -53,6 +53,9 @@ bench: install ## benchmarks that print figures (slow; not part of make test); B
 up: install ## start the local server, the served deployments and the var/bucket watcher
 	$(VENV_BIN)/vetreport demo-data --out var/bucket
 	$(VENV_BIN)/vetreport up --bucket var/bucket
+
+up-s3: install ## the same on a local SeaweedFS: bucket s3://vetreport, data in var/seaweedfs/
+	$(VENV_BIN)/vetreport up --s3 --demo-data
 
 down: install ## stop the local Prefect server and file server that make demo or up started
 	$(VENV_BIN)/vetreport server stop

@@ -1,9 +1,11 @@
-"""The flows against a real S3 endpoint (moto over HTTP) and a Prefect test server."""
+"""The flows against S3 endpoints and a Prefect test server: every test runs twice, on moto
+over HTTP and on a real SeaweedFS (a versioned bucket on each)."""
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 
 import boto3
 import polars as pl
@@ -20,15 +22,28 @@ pytestmark = pytest.mark.integration
 SCHOOL = "3133060003"  # 绍兴护士学校, an XLSX school
 
 
+@pytest.fixture(scope="module", params=["moto", "seaweedfs"])
+def s3_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The endpoint of this round of the module's tests, which the stores use meanwhile."""
+    if request.param == "moto":
+        endpoint = request.getfixturevalue("s3_endpoint")
+    else:
+        endpoint = request.getfixturevalue("seaweedfs").endpoint
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VETREPORT_S3_ENDPOINT_URL", endpoint)
+        patch.setenv("VETREPORT_S3_ADDRESSING", "path")
+        yield endpoint
+
+
 @pytest.fixture(scope="module")
-def bucket(prefect_server, s3_endpoint) -> dict:
+def bucket(prefect_server, s3_server: str) -> dict:
     from flows.pipeline import run_pipeline
 
-    name = make_bucket(s3_endpoint, versioned=True)
+    name = make_bucket(s3_server, versioned=True)
     store_url = f"s3://{name}"
     write_demo_uploads(store_url, seed=2023)
     summary = run_pipeline(store_url, 2023)
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     return {"store_url": store_url, "summary": summary, "client": client, "name": name}
 
 

@@ -1,9 +1,11 @@
 """The running service end to end: moto S3 -> SQS notifications -> served Prefect deployments.
 
-A full ``prefect server start`` (SQLite, temporary) is used rather than the test harness,
-because the harness's ephemeral server runs neither the scheduler (the sweep) nor
-proactive triggers (the debounced aggregation). ``vetreport serve`` runs in a subprocess
-against it, polling the queue that the moto bucket notifies.
+A full ``prefect server start`` on PostgreSQL (a database made for the test session, as in
+production; SQLite stays the default of ``make demo`` and ``make up``) is used rather than
+the test harness, because the harness's ephemeral server runs neither the scheduler (the
+sweep) nor proactive triggers (the debounced aggregation). ``vetreport serve`` runs in a
+subprocess against it, polling the queue that the moto bucket notifies: moto here, not
+SeaweedFS, because SeaweedFS sends no S3 notifications to SQS.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import boto3
 import pytest
 
 from tests.conftest import flow_runs, free_port, make_bucket, seed_demo_year, wait_for
+from vetreport.bucket.keys import submission_id
 from vetreport.bucket.store import open_store
 from vetreport.curate.ledger import (
     current_submissions,
@@ -61,13 +64,14 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
+def start_prefect_server(home: Path, database_url: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = start_server_process(
         home,
         "127.0.0.1",
         port,
         {"PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"},
+        database_url=database_url,
     )
     url = f"http://127.0.0.1:{port}/api"
     wait_for(lambda: is_healthy(url), 150, "the Prefect server")
@@ -75,11 +79,13 @@ def start_prefect_server(home: Path) -> tuple[subprocess.Popen, str]:
 
 
 @pytest.fixture(scope="module")
-def service(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def service(
+    s3_endpoint: str, prefect_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     home = tmp_path_factory.mktemp("prefect")
-    server, api_url = start_prefect_server(home)
+    server, api_url = start_prefect_server(home, prefect_database_url)
 
     name = make_bucket(s3_endpoint, versioned=True)
     store_url = f"s3://{name}"
@@ -178,16 +184,24 @@ def report_artifact(key: str) -> Any:
 
 
 def record_for(service: dict, key: str, version: str) -> dict | None:
-    """The ledger record of one S3 version of a key (the bucket keeps versions)."""
+    """The ledger record of one upload, named by its version token (ETag and time)."""
+    wanted = submission_id(key, version)
     for record in read_records(service["store"], [YEAR]):
-        if record["key"] == key and record.get("version_id") == version:
+        if record["submission_id"] == wanted:
             return record
     return None
 
 
-def put(service: dict, key: str, body: bytes) -> str:
+def put_version(service: dict, key: str, body: bytes) -> tuple[str, str]:
+    """Upload as a school would; return the bucket's version id (what a notification
+    names) and the version token the pipeline names the upload by (ETag and time)."""
     reply = service["s3"].put_object(Bucket=service["bucket"], Key=key, Body=body)
-    return reply["VersionId"]
+    return reply["VersionId"], service["store"].head(key).version_token
+
+
+def put(service: dict, key: str, body: bytes) -> str:
+    """Upload as a school would; return the upload's version token."""
+    return put_version(service, key, body)[1]
 
 
 def published_version(service: dict) -> int:
@@ -289,14 +303,15 @@ def test_the_same_notification_twice_is_processed_once(service: dict) -> None:
     )
     time.sleep(4)
     assert len(processed_submission_ids(service["store"])) == count
+    wanted = submission_id(key, version)
     records = read_records(service["store"], [YEAR])
-    assert sum(1 for record in records if record.get("version_id") == version) == 1
+    assert sum(1 for record in records if record["submission_id"] == wanted) == 1
 
 
 def test_notifications_out_of_order_keep_the_newest_upload(service: dict) -> None:
     school = service["schools"][2]
     key = f"uploads/{YEAR}/{school}/staff.csv"
-    older = put(service, key, staff_csv(school, 51))
+    older, _ = put_version(service, key, staff_csv(school, 51))
     newer = put(service, key, staff_csv(school, 52))
     wait_for(lambda: record_for(service, key, newer), 60, "the newer version's record")
     late = {
@@ -309,15 +324,14 @@ def test_notifications_out_of_order_keep_the_newest_upload(service: dict) -> Non
     }
     service["sqs"].send_message(QueueUrl=service["queue_url"], MessageBody=json.dumps(late))
     time.sleep(5)
+    store = service["store"]
     current = current_submissions(
-        read_records(service["store"], [YEAR]), current_upload_versions(service["store"], [YEAR])
+        read_records(store, [YEAR]), current_upload_versions(store, [YEAR])
     )
     row = current.filter(
         (current["submitter"] == school) & (current["dataset"] == "staff")
     ).to_dicts()
-    assert [entry["submission_id"] for entry in row] == [
-        record_for(service, key, newer)["submission_id"]
-    ]
+    assert [entry["submission_id"] for entry in row] == [submission_id(key, newer)]
 
 
 def test_a_lost_notification_is_caught_by_the_sweep(service: dict) -> None:
@@ -346,3 +360,19 @@ def test_a_failed_run_calls_the_failure_webhook(service: dict) -> None:
     wait_for(lambda: Recorder.calls, 90, "the webhook call")
     payload = json.loads(Recorder.calls[0]["body"])
     assert payload["state"] == "Failed" and payload["flow_run"] == f"aggregate-{YEAR}"
+
+
+def test_the_server_keeps_its_runs_in_postgres(service: dict, prefect_database_url: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def count_runs() -> int:
+        url = prefect_database_url.replace("postgresql+asyncpg://", "postgresql://")
+        connection = await asyncpg.connect(url, timeout=10)
+        try:
+            return await connection.fetchval("SELECT count(*) FROM flow_run")
+        finally:
+            await connection.close()
+
+    assert asyncio.run(count_runs()) >= len(flow_runs("ingest-upload")) > 0

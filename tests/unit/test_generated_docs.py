@@ -28,6 +28,12 @@ def test_the_settings_table_replaces_only_its_block() -> None:
     assert with_settings_table(rewritten) == rewritten
 
 
-def test_the_generated_list_names_the_three_documents() -> None:
+def test_the_generated_list_names_the_documents_and_the_shared_policies() -> None:
     names = sorted(path.name for path in generated_documents())
-    assert names == ["data-dictionary.md", "indicators.md", "operations.md"]
+    assert names == [
+        "aws-school-upload-policy.json",
+        "data-dictionary.md",
+        "indicators.md",
+        "minio-school-upload-policy.json",
+        "operations.md",
+    ]

@@ -208,3 +208,22 @@ def _alive(pid: int) -> bool:
             return "State:\tZ" not in status.read()
     except FileNotFoundError:
         return False
+
+
+def test_a_server_process_gets_its_database_url(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from vetreport.serve import prefect_server
+
+    started: list[dict[str, str]] = []
+
+    class Recorded:
+        def __init__(self, arguments: list[str], **options: Any) -> None:
+            started.append(options["env"])
+
+    monkeypatch.setattr(prefect_server.subprocess, "Popen", Recorded)
+    monkeypatch.delenv("PREFECT_API_DATABASE_CONNECTION_URL", raising=False)
+    url = "postgresql+asyncpg://postgres@127.0.0.1:5432/prefect"
+    prefect_server.start_server_process(tmp_path, "127.0.0.1", 4200, database_url=url)
+    prefect_server.start_server_process(tmp_path, "127.0.0.1", 4200)
+    assert started[0]["PREFECT_API_DATABASE_CONNECTION_URL"] == url
+    assert "PREFECT_API_DATABASE_CONNECTION_URL" not in started[1]  # SQLite under home
+    assert started[1]["PREFECT_HOME"] == str(tmp_path)

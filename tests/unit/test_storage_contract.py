@@ -1,12 +1,23 @@
-"""The same contract for both stores: the local folder and S3 over HTTP (moto)."""
+"""The same contract for every store: the local folder, S3 over HTTP on moto, and a real
+SeaweedFS with bucket versioning off and on."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import STORE_KINDS, open_test_store, point_stores_at
 from vetreport.bucket.store import KeyNotFound, LocalStore, open_store, validate_key
+
+
+@pytest.fixture(params=[*STORE_KINDS, "seaweedfs-versioned"])
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Every kind of store, and a SeaweedFS bucket that keeps versions."""
+    return open_test_store(request.param, request, tmp_path, monkeypatch)
 
 
 def test_put_get_head_roundtrip(store_url: str) -> None:
@@ -103,3 +114,67 @@ def test_s3_store_uses_virtual_host_addressing_when_asked(monkeypatch) -> None:
 
     store = S3Store("bucket", addressing_style="virtual", endpoint_url="https://oss.example.com")
     assert store.client.meta.config.s3["addressing_style"] == "virtual"
+
+
+ODD_NAMES = [
+    "a b.csv",
+    "a+b.csv",
+    "a%20b.csv",
+    "100%.csv",
+    "毕业生.csv",
+    "a&b=c;d.csv",
+    "#hash?.csv",
+    "(1) [2] {3}.csv",
+    "~tilde'quote\".csv",
+    "tab\there.csv",
+]
+
+
+def test_keys_with_odd_characters_list_and_read_back_exactly(store_url: str) -> None:
+    store = open_store(store_url)
+    keys = [f"uploads/2023/3133060001/{name}" for name in ODD_NAMES]
+    for index, key in enumerate(keys):
+        store.put(key, str(index).encode())
+    listed = [info.key for info in store.list("uploads/2023/3133060001/")]
+    assert listed == sorted(keys)
+    for index, key in enumerate(keys):
+        assert store.get(key) == str(index).encode()
+        assert store.head(key).key == key
+
+
+def test_a_listing_and_a_head_name_an_object_alike(store_url: str) -> None:
+    """The sweep (a listing) and ingest (a HEAD) must give one upload one version token."""
+    store = open_store(store_url)
+    written = store.put("uploads/2023/3133060001/staff.csv", b"a,b\n1,2\n")
+    [listed] = store.list("uploads/2023/3133060001/")
+    head = store.head("uploads/2023/3133060001/staff.csv")
+    assert written.version_token == listed.version_token == head.version_token
+    assert listed.etag == head.etag and listed.size_bytes == head.size_bytes == 8
+
+
+def test_an_overwrite_gets_a_new_version_token(store_url: str) -> None:
+    store = open_store(store_url)
+    first = store.put("uploads/2023/3133060001/staff.csv", b"one")
+    second = store.put("uploads/2023/3133060001/staff.csv", b"two")
+    assert first.version_token != second.version_token
+    [listed] = store.list("uploads/2023/3133060001/")
+    assert listed.version_token == second.version_token
+
+
+@pytest.mark.parametrize("server", ["s3", "seaweedfs"])
+def test_a_missing_bucket_is_created_versioned_once(
+    server: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from vetreport.bucket.store import S3Store
+
+    point_stores_at(server, request, monkeypatch)
+    store = open_store(f"s3://vet-{uuid.uuid4().hex[:12]}")
+    assert isinstance(store, S3Store)
+    assert store.ensure_bucket(versioned=True) is True
+    assert store.ensure_bucket(versioned=True) is False
+    status = store.client.get_bucket_versioning(Bucket=store.bucket)["Status"]
+    assert status == "Enabled"
+    store.put("uploads/2023/3133060001/staff.csv", b"1")
+    assert store.exists("uploads/2023/3133060001/staff.csv")

@@ -29,6 +29,10 @@ from urllib.parse import urlparse
 
 from vetreport.settings import load_settings
 
+# Ledger and aggregation read with up to 16 threads; boto3's default pool (10) would
+# open and discard connections ("Connection pool is full").
+MAX_POOL_CONNECTIONS = 32
+
 
 class StoreError(Exception):
     """A storage operation failed in a way worth retrying (network, throttling, server)."""
@@ -263,6 +267,7 @@ class S3Store:
             # (botocore would presign with the deprecated SigV2 in us-east-1)
             signature_version="s3v4",
             retries={"max_attempts": 5, "mode": "standard"},
+            max_pool_connections=MAX_POOL_CONNECTIONS,
             connect_timeout=5,
             read_timeout=60,
         )
@@ -341,13 +346,22 @@ class S3Store:
         return True
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Page through ListObjectsV2 under prefix."""
+        """Page through ListObjectsV2 under prefix, then yield the objects in key order.
+
+        S3 promises UTF-8 binary order, but not every server keeps it: SeaweedFS lists a
+        folder's objects in its own order (in a versioned bucket ``毕业生.csv`` before
+        ``100%.csv``; ``a/x`` before ``a-b/x`` everywhere), so the listing is sorted here,
+        and a key a server repeats across pages is yielded once.
+        """
         paginator = self.client.get_paginator("list_objects_v2")
+        found: dict[str, ObjectInfo] = {}
         with _translated_errors(prefix):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 for item in page.get("Contents", []):
                     key = item["Key"][len(self.prefix) :]
-                    yield self._info(key, item)
+                    found[key] = self._info(key, item)
+        for key in sorted(found):  # code point order is UTF-8 byte order
+            yield found[key]
 
     def delete(self, key: str) -> None:
         """Remove the object if it exists."""
@@ -364,6 +378,29 @@ class S3Store:
             Params={"Bucket": self.bucket, "Key": self._key(key)},
             ExpiresIn=expires_seconds,
         )
+
+    def ensure_bucket(self, versioned: bool = True) -> bool:
+        """Create the bucket unless it exists, with versioning on; return whether it was made.
+
+        Versioning is turned on for a bucket that exists too (it is never turned off).
+        Needs rights over the bucket itself (the pipeline's identity has them).
+        """
+        from botocore.exceptions import ClientError
+
+        created = False
+        with _translated_errors(self.bucket):
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as error:
+                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+                    raise
+                self.client.create_bucket(Bucket=self.bucket)
+                created = True
+            if versioned:
+                self.client.put_bucket_versioning(
+                    Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"}
+                )
+        return created
 
 
 def _real_version(version_id: str | None) -> str | None:

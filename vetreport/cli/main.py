@@ -14,10 +14,13 @@ Commands:
     vetreport tables list|get [--region R] list published versions, get a table (a region's rows)
     vetreport publish --year Y [--final]   aggregate and publish (final: then revisions)
     vetreport server start|stop            the local Prefect server of the embedded default
-    vetreport serve [--watch|--sqs-queue-url URL|--receiver-port P]  the event-driven service
+    vetreport serve [--watch|--sqs-queue-url URL|--receiver-port P] [--create-bucket]
+                                           the event-driven service
     vetreport up                           server + service + watcher on var/bucket
+    vetreport up --s3 [--demo-data]        the same on a local SeaweedFS (s3://vetreport)
     vetreport receive --port P --token T   HTTP receiver for S3/MinIO notifications
     vetreport status [--year Y]            completeness matrix (school x dataset)
+    vetreport identities --registry FILE --out DIR   S3 identities and policies per school
 """
 
 from __future__ import annotations
@@ -426,6 +429,12 @@ def command_serve(arguments: argparse.Namespace) -> int:
     api = ensure_server()
     store_url = _store_url(arguments.bucket)
     _serve_files(store_url)
+    if getattr(arguments, "create_bucket", False) and store_url.startswith("s3://"):
+        from vetreport.bucket.store import S3Store, open_store
+
+        store = open_store(store_url)
+        if isinstance(store, S3Store) and store.ensure_bucket(versioned=True):
+            print(f"created the bucket {store.bucket} (versioned)")
     watch = Path(store_url) if arguments.watch and "://" not in store_url else None
     receiver = None
     if arguments.receiver_port:
@@ -446,11 +455,76 @@ def command_serve(arguments: argparse.Namespace) -> int:
 
 
 def command_up(arguments: argparse.Namespace) -> int:
-    """Everything on the embedded default: server, deployments and the folder watcher."""
+    """Everything on the embedded default: server, deployments and the folder watcher.
+
+    With ``--s3`` the bucket is on a local SeaweedFS instead of a folder (see
+    ``_up_on_seaweedfs``); the rest is the same.
+    """
     arguments.watch = True
     arguments.sqs_queue_url = None
     arguments.receiver_port = None
+    if arguments.s3:
+        return _up_on_seaweedfs(arguments)
     return command_serve(arguments)
+
+
+def _up_on_seaweedfs(arguments: argparse.Namespace) -> int:
+    """``up`` with the bucket on a local SeaweedFS rather than a folder.
+
+    Starts ``weed server -s3`` (data under var/seaweedfs/), creates the bucket (versioned),
+    optionally writes the demo uploads, points the S3 settings at it, and serves as ``up``
+    does; SeaweedFS stops when the service does.
+
+    SeaweedFS sends no S3 bucket notifications, so uploads arrive through the sweep, every
+    ``VETREPORT_SWEEP_SECONDS`` (10 here unless set). Without ``--identities`` the store
+    accepts any keys (loopback only); with the folder ``vetreport identities`` wrote, it
+    enforces them and the service uses the pipeline's keys from its credentials.csv.
+    """
+    from urllib.parse import urlparse
+
+    from vetreport.bucket.identities import CREDENTIALS_FILE, PIPELINE_NAME
+    from vetreport.bucket.identities import read_known_credentials as read_keys
+    from vetreport.serve.seaweedfs import SeaweedUnavailable, ensure_bucket, start_seaweedfs
+
+    target = urlparse(arguments.bucket or "s3://vetreport")
+    if target.scheme != "s3" or not target.netloc:
+        print("--s3 needs --bucket s3://NAME (default s3://vetreport)", file=sys.stderr)
+        return EXIT_USAGE
+    config = None
+    if arguments.identities:
+        folder = Path(arguments.identities)
+        config = folder / "seaweedfs" / "s3.json"
+        keys = read_keys(folder / CREDENTIALS_FILE).get(PIPELINE_NAME)
+        if not config.is_file() or keys is None:
+            print(f"{folder} holds no identities from `vetreport identities`", file=sys.stderr)
+            return EXIT_USAGE
+        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = keys
+    else:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "vetreport-local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "vetreport-local")
+    os.environ.setdefault("AWS_REGION", "us-east-1")
+    data = load_settings().var_dir.resolve() / "seaweedfs"
+    try:
+        server = start_seaweedfs(data, s3_config=config, s3_port=arguments.s3_port)
+    except SeaweedUnavailable as error:
+        print(f"SeaweedFS did not start: {error}", file=sys.stderr)
+        return 1
+    try:
+        os.environ["VETREPORT_S3_ENDPOINT_URL"] = server.endpoint
+        os.environ["VETREPORT_S3_ADDRESSING"] = "path"
+        os.environ.setdefault("VETREPORT_SWEEP_SECONDS", "10")
+        ensure_bucket(server.endpoint, target.netloc, versioned=True)
+        arguments.bucket = f"s3://{target.netloc}{target.path}".rstrip("/")
+        arguments.watch = False
+        print(f"SeaweedFS S3: {server.endpoint} (data in {data})")
+        if arguments.demo_data:
+            from vetreport.demo.generator import write_demo_uploads
+
+            written, unchanged = write_demo_uploads(arguments.bucket, arguments.seed)
+            print(f"demo uploads: {written} written, {unchanged} unchanged")
+        return command_serve(arguments)
+    finally:
+        server.stop()
 
 
 def command_receive(arguments: argparse.Namespace) -> int:
@@ -502,6 +576,43 @@ def command_status(arguments: argparse.Namespace) -> int:
             )
         )
     Console(width=max(Console().width, 120)).print(table)
+    return 0
+
+
+def command_identities(arguments: argparse.Namespace) -> int:
+    """Write the S3 identities of a registry: SeaweedFS, MinIO and AWS IAM renderings."""
+    from urllib.parse import urlparse
+
+    from vetreport.bucket.identities import RegistryError, write_identities
+    from vetreport.settings import parse_years
+
+    registry = Path(arguments.registry)
+    if not registry.is_file():
+        print(f"no such registry file: {registry}", file=sys.stderr)
+        return EXIT_USAGE
+    bucket = arguments.bucket_name
+    if not bucket:
+        configured = urlparse(load_settings().bucket)
+        bucket = configured.netloc if configured.scheme == "s3" else "vetreport"
+    if arguments.every_year:
+        years = None
+    else:
+        years = parse_years(arguments.years) if arguments.years else load_settings().open_year_set()
+    out = Path(arguments.out)
+    try:
+        issued = write_identities(registry.read_bytes(), out, bucket, years)
+    except RegistryError as error:
+        print(f"{registry}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    schools = sum(1 for principal in issued if principal.school_code)
+    span = "every year" if years is None else ", ".join(str(year) for year in sorted(years))
+    print(
+        f"{schools} schools, the bureau and the pipeline on bucket {bucket} ({span}):\n"
+        f"  {out / 'credentials.csv'}  (secrets: give each school its own row only)\n"
+        f"  {out / 'seaweedfs' / 's3.json'}  (weed server -s3 -s3.config=...)\n"
+        f"  {out / 'minio'}/  (policies/*.json and setup.sh: mc admin policy/user)\n"
+        f"  {out / 'aws' / 'policies'}/  (IAM policy per identity)"
+    )
     return 0
 
 
@@ -635,11 +746,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--receiver-port", type=int, help="also run the HTTP receiver")
     serve.add_argument("--token", help="shared token of the receiver")
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--create-bucket",
+        action="store_true",
+        help="create the s3:// bucket (versioned) if missing",
+    )
     serve.set_defaults(handler=command_serve)
 
     up = commands.add_parser("up", help="server, deployments and watcher on the local bucket")
-    up.add_argument("--bucket")
+    up.add_argument("--bucket", help="folder (default var/bucket); with --s3 s3://NAME")
     up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--s3", action="store_true", help="the bucket on a local SeaweedFS")
+    up.add_argument("--s3-port", type=int, default=8333, help="SeaweedFS's S3 port (--s3)")
+    up.add_argument("--identities", help="folder from `vetreport identities`: enforce them (--s3)")
+    up.add_argument("--demo-data", action="store_true", help="write the demo uploads first (--s3)")
+    up.add_argument("--seed", type=int, default=2023)
     up.set_defaults(handler=command_up)
 
     receive = commands.add_parser("receive", help="HTTP receiver for S3/MinIO notifications")
@@ -647,6 +768,22 @@ def build_parser() -> argparse.ArgumentParser:
     receive.add_argument("--token")
     receive.add_argument("--host", default="127.0.0.1")
     receive.set_defaults(handler=command_receive)
+
+    identities = commands.add_parser(
+        "identities", help="S3 identities and policies: one per school, bureau, pipeline"
+    )
+    identities.add_argument("--registry", required=True, help="school registry CSV")
+    identities.add_argument("--out", required=True, help="folder to write into")
+    identities.add_argument(
+        "--bucket-name",
+        help="bucket the policies name (default: VETREPORT_BUCKET's, else vetreport)",
+    )
+    span = identities.add_mutually_exclusive_group()
+    span.add_argument("--years", help="years schools may upload for (default VETREPORT_OPEN_YEARS)")
+    span.add_argument(
+        "--every-year", action="store_true", help="any year (uploads/????/CODE/), no renewal"
+    )
+    identities.set_defaults(handler=command_identities)
 
     status = commands.add_parser("status", help="print the completeness matrix of a year")
     status.add_argument("--year", type=int)

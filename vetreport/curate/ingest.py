@@ -48,7 +48,7 @@ from vetreport.bucket.keys import (
     uploads_prefix,
     year_of_upload_key,
 )
-from vetreport.bucket.store import KeyNotFound, ObjectInfo, ObjectStore
+from vetreport.bucket.store import KeyNotFound, ObjectInfo, ObjectStore, StoreError
 from vetreport.curate.ledger import (
     current_submissions,
     processed_submission_ids,
@@ -123,6 +123,10 @@ def ingest_keys(
     own, in the order of the module docstring. A key that no longer exists is a deletion:
     its data is withdrawn (one record and one report, once). An upload whose earlier
     processing died with its worker is tried once more on its own, then refused.
+
+    A storage error ends the call (StoreError, which the flow retries) and is not taken
+    for a death: the call releases the uploads it had marked as being processed, or, when
+    the store cannot be told yet, a retry in this process takes them over.
     """
     settings = load_settings()  # once: building it costs more than reading a small file
     attempts = _read_attempts(store, settings.attempt_stale_seconds)
@@ -133,7 +137,11 @@ def ingest_keys(
 
     def run(infos: list[ObjectInfo], tries: int = 1) -> list[IngestResult]:
         marker = _mark_batch(store, infos, tries)
-        done = _ingest_batch(store, infos, registries, settings)
+        try:
+            done = _ingest_batch(store, infos, registries, settings)
+        except StoreError:
+            _abandon(store, marker)  # the store failed, not the worker: no attempt spent
+            raise
         store.delete(marker)  # not reached when the worker dies: the marker says so
         return done
 
@@ -209,6 +217,24 @@ class _Attempts:
     stale_markers: tuple[str, ...]
 
 
+# Markers this process left behind when the store failed under it and could not delete
+# them: the process did not die, so they say nothing about the files. Prefect retries a
+# task in the same process; the retry ignores them instead of waiting for them to go stale.
+_ABANDONED: set[str] = set()
+
+
+def _abandon(store: ObjectStore, marker: str) -> None:
+    """Withdraw a batch's marker after a storage error (or remember it, if that fails too).
+
+    A storage error is not a worker's death: the batch's uploads must neither wait for the
+    marker to go stale nor move towards being refused as files that kill their reader.
+    """
+    try:
+        store.delete(marker)
+    except (StoreError, OSError):
+        _ABANDONED.add(marker)
+
+
 def _read_attempts(store: ObjectStore, stale_seconds: float) -> _Attempts:
     """One listing (usually empty) of the markers ingest writes before each batch."""
     now = datetime.now(UTC)
@@ -216,6 +242,10 @@ def _read_attempts(store: ObjectStore, stale_seconds: float) -> _Attempts:
     died: dict[str, int] = {}
     stale: list[str] = []
     for info in store.list(ATTEMPTS_PREFIX):
+        if info.key in _ABANDONED:
+            store.delete(info.key)  # ours, from a storage error: not a death
+            _ABANDONED.discard(info.key)
+            continue
         try:
             marker = json.loads(store.get(info.key))
         except KeyNotFound:
@@ -706,10 +736,13 @@ def _write_school_reports(
     for suffix, content_type, render in renderers:
         key = report_key(year, submitter, submission, suffix)
         try:
-            store.put(key, render(), content_type)
+            body = render()
         except Exception:  # rendering must never fail ingest
-            LOGGER.exception("could not write the %s report of %s", suffix, report["key"])
+            LOGGER.exception("could not render the %s report of %s", suffix, report["key"])
             continue
+        # a store failure is not a rendering failure: it fails the call, which is retried,
+        # rather than leave the school without its page for good
+        store.put(key, body, content_type)
         written.append(key)
     return written
 

@@ -1,7 +1,9 @@
 """Every generated document in one place: ``vetreport docs`` rewrites them all.
 
 What belongs here: the list of generated files and the function that writes (or checks)
-each. A test fails when a committed file differs from what this would write.
+each. A test fails when a committed file differs from what this would write. Besides the
+docs, the shared school policies under infra/ are generated, from the access rules of
+``vetreport.bucket.identities``.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from vetreport.bucket.identities import render_shared_policy
 from vetreport.docs.data_dictionary import render_dictionary
 from vetreport.docs.indicator_docs import DOCS_PATH as INDICATORS_PATH
 from vetreport.docs.indicator_docs import render_indicator_docs
 from vetreport.docs.settings_table import OPERATIONS_PATH, with_settings_table
-from vetreport.paths import DOCS_DIR
+from vetreport.paths import DOCS_DIR, INFRA_DIR
 
 
 def generated_documents() -> dict[Path, Callable[[str], str]]:
@@ -22,6 +25,8 @@ def generated_documents() -> dict[Path, Callable[[str], str]]:
         DOCS_DIR / "data-dictionary.md": lambda _current: render_dictionary(),
         INDICATORS_PATH: lambda _current: render_indicator_docs(),
         OPERATIONS_PATH: with_settings_table,
+        INFRA_DIR / "minio-school-upload-policy.json": lambda _: render_shared_policy("minio"),
+        INFRA_DIR / "aws-school-upload-policy.json": lambda _: render_shared_policy("aws"),
     }
 
 

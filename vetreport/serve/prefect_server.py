@@ -32,6 +32,11 @@ from vetreport.settings import load_settings
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200  # the default of VETREPORT_PREFECT_PORT (vetreport.settings)
 START_TIMEOUT_SECONDS = 120
+# Settings of every Prefect server we start, here and in infra/compose.yaml (a test checks).
+SERVER_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+}
 
 
 class ServerConflict(RuntimeError):
@@ -162,9 +167,13 @@ def _start(host: str, port: int) -> None:
 
 
 def start_server_process(
-    home: Path, host: str, port: int, extra_env: dict[str, str] | None = None
+    home: Path,
+    host: str,
+    port: int,
+    extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
 ) -> subprocess.Popen:
-    """``prefect server start`` in its own session: state (SQLite) and server.log in home.
+    """``prefect server start`` in its own session: state and server.log in home.
 
     The UI it serves calls this server's API. ``--port`` moves only the API: the UI's
     address of the API (``/ui-settings`` ``api_url``, setting ``PREFECT_SERVER_UI_API_URL``,
@@ -173,7 +182,9 @@ def start_server_process(
     without these settings a server on another port would serve a UI showing the runs of
     whatever server is on 4200. Analytics and promotional content are off unless the
     environment says otherwise; ``extra_env`` (e.g. a shorter scheduler loop for tests) is
-    applied last.
+    applied last. The database is SQLite under home unless ``database_url`` names another,
+    e.g. ``postgresql+asyncpg://user:password@host:5432/prefect`` (the server creates its
+    tables there on start).
     """
     environment = dict(os.environ)
     environment.pop("PREFECT_API_URL", None)
@@ -182,8 +193,10 @@ def start_server_process(
     environment["PREFECT_SERVER_API_PORT"] = str(port)
     environment.pop("PREFECT_UI_API_URL", None)  # the legacy name would be read second
     environment["PREFECT_SERVER_UI_API_URL"] = api_url(_browser_host(host), port)
-    environment.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    environment.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
+    for name, value in SERVER_DEFAULTS.items():
+        environment.setdefault(name, value)
+    if database_url:
+        environment["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     environment.update(extra_env or {})
     log = (home / "server.log").open("ab")
     return subprocess.Popen(
