@@ -348,6 +348,26 @@ def test_an_upload_another_worker_is_processing_is_left_to_it(
 # -- hostile files: judged within limits, reported, never a crash -----------------------------
 
 
+def parquet_bomb() -> bytes:
+    """A Parquet file of a few hundred KB that decodes to 400 MB of one repeated string."""
+    import pyarrow as pa
+    import pyarrow.parquet as parquet
+
+    value = "学校代码" * 10_000  # 120 KB a cell, 3,400 cells
+    table = pa.table({"学校代码": pa.array([value] * 3_400)})
+    buffer = io.BytesIO()
+    parquet.write_table(table, buffer, compression="zstd", use_dictionary=False)
+    return buffer.getvalue()
+
+
+def parquet_grid(rows: int, columns: int) -> bytes:
+    """A small Parquet file of many zeros: far more cells than any school file holds."""
+    frame = pl.DataFrame({f"c{index}": pl.zeros(rows, eager=True) for index in range(columns)})
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd")
+    return buffer.getvalue()
+
+
 def hostile_files() -> dict[str, tuple[bytes, str]]:
     """name -> (bytes, the rule the school must be told), built in memory."""
     from tests.unit.test_untrusted_files import (
@@ -384,6 +404,8 @@ def hostile_files() -> dict[str, tuple[bytes, str]]:
             "file.macro",
         ),
         "staff.pdf|not a table": (b"%PDF-1.4 ...", "file.extension"),
+        "staff.parquet|unpacks to 400 MB": (parquet_bomb(), "file.too_large"),
+        "staff.parquet|too many columns": (parquet_grid(2, 1001), "file.sheet_too_large"),
     }
 
 

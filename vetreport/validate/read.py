@@ -200,7 +200,40 @@ def _read_xlsx_grids(data: bytes) -> list[RawSheet]:
     return sheets
 
 
+def _check_parquet(data: bytes) -> None:
+    """Refuse a Parquet file whose footer promises more than the limits, before decoding it.
+
+    Parquet pages are compressed like zip members: a small file can decode to gigabytes.
+    The footer states every column chunk's uncompressed size and the row count; a file that
+    lies about them fails when decoded, and no page decodes beyond what it states.
+    """
+    import pyarrow.parquet as parquet
+
+    try:
+        metadata = parquet.ParquetFile(io.BytesIO(data)).metadata
+    except Exception as error:
+        raise ReadError("file.unreadable", f"the Parquet file is damaged: {error}") from error
+    limits = DEFAULT_LIMITS
+    cells = metadata.num_rows * max(metadata.num_columns, 1)
+    if metadata.num_columns > limits.max_sheet_columns or cells > CSV_LIMITS.max_sheet_cells:
+        raise ReadError(
+            "file.sheet_too_large",
+            f"{metadata.num_rows:,} rows x {metadata.num_columns:,} columns; the limit is "
+            f"{CSV_LIMITS.max_sheet_cells:,} cells and {limits.max_sheet_columns:,} columns",
+        )
+    unpacked = sum(
+        metadata.row_group(group).total_byte_size for group in range(metadata.num_row_groups)
+    )
+    if unpacked > limits.max_uncompressed_bytes:
+        raise ReadError(
+            "file.too_large",
+            f"the Parquet file unpacks to {unpacked:,} bytes; the limit is "
+            f"{limits.max_uncompressed_bytes:,}",
+        )
+
+
 def _read_parquet_grid(data: bytes) -> pl.DataFrame:
+    _check_parquet(data)
     try:
         frame = pl.read_parquet(io.BytesIO(data))
     except Exception as error:
