@@ -12,7 +12,7 @@ import csv
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pandera.polars as pa
@@ -126,6 +126,7 @@ def _optional_float(text: str) -> float | None:
 _TRAILING_BRACKETS = re.compile(r"[(\[【<][^()\[\]【】<>]*[)\]】>]$")
 
 
+@lru_cache(maxsize=65_536)  # header cells repeat across files: fold each text once
 def normalise_header(text: str) -> str:
     """Fold a header for matching.
 

@@ -131,16 +131,18 @@ def test_ingest_in_small_batches_equals_one_batch_and_a_repeat_is_skipped(tmp_pa
 def test_a_file_that_breaks_the_normaliser_is_rejected_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    original = validation.normalise
+    original = validation.normalise_batch
 
-    def breaks_on_one_school(headed, dataset, year):
-        if "3133060002" in str(headed.frame.rows()):
+    def breaks_on_one_school(tables, dataset):
+        if any("3133060002" in str(headed.frame.rows()) for headed, _ in tables):
             raise ValueError("a bug in the normaliser")
-        return original(headed, dataset, year)
+        return original(tables, dataset)
 
-    monkeypatch.setattr(validation, "normalise", breaks_on_one_school)
-    first, second = validate_uploads(UPLOADS[:2])
+    monkeypatch.setattr(validation, "normalise_batch", breaks_on_one_school)
+    first, second, third = validate_uploads(UPLOADS[:3])
     assert build_report(first, UPLOADS[0][1], "s")["outcome"] == ACCEPTED
     report = build_report(second, UPLOADS[1][1], "s")
     assert [item["rule_id"] for item in report["counts_by_rule"]] == ["file.unreadable"]
     assert "a bug in the normaliser" in report["findings"][0]["detail"]
+    # the third file of the batch is still judged on its own merits
+    assert build_report(third, UPLOADS[2][1], "s")["error_count"] > 1

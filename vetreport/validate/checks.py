@@ -39,11 +39,12 @@ from vetreport.bucket.keys import UPLOAD_EXTENSIONS, WORKBOOK_NAME, LayoutError,
 from vetreport.validate.examples import is_example_row
 from vetreport.validate.normalise import (
     FINDING_SCHEMA,
+    PART,
     PRIVACY_RULES,
     NormalisedTable,
     empty_findings,
     finding_rows,
-    normalise,
+    normalise_batch,
 )
 from vetreport.validate.read import (
     SOURCE_ROW,
@@ -68,7 +69,6 @@ from vetreport.validate.wording import (
 )
 
 FINDING_LIMIT = 1000
-PART = "_batch_part"  # which file of a batch a row came from
 LOGGER = logging.getLogger(__name__)
 ACCEPTED = "accepted"
 ACCEPTED_WITH_WARNINGS = "accepted_with_warnings"
@@ -186,22 +186,77 @@ def validate_uploads(
     what limits throughput, not the data.
     """
     prepared = [_prepared_or_unreadable(data, context) for data, context in uploads]
-    waiting: dict[str, list[_Prepared]] = {}
+    by_dataset: dict[str, list[_Prepared]] = {}
     for entries in prepared:
         for entry in entries:
-            if isinstance(entry, _Prepared) and entry.is_checkable:
-                waiting.setdefault(entry.dataset.dataset_id, []).append(entry)
+            if isinstance(entry, _Prepared):
+                by_dataset.setdefault(entry.dataset.dataset_id, []).append(entry)
+    crashed: dict[int, Exception] = {}
     checked: dict[int, pl.DataFrame] = {}
-    for group in waiting.values():
-        for entry, findings in zip(group, _checked(group), strict=True):
-            checked[id(entry)] = findings
-    return [
-        [
-            entry.finish(checked.get(id(entry))) if isinstance(entry, _Prepared) else entry
-            for entry in entries
+    for group in by_dataset.values():
+        typed = _normalised(group, crashed)
+        places = [
+            place
+            for place, entry in enumerate(group)
+            if entry.normalised is not None and entry.is_checkable
         ]
-        for entries in prepared
-    ]
+        checkable = [group[place] for place in places]
+        if not checkable:
+            continue
+        combined = None
+        if typed is not None:
+            if len(places) < len(group):
+                renumber = {place: index for index, place in enumerate(places)}
+                typed = typed.filter(pl.col(PART).is_in(places)).with_columns(
+                    pl.col(PART).replace_strict(renumber, return_dtype=pl.Int32)
+                )
+            combined = typed.select(pl.exclude(PART), pl.col(PART))
+        for entry, findings in zip(checkable, _checked(checkable, combined), strict=True):
+            checked[id(entry)] = findings
+    results: list[list[DatasetResult]] = []
+    for (_, context), entries in zip(uploads, prepared, strict=True):
+        error = next((crashed[id(entry)] for entry in entries if id(entry) in crashed), None)
+        if error is not None:
+            results.append([_unreadable(context, error)])
+            continue
+        results.append(
+            [
+                entry.finish(checked.get(id(entry))) if isinstance(entry, _Prepared) else entry
+                for entry in entries
+            ]
+        )
+    return results
+
+
+def _normalised(group: list[_Prepared], crashed: dict[int, Exception]) -> pl.DataFrame | None:
+    """Normalise a dataset's sheets together; if that fails, each alone.
+
+    Sets each entry's ``normalised`` and returns the batch's typed rows (None when the
+    sheets had to be normalised one by one). A sheet that breaks the normaliser alone (a
+    bug, not bad data) is put in ``crashed``, so its upload is rejected as unreadable and
+    the rest of the batch is still judged.
+    """
+    try:
+        batch = normalise_batch(
+            [(entry.headed, entry.context.year) for entry in group], group[0].dataset
+        )
+    except Exception as error:
+        if len(group) > 1:
+            for entry in group:
+                _normalised([entry], crashed)
+            return None
+        LOGGER.exception("could not read %s", group[0].context.key)
+        crashed[id(group[0])] = error
+        return None
+    for entry, table in zip(group, batch.tables, strict=True):
+        entry.normalised = table
+    return batch.typed
+
+
+def _unreadable(context: UploadContext, error: Exception) -> DatasetResult:
+    """The one result of an upload the reader or the normaliser broke on."""
+    detail = f"the file could not be read ({type(error).__name__}: {error})"
+    return _failed(context.dataset_id, "file.unreadable", detail)
 
 
 def _prepared_or_unreadable(data: bytes, context: UploadContext) -> list[DatasetResult | _Prepared]:
@@ -214,12 +269,11 @@ def _prepared_or_unreadable(data: bytes, context: UploadContext) -> list[Dataset
         return _prepare_upload(data, context)
     except Exception as error:
         LOGGER.exception("could not read %s", context.key)
-        detail = f"the file could not be read ({type(error).__name__}: {error})"
-        return [_failed(context.dataset_id, "file.unreadable", detail)]
+        return [_unreadable(context, error)]
 
 
 def _prepare_upload(data: bytes, context: UploadContext) -> list[DatasetResult | _Prepared]:
-    """Read an upload and normalise each of its datasets' sheets (per-file work only)."""
+    """Read an upload and find the header of each of its datasets' sheets (per-file work)."""
     try:
         sheets = read_grids(data, context.extension)
     except ReadError as error:
@@ -316,16 +370,17 @@ def _match_workbook_sheets(
 
 @dataclass
 class _Prepared:
-    """One sheet read, headed and cast, waiting for the checks that run over many files."""
+    """One sheet read and headed, waiting to be cast and checked with a batch's others."""
 
     dataset: DatasetSpec
     context: UploadContext
     headed: HeadedTable
-    normalised: NormalisedTable
+    normalised: NormalisedTable | None = None  # set by the batch's normaliser
 
     @property
     def is_checkable(self) -> bool:
         """Field and row checks need every required column; a missing one stops there."""
+        assert self.normalised is not None
         return (
             self.normalised.findings.filter(pl.col("rule_id") == "structure.missing_column").height
             == 0
@@ -333,6 +388,7 @@ class _Prepared:
 
     def finish(self, checked: pl.DataFrame | None) -> DatasetResult:
         """The dataset's result, from the normaliser's findings and the batch checks'."""
+        assert self.normalised is not None
         findings = [self.normalised.findings]
         if checked is not None:
             findings = [_without_findings_on_example_rows(findings[0], checked), checked]
@@ -362,17 +418,18 @@ def _prepare_sheet(
         return _failed(dataset.dataset_id, error.rule_id, error.detail)
     if headed.frame.height == 0:
         return _failed(dataset.dataset_id, "file.empty", "the header has no data rows under it")
-    return _Prepared(dataset, context, headed, normalise(headed, dataset, context.year))
+    return _Prepared(dataset, context, headed)
 
 
-def _checked(group: list[_Prepared]) -> list[pl.DataFrame]:
+def _checked(group: list[_Prepared], combined: pl.DataFrame | None = None) -> list[pl.DataFrame]:
     """The batch checks of a group; if they fail, those of each file alone.
 
-    So a file that breaks a check (a bug, not bad data) is rejected with
-    ``file.unreadable`` and the rest of its batch is still judged.
+    ``combined``, when given, holds the group's typed rows tagged with their place in it
+    (as the batch normaliser returns them). A file that breaks a check (a bug, not bad
+    data) is rejected with ``file.unreadable`` and the rest of its batch is still judged.
     """
     try:
-        return _batch_findings(group)
+        return _batch_findings(group, combined)
     except Exception as error:
         if len(group) > 1:
             return [_checked([entry])[0] for entry in group]
@@ -381,16 +438,20 @@ def _checked(group: list[_Prepared]) -> list[pl.DataFrame]:
         return [finding_rows([{"rule_id": "file.unreadable", "detail": detail}])]
 
 
-def _batch_findings(group: list[_Prepared]) -> list[pl.DataFrame]:
+def _batch_findings(
+    group: list[_Prepared], combined: pl.DataFrame | None = None
+) -> list[pl.DataFrame]:
     """The field, dataset, row and cross-dataset findings of one dataset's sheets, per sheet."""
     dataset = group[0].dataset
-    combined = pl.concat(
-        [
-            entry.normalised.frame.with_columns(pl.lit(index, dtype=pl.Int32).alias(PART))
-            for index, entry in enumerate(group)
-        ],
-        how="vertical_relaxed",
-    )
+    tables = [entry.normalised for entry in group if entry.normalised is not None]
+    if combined is None:
+        combined = pl.concat(
+            [
+                table.frame.with_columns(pl.lit(index, dtype=pl.Int32).alias(PART))
+                for index, table in enumerate(tables)
+            ],
+            how="vertical_relaxed",
+        )
     parts = pl.DataFrame(
         {
             PART: list(range(len(group))),
@@ -401,8 +462,8 @@ def _batch_findings(group: list[_Prepared]) -> list[pl.DataFrame]:
     headers = pl.DataFrame(
         [
             {PART: index, "column": column, "header_as_written": header}
-            for index, entry in enumerate(group)
-            for column, header in entry.normalised.header_by_column.items()
+            for index, table in enumerate(tables)
+            for column, header in table.header_by_column.items()
         ],
         schema={PART: pl.Int32, "column": pl.Utf8, "header_as_written": pl.Utf8},
     )
@@ -518,17 +579,22 @@ def _pandera_findings(
     )
     mapped = mapped.join(rows, on="index", how="left")
     # Values that failed to cast are already field.type findings; skip their null checks.
-    cast_failures = pl.concat(
-        [
-            entry.normalised.findings.filter(pl.col("rule_id") == "field.type").select(
-                pl.lit(index, dtype=pl.Int32).alias(PART),
-                pl.col("row_number").alias("row"),
-                pl.col("column"),
-                pl.lit(True).alias("_cast_failed"),
-            )
-            for index, entry in enumerate(group)
-        ],
-        how="vertical_relaxed",
+    cast_failures = (
+        pl.concat(
+            [
+                entry.normalised.findings.with_columns(pl.lit(index, dtype=pl.Int32).alias(PART))
+                for index, entry in enumerate(group)
+                if entry.normalised is not None
+            ],
+            how="vertical_relaxed",
+        )
+        .filter(pl.col("rule_id") == "field.type")
+        .select(
+            pl.col(PART),
+            pl.col("row_number").alias("row"),
+            pl.col("column"),
+            pl.lit(True).alias("_cast_failed"),
+        )
     )
     mapped = mapped.join(cast_failures, on=[PART, "row", "column"], how="left").filter(
         ~((pl.col("rule_id") == "field.required") & pl.col("_cast_failed").fill_null(False))

@@ -165,80 +165,131 @@ def _columns_needing_nfkc(frame: pl.DataFrame, names: list[str]) -> set[str]:
     return {name for name, flag in zip(names, flags, strict=True) if flag}
 
 
-def _split_total_rows(
-    table: HeadedTable, key_positions: list[str]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Drop total rows and report each as a warning, so totals are never counted.
+PART = "_batch_part"  # which table of a batch a row came from
+TOTAL_CANDIDATE = "_total_candidate_"  # a column where a table's total label may sit
+
+
+@dataclass(frozen=True)
+class NormalisedBatch:
+    """The tables of one dataset normalised together.
+
+    ``tables[i]`` is what ``normalise`` gives for the i-th table alone; ``typed`` holds the
+    typed rows of all of them, each tagged with its table's place in ``PART``, for the
+    checks that run over a batch without putting the frames together again.
+    """
+
+    tables: list[NormalisedTable]
+    typed: pl.DataFrame
+
+
+def _total_candidates(table: HeadedTable, key_positions: list[str]) -> list[str]:
+    """The sheet columns where a total row's label is written, in sheet order.
 
     A total row has a cell that only says 合计/总计/小计 (or Total) in one of the key columns
-    or the first few columns of the sheet, where such labels are written.
+    or the first few columns of the sheet.
     """
-    frame = table.frame
-    value_columns = [name for name in frame.columns if name != SOURCE_ROW]
-    value_columns = sorted(
+    value_columns = [name for name in table.frame.columns if name != SOURCE_ROW]
+    return sorted(
         set(value_columns[:TOTAL_LABEL_COLUMNS]) | set(key_positions) & set(value_columns),
         key=column_position,
     )
-    if not value_columns:
-        return frame, empty_findings()
-    labels = [
-        pl.when(pl.col(name).str.contains(TOTAL_LABEL_PATTERN)).then(pl.col(name))
-        for name in value_columns
+
+
+@dataclass(frozen=True)
+class _Mapped:
+    """One table's headers mapped: the per-table part of normalising, pure Python."""
+
+    mapping: dict[str, str]
+    header_findings: pl.DataFrame
+    header_by_column: dict[str, str]
+    column_positions: dict[str, int]
+    selection: list[pl.Expr]
+
+
+def _mapped(index: int, table: HeadedTable, dataset: DatasetSpec, year: int | None) -> _Mapped:
+    mapping, header_findings = map_headers(table, dataset, year)
+    key_positions = [
+        position for position, canonical in mapping.items() if canonical in dataset.key_columns
     ]
-    marked = frame.with_columns(pl.coalesce(labels).alias("_total_label"))
-    is_total = pl.col("_total_label").is_not_null()
-    totals = marked.filter(is_total)
-    if totals.height == 0:
-        return frame, empty_findings()
-    findings = totals.select(
-        pl.lit("row.total_row").alias("rule_id"),
-        pl.lit(table.sheet_name, dtype=pl.Utf8).alias("sheet"),
-        pl.col(SOURCE_ROW).alias("row_number"),
-        pl.lit(None, dtype=pl.Utf8).alias("column"),
-        pl.lit(None, dtype=pl.Utf8).alias("header"),
-        pl.col("_total_label").str.strip_chars().alias("value"),
-        pl.lit("total row dropped: it is not counted").alias("detail"),
-        pl.format(
-            "这一行是“{}”行，已忽略，不计入统计。", pl.col("_total_label").str.strip_chars()
-        ).alias("detail_zh"),
+    selection = [
+        pl.lit(index, dtype=pl.Int32).alias(PART),
+        pl.col(SOURCE_ROW),
+        *(pl.col(position).alias(canonical) for position, canonical in mapping.items()),
+        *(
+            pl.col(name).alias(f"{TOTAL_CANDIDATE}{order}")
+            for order, name in enumerate(_total_candidates(table, key_positions))
+        ),
+    ]
+    return _Mapped(
+        mapping,
+        header_findings,
+        {
+            canonical: table.headers[column_position(position)]
+            for position, canonical in mapping.items()
+        },
+        {canonical: column_position(position) for position, canonical in mapping.items()},
+        selection,
     )
-    return marked.filter(~is_total).drop("_total_label"), findings
 
 
 def normalise(table: HeadedTable, dataset: DatasetSpec, year: int | None = None) -> NormalisedTable:
     """Rename, clean and cast one headed table to the dataset's canonical typed columns."""
-    mapping, header_findings = map_headers(table, dataset, year)
-    header_by_column = {
-        canonical: table.headers[column_position(position)]
-        for position, canonical in mapping.items()
-    }
-    column_positions = {
-        canonical: column_position(position) for position, canonical in mapping.items()
-    }
-    key_positions = [
-        position for position, canonical in mapping.items() if canonical in dataset.key_columns
+    return normalise_batch([(table, year)], dataset).tables[0]
+
+
+def normalise_batch(
+    tables: list[tuple[HeadedTable, int | None]], dataset: DatasetSpec
+) -> NormalisedBatch:
+    """Rename, clean and cast many headed tables of one dataset, as if each were alone.
+
+    Mapping headers is per table (each file names its columns its own way); the rows of
+    every table are then renamed into one frame and cleaned, cast and checked for types,
+    totals and privacy in one pass of Polars, because a query costs about the same for 100
+    rows as for 100,000. Each table's findings come back in the order ``normalise`` of that
+    table alone gives them.
+    """
+    mapped = [_mapped(index, table, dataset, year) for index, (table, year) in enumerate(tables)]
+    renamed_parts = [
+        table.frame.select(entry.selection)
+        for (table, _), entry in zip(tables, mapped, strict=True)
     ]
-    body, total_findings = _split_total_rows(table, key_positions)
-    renamed = body.select([SOURCE_ROW, *mapping]).rename(mapping)
-    missing = [name for name in dataset.column_names if name not in renamed.columns]
-    renamed = renamed.with_columns(pl.lit(None, dtype=pl.Utf8).alias(name) for name in missing)
+    combined = pl.concat(renamed_parts, how="diagonal_relaxed")
+    missing = [name for name in dataset.column_names if name not in combined.columns]
+    combined = combined.with_columns(pl.lit(None, dtype=pl.Utf8).alias(name) for name in missing)
+    candidates = sorted(
+        (name for name in combined.columns if name.startswith(TOTAL_CANDIDATE)),
+        key=lambda name: int(name.removeprefix(TOTAL_CANDIDATE)),
+    )
+    sheets = pl.DataFrame(
+        {PART: list(range(len(tables))), "sheet": [table.sheet_name for table, _ in tables]},
+        schema={PART: pl.Int32, "sheet": pl.Utf8},
+    )
+    headers = pl.DataFrame(
+        [
+            {PART: index, "column": column, "_header_as_written": header}
+            for index, entry in enumerate(mapped)
+            for column, header in entry.header_by_column.items()
+        ],
+        schema={PART: pl.Int32, "column": pl.Utf8, "_header_as_written": pl.Utf8},
+    )
+    renamed, total_findings = _split_total_rows(combined, candidates)
 
     # One pass of cleaning (NFKC where needed, trim, blank to null), then casts from it.
     needs_nfkc = _columns_needing_nfkc(renamed, dataset.column_names)
     cleaned = renamed.select(
+        PART,
         SOURCE_ROW,
         *[_clean_text(name, name in needs_nfkc).alias(name) for name in dataset.column_names],
     )
     typed = cleaned.select(
+        pl.col(PART),
         pl.col(SOURCE_ROW),
         *[
             _cast_clean(column.column_name, column.data_type).alias(column.column_name)
             for column in dataset.columns
         ],
     )
-
     checks = cleaned.lazy().with_columns(
-        pl.col(SOURCE_ROW),
         *[
             renamed.get_column(column.column_name).alias(f"_raw_{column.column_name}")
             for column in dataset.columns
@@ -257,22 +308,85 @@ def normalise(table: HeadedTable, dataset: DatasetSpec, year: int | None = None)
             continue
         failures.append(
             checks.filter(pl.col(name).is_not_null() & pl.col(f"_typed_{name}").is_null()).select(
+                pl.col(PART),
                 pl.lit("field.type").alias("rule_id"),
-                pl.lit(table.sheet_name, dtype=pl.Utf8).alias("sheet"),
                 pl.col(SOURCE_ROW).alias("row_number"),
                 pl.lit(name).alias("column"),
-                pl.lit(header_by_column.get(name, column.header_zh)).alias("header"),
+                pl.lit(column.header_zh).alias("header"),
                 pl.col(f"_raw_{name}").alias("value"),
                 pl.lit(f"expected {column.data_type}").alias("detail"),
                 pl.lit(None, dtype=pl.Utf8).alias("detail_zh"),  # the report says it
             )
         )
-    failures.extend(_privacy_findings(cleaned.lazy(), dataset, table.sheet_name, header_by_column))
+    failures.extend(_privacy_findings(cleaned.lazy(), dataset))
     collected = pl.collect_all(failures) if failures else []
-    findings = pl.concat(
-        [header_findings, total_findings, *collected], how="vertical_relaxed"
-    ).cast(FINDING_SCHEMA)
-    return NormalisedTable(typed, findings, header_by_column, column_positions)
+    found = (
+        pl.concat([total_findings, *collected], how="vertical_relaxed")
+        .join(sheets, on=PART, how="left", maintain_order="left")
+        .join(headers, on=[PART, "column"], how="left", maintain_order="left")
+        .with_columns(pl.coalesce("_header_as_written", "header").alias("header"))
+        .select(PART, *FINDING_SCHEMA)
+    )
+    found_by_part = found.partition_by(PART, as_dict=True, include_key=False)
+    typed_by_part = typed.partition_by(PART, as_dict=True, include_key=False)
+    no_rows = typed.clear().drop(PART)
+    normalised = [
+        NormalisedTable(
+            typed_by_part.get((index,), no_rows),
+            pl.concat(
+                [entry.header_findings, found_by_part.get((index,), empty_findings())],
+                how="vertical_relaxed",
+            )
+            .select(list(FINDING_SCHEMA))
+            .cast(FINDING_SCHEMA),
+            entry.header_by_column,
+            entry.column_positions,
+        )
+        for index, entry in enumerate(mapped)
+    ]
+    return NormalisedBatch(normalised, typed)
+
+
+def _split_total_rows(
+    combined: pl.DataFrame, candidates: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Drop total rows and report each as a warning, so totals are never counted.
+
+    ``candidates`` are the columns holding each table's possible total labels, in the
+    order they are looked at; they are dropped from the rows returned.
+    """
+    if not candidates:
+        return combined, _no_findings_with_part()
+    labels = [
+        pl.when(pl.col(name).str.contains(TOTAL_LABEL_PATTERN)).then(pl.col(name))
+        for name in candidates
+    ]
+    marked = combined.with_columns(pl.coalesce(labels).alias("_total_label")).drop(candidates)
+    is_total = pl.col("_total_label").is_not_null()
+    totals = marked.filter(is_total)
+    findings = totals.select(
+        pl.col(PART),
+        pl.lit("row.total_row").alias("rule_id"),
+        pl.col(SOURCE_ROW).alias("row_number"),
+        pl.lit(None, dtype=pl.Utf8).alias("column"),
+        pl.lit(None, dtype=pl.Utf8).alias("header"),
+        pl.col("_total_label").str.strip_chars().alias("value"),
+        pl.lit("total row dropped: it is not counted").alias("detail"),
+        pl.format(
+            "这一行是“{}”行，已忽略，不计入统计。", pl.col("_total_label").str.strip_chars()
+        ).alias("detail_zh"),
+    )
+    if totals.height == 0:
+        return marked.drop("_total_label"), findings
+    return marked.filter(~is_total).drop("_total_label"), findings
+
+
+def _no_findings_with_part() -> pl.DataFrame:
+    """No findings, as the batch normaliser makes them: with the table, without the sheet."""
+    return empty_findings().select(
+        pl.lit(None, dtype=pl.Int32).alias(PART),
+        *(name for name in FINDING_SCHEMA if name != "sheet"),
+    )
 
 
 def _cast_clean(name: str, data_type: str) -> pl.Expr:
@@ -292,9 +406,7 @@ def _cast_clean(name: str, data_type: str) -> pl.Expr:
     raise ValueError(f"unknown data type {data_type}")
 
 
-def _privacy_findings(
-    cleaned: pl.LazyFrame, dataset: DatasetSpec, sheet: str | None, header_by_column: dict[str, str]
-) -> list[pl.LazyFrame]:
+def _privacy_findings(cleaned: pl.LazyFrame, dataset: DatasetSpec) -> list[pl.LazyFrame]:
     """National id numbers in any cell, and personal names in id columns, are privacy errors.
 
     The value is never echoed back in a report: all but the last 4 characters of an id
@@ -324,11 +436,11 @@ def _privacy_findings(
         for rule_id, hit, masked, sentence in checks:
             parts.append(
                 cleaned.filter(hit.fill_null(False)).select(
+                    pl.col(PART),
                     pl.lit(rule_id).alias("rule_id"),
-                    pl.lit(sheet, dtype=pl.Utf8).alias("sheet"),
                     pl.col(SOURCE_ROW).alias("row_number"),
                     pl.lit(name).alias("column"),
-                    pl.lit(header_by_column.get(name, column.header_zh)).alias("header"),
+                    pl.lit(column.header_zh).alias("header"),
                     masked.alias("value"),
                     pl.lit(None, dtype=pl.Utf8).alias("detail"),
                     pl.lit(sentence).alias("detail_zh"),
