@@ -82,13 +82,18 @@ def load_curated(
     """The rows of every current accepted submission, one frame per dataset."""
     years = list(years)
     current = current_submissions(read_records(store, years), current_upload_versions(store, years))
-    keys = current.get_column("curated_key").to_list()
+    keys = current.get_column("curated_key").unique(maintain_order=True).to_list()
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         bodies = dict(zip(keys, pool.map(store.get, keys), strict=True))
     frames: dict[str, pl.DataFrame] = {}
     for dataset_id, group in current.group_by("dataset", maintain_order=True):
+        # a curated file holds the rows of a batch's submissions: keep those that count
+        counting = group.get_column("submission_id")
         parts = [
-            pl.read_parquet(io.BytesIO(bodies[key])) for key in group.get_column("curated_key")
+            pl.read_parquet(io.BytesIO(bodies[key])).filter(
+                pl.col("submission_id").is_in(counting.implode())
+            )
+            for key in group.get_column("curated_key").unique(maintain_order=True)
         ]
         frames[str(dataset_id[0])] = pl.concat(parts, how="diagonal_relaxed")
     for dataset in load_datasets().values():

@@ -7,7 +7,7 @@ here reads or writes objects.
     uploads/{year}/{school_code}/{dataset}.{csv|xlsx|parquet}
     uploads/{year}/{school_code}/workbook.xlsx
     uploads/{year}/_city/{dataset}.csv
-    curated/{dataset}/year={year}/school={code}/{submission_id}.parquet
+    curated/{dataset}/year={year}/batch={batch_id}.parquet  (the rows of many submissions)
     ledger/{year}/{school_code}/{dataset}/{submission_id}.json
     reports/{year}/{school_code}/{submission_id}.{json,html,xlsx}
     quarantine/{year}/{submission_id}/{original file name}
@@ -137,9 +137,15 @@ def submission_id(key: str, version_token: str) -> str:
     return hashlib.sha256(text).hexdigest()[:20]
 
 
-def curated_key(dataset: str, year: int, school_code: str, submission: str) -> str:
-    """Where an accepted submission's normalised rows are kept."""
-    return f"curated/{dataset}/year={year}/school={school_code}/{submission}.parquet"
+def curated_key(dataset: str, year: int, submissions: list[str]) -> str:
+    """Where the accepted rows of a dataset from one ingest batch are kept.
+
+    One file holds the rows of every submission of the batch (each row says its
+    ``submission_id``); its name follows from those submissions, so processing the same
+    batch again writes the same object.
+    """
+    batch = hashlib.sha256("\n".join(sorted(submissions)).encode("ascii")).hexdigest()[:20]
+    return f"curated/{dataset}/year={year}/batch={batch}.parquet"
 
 
 def ledger_prefix(year: int | None = None, submitter: str | None = None) -> str:

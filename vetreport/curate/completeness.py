@@ -86,13 +86,15 @@ def school_datasets() -> pl.DataFrame:
 def _registry(store: ObjectStore, current: pl.DataFrame) -> pl.DataFrame:
     """The year's schools from the current accepted registry upload (empty if none)."""
     schema = {"school_code": pl.Utf8, "school_name": pl.Utf8, "county_name": pl.Utf8}
-    keys = current.filter(
+    registries = current.filter(
         (pl.col("dataset") == "school_registry") & (pl.col("submitter") == CITY_SUBMITTER)
-    ).get_column("curated_key")
-    if keys.len() == 0:
+    )
+    if registries.height == 0:
         return pl.DataFrame(schema=schema)
-    frame = pl.read_parquet(io.BytesIO(store.get(keys[0])))
-    return frame.select(list(schema)).unique("school_code", keep="first").cast(schema)
+    frame = pl.read_parquet(io.BytesIO(store.get(registries.item(0, "curated_key"))))
+    # a curated file may hold the rows of several submissions: keep the one that counts
+    rows = frame.filter(pl.col("submission_id") == registries.item(0, "submission_id"))
+    return rows.select(list(schema)).unique("school_code", keep="first").cast(schema)
 
 
 def completeness_from_records(

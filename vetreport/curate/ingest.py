@@ -8,9 +8,11 @@ the bucket consistent if the process dies at any point:
    also copied to quarantine/ with its reason;
 3. write the reports: JSON for machines, then the school-facing HTML page and annotated
    workbook from ``vetreport.school.feedback`` (a rendering failure is logged, never fatal);
-4. write curated Parquet for each accepted dataset (deterministic keys, so a retry
-   overwrites the same object);
-5. write the ledger record last, with put-if-absent: only then does the submission count.
+4. write curated Parquet: one file per dataset and year for the accepted uploads of a
+   whole batch, each row tagged with its submission (the key follows from the batch's
+   submissions, so a retry overwrites the same object);
+5. write each upload's ledger record last, with put-if-absent: only then does the
+   submission count.
 
 Prefect flows call ``ingest_keys`` on batches of keys; nothing here imports Prefect.
 """
@@ -104,7 +106,8 @@ def registry_codes(store: ObjectStore, year: int) -> frozenset[str] | None:
     if current.height == 0:
         return None
     frame = pl.read_parquet(io.BytesIO(store.get(current.item(0, "curated_key"))))
-    return frozenset(frame.get_column("school_code").drop_nulls().to_list())
+    rows = frame.filter(pl.col("submission_id") == current.item(0, "submission_id"))
+    return frozenset(rows.get_column("school_code").drop_nulls().to_list())
 
 
 def order_for_ingest(keys: list[str]) -> list[str]:
@@ -338,10 +341,11 @@ def _ingest_batch(
     to_validate = [entry for entry in pending.values() if entry.verdict is None]
     validated = validate_uploads([(entry.data, entry.context) for entry in to_validate])
     verdicts = {id(entry): results for entry, results in zip(to_validate, validated, strict=True)}
-    finished = {
-        submission: _finish(store, entry, entry.verdict or verdicts[id(entry)])
-        for submission, entry in pending.items()
-    }
+    reported = [
+        _report(store, entry, entry.verdict or verdicts[id(entry)]) for entry in pending.values()
+    ]
+    curated_keys = _write_curated(store, reported)
+    finished = {done.pending.submission: _record(store, done, curated_keys) for done in reported}
     ordered: list[IngestResult] = []
     for slot in slots:
         if isinstance(slot, IngestResult):
@@ -369,7 +373,8 @@ def ingest_object(
     if isinstance(started, IngestResult):
         return started
     results = started.verdict or validate_uploads([(started.data, started.context)])[0]
-    return _finish(store, started, results)
+    reported = _report(store, started, results)
+    return _record(store, reported, _write_curated(store, [reported]))
 
 
 def _start(
@@ -429,12 +434,22 @@ def _refused(dataset_id: str | None, rule_id: str, detail: str) -> DatasetResult
     return DatasetResult(dataset_id, None, finding_rows([{"rule_id": rule_id, "detail": detail}]))
 
 
-def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult]) -> IngestResult:
-    """Reports, quarantine, curated rows and, last, the ledger record of one upload.
+@dataclass
+class _Reported:
+    """An upload judged and reported, waiting for its batch's curated rows and its record."""
 
-    One upload, one verdict: when the upload is rejected, none of its datasets is curated,
-    however many of a workbook's sheets were valid (the school was told it did not count).
-    """
+    pending: _Pending
+    results: list[DatasetResult]
+    report: dict[str, Any]
+    report_keys: list[str]
+
+    @property
+    def is_rejected(self) -> bool:
+        return bool(self.report["outcome"] == REJECTED)
+
+
+def _report(store: ObjectStore, pending: _Pending, results: list[DatasetResult]) -> _Reported:
+    """The reports of one upload (JSON, then the school's page and workbook), and quarantine."""
     info, upload, submission, data = pending.info, pending.upload, pending.submission, pending.data
     registry = pending.registry
     if (
@@ -456,12 +471,72 @@ def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult])
     ]
     if _is_file_level_failure(report):
         _quarantine(store, info, upload.year, submission, data, report)
+    return _Reported(pending, results, report, report_keys)
 
-    is_rejected = report["outcome"] == REJECTED
+
+def _curated_rows(done: _Reported) -> list[tuple[str, pl.DataFrame]]:
+    """(dataset, rows to curate) of one upload: nothing of a rejected upload is curated.
+
+    One upload, one verdict: when the upload is rejected, none of its datasets is curated,
+    however many of a workbook's sheets were valid (the school was told it did not count).
+    """
+    if done.is_rejected:
+        return []
+    year, submission = done.pending.upload.year, done.pending.submission
+    rows = []
+    for result in done.results:
+        if result.outcome == REJECTED or result.frame is None or result.dataset_id is None:
+            continue
+        frame = result.frame.rename({SOURCE_ROW: "source_row_number"}).with_columns(
+            pl.lit(year, dtype=pl.Int64).alias("year"),
+            pl.lit(submission).alias("submission_id"),
+        )
+        if "school_code" not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("school_code"))
+        rows.append((result.dataset_id, frame))
+    return rows
+
+
+def _write_curated(store: ObjectStore, batch: list[_Reported]) -> dict[tuple[str, str], str]:
+    """One Parquet per dataset and year with the accepted rows of a batch's uploads.
+
+    Returns (submission, dataset) -> curated key. Each row keeps its ``submission_id``, so a
+    reader takes the rows of the submissions that count and leaves the rest.
+    """
+    groups: dict[tuple[str, int], list[tuple[str, pl.DataFrame]]] = {}
+    for done in batch:
+        for dataset_id, frame in _curated_rows(done):
+            key = (dataset_id, done.pending.upload.year)
+            groups.setdefault(key, []).append((done.pending.submission, frame))
+    written: dict[tuple[str, str], str] = {}
+    for (dataset_id, year), parts in groups.items():
+        submissions = [submission for submission, _ in parts]
+        key = curated_key(dataset_id, year, submissions)
+        buffer = io.BytesIO()
+        pl.concat([frame for _, frame in parts], how="vertical_relaxed").write_parquet(
+            buffer, compression="zstd"
+        )
+        store.put(key, buffer.getvalue(), "application/vnd.apache.parquet")
+        written.update({(submission, dataset_id): key for submission in submissions})
+    return written
+
+
+def _record(
+    store: ObjectStore, done: _Reported, curated_keys: dict[tuple[str, str], str]
+) -> IngestResult:
+    """The ledger record of one upload, written last: only then does the upload count."""
+    info, upload, submission = done.pending.info, done.pending.upload, done.pending.submission
+    report = done.report
     entries = [
-        _write_curated(store, result, upload.year, upload.submitter, submission, is_rejected)
-        for result in results
+        {
+            "dataset": result.dataset_id,
+            "outcome": REJECTED if done.is_rejected else result.outcome,
+            "row_count": result.row_count,
+            "curated_key": curated_keys.get((submission, result.dataset_id or "")),
+        }
+        for result in done.results
     ]
+    json_report_key = done.report_keys[0]
     record = {
         "submission_id": submission,
         "key": info.key,
@@ -480,7 +555,7 @@ def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult])
         "error_count": report["error_count"],
         "warning_count": report["warning_count"],
         "report_key": json_report_key,
-        "report_keys": report_keys,
+        "report_keys": done.report_keys,
         "datasets": entries,
         "schema_version": SCHEMA_VERSION,
     }
@@ -492,7 +567,7 @@ def _finish(store: ObjectStore, pending: _Pending, results: list[DatasetResult])
         False,
         json_report_key,
         tuple(entry["dataset"] for entry in entries if entry["dataset"]),
-        changes_what_counts=not is_rejected or _key_counted_before(store, upload, submission),
+        changes_what_counts=not done.is_rejected or _key_counted_before(store, upload, submission),
     )
 
 
@@ -762,37 +837,6 @@ def _with_unknown_school(result: DatasetResult, school_code: str) -> DatasetResu
     )
     result.findings = pl.concat([extra, result.findings], how="vertical_relaxed")
     return result
-
-
-def _write_curated(
-    store: ObjectStore,
-    result: DatasetResult,
-    year: int,
-    submitter: str,
-    submission: str,
-    is_upload_rejected: bool,
-) -> dict[str, Any]:
-    """Curate one dataset of an upload; nothing of a rejected upload is curated."""
-    entry: dict[str, Any] = {
-        "dataset": result.dataset_id,
-        "outcome": REJECTED if is_upload_rejected else result.outcome,
-        "row_count": result.row_count,
-        "curated_key": None,
-    }
-    if entry["outcome"] == REJECTED or result.frame is None or result.dataset_id is None:
-        return entry
-    frame = result.frame.rename({SOURCE_ROW: "source_row_number"}).with_columns(
-        pl.lit(year, dtype=pl.Int64).alias("year"),
-        pl.lit(submission).alias("submission_id"),
-    )
-    if "school_code" not in frame.columns:
-        frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("school_code"))
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd")
-    key = curated_key(result.dataset_id, year, submitter, submission)
-    store.put(key, buffer.getvalue(), "application/vnd.apache.parquet")
-    entry["curated_key"] = key
-    return entry
 
 
 def _is_file_level_failure(report: dict[str, Any]) -> bool:
