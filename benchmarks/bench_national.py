@@ -15,7 +15,7 @@ RSS (``ru_maxrss``) is its own:
   nothing checked), plus one ``read_excel`` per XLSX file (there is no glob for
   workbooks), the totals by city from the registry;
 - ``project``: the pipeline as the sweep runs it, without Prefect: list what is not in
-  the ledger yet, the bureau's files first, then ``ingest_keys`` on batches of 64 keys
+  the ledger yet, the bureau's files first, then ``ingest_keys`` on batches of 512 keys
   (reports, curated Parquet, ledger records, each school's upload list), then
   ``aggregate`` of the report year, the schools' history reports and ``publish``.
 
@@ -52,7 +52,7 @@ from vetreport.paths import REPOSITORY_ROOT
 DEFAULT_SCHOOLS = 1000
 DEFAULT_YEARS = "2023"
 SEED = 2023
-SWEEP_BATCH = 64  # keys per ingest task, as flows.ingest.DEFAULT_BATCH_SIZE
+SWEEP_BATCH = 512  # keys per ingest task, as flows.ingest.DEFAULT_BATCH_SIZE
 PHASES = ("generate", "baseline", "floor", "project")
 TOTAL_LABEL = re.compile(r"^\s*(合\s*计|总\s*计|小\s*计|共\s*计)\s*[:：]?\s*$")
 

@@ -31,7 +31,7 @@ from vetreport.curate.run_summary import (
 from vetreport.receive.events import changes_to_announce, emit_accepted
 from vetreport.validate.checks import REJECTED
 
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = 512
 # The name of the final state of an ingest-upload run whose upload was rejected: a
 # Completed state (the run did its job) that the UI shows, and filters, as "Rejected".
 REJECTED_STATE_NAME = "Rejected"

@@ -67,6 +67,7 @@ from vetreport.validate.checks import (
     DatasetResult,
     UploadContext,
     build_report,
+    build_reports,
     validate_uploads,
 )
 from vetreport.validate.normalise import finding_rows
@@ -341,9 +342,9 @@ def _ingest_batch(
     to_validate = [entry for entry in pending.values() if entry.verdict is None]
     validated = validate_uploads([(entry.data, entry.context) for entry in to_validate])
     verdicts = {id(entry): results for entry, results in zip(to_validate, validated, strict=True)}
-    reported = [
-        _report(store, entry, entry.verdict or verdicts[id(entry)]) for entry in pending.values()
-    ]
+    reported = _report(
+        store, [(entry, entry.verdict or verdicts[id(entry)]) for entry in pending.values()]
+    )
     curated_keys = _write_curated(store, reported)
     finished = {done.pending.submission: _record(store, done, curated_keys) for done in reported}
     ordered: list[IngestResult] = []
@@ -373,7 +374,7 @@ def ingest_object(
     if isinstance(started, IngestResult):
         return started
     results = started.verdict or validate_uploads([(started.data, started.context)])[0]
-    reported = _report(store, started, results)
+    reported = _report(store, [(started, results)])[0]
     return _record(store, reported, _write_curated(store, [reported]))
 
 
@@ -448,30 +449,45 @@ class _Reported:
         return bool(self.report["outcome"] == REJECTED)
 
 
-def _report(store: ObjectStore, pending: _Pending, results: list[DatasetResult]) -> _Reported:
-    """The reports of one upload (JSON, then the school's page and workbook), and quarantine."""
-    info, upload, submission, data = pending.info, pending.upload, pending.submission, pending.data
-    registry = pending.registry
-    if (
-        registry is not None
-        and upload.school_code is not None
-        and upload.school_code not in registry
-    ):
-        results = [_with_unknown_school(result, upload.school_code) for result in results]
-    report = build_report(results, pending.context, submission)
-    json_report_key = report_key(upload.year, upload.submitter, submission, "json")
-    store.put(
-        json_report_key,
-        json.dumps(report, ensure_ascii=False, indent=2, default=str).encode("utf-8"),
-        "application/json",
-    )
-    report_keys = [
-        json_report_key,
-        *_write_school_reports(store, upload.year, upload.submitter, submission, data, report),
+def _report(
+    store: ObjectStore, judged: list[tuple[_Pending, list[DatasetResult]]]
+) -> list[_Reported]:
+    """The reports of a batch's uploads, built together and written one by one.
+
+    For each upload: the JSON report, then the school's page and annotated workbook, and
+    quarantine for a file refused as a file.
+    """
+    with_registry = [
+        (pending, _with_registry_check(pending, results)) for pending, results in judged
     ]
-    if _is_file_level_failure(report):
-        _quarantine(store, info, upload.year, submission, data, report)
-    return _Reported(pending, results, report, report_keys)
+    reports = build_reports(
+        [(results, pending.context, pending.submission) for pending, results in with_registry]
+    )
+    reported = []
+    for (pending, results), report in zip(with_registry, reports, strict=True):
+        upload, submission, data = pending.upload, pending.submission, pending.data
+        json_report_key = report_key(upload.year, upload.submitter, submission, "json")
+        store.put(
+            json_report_key,
+            json.dumps(report, ensure_ascii=False, indent=2, default=str).encode("utf-8"),
+            "application/json",
+        )
+        report_keys = [
+            json_report_key,
+            *_write_school_reports(store, upload.year, upload.submitter, submission, data, report),
+        ]
+        if _is_file_level_failure(report):
+            _quarantine(store, pending.info, upload.year, submission, data, report)
+        reported.append(_Reported(pending, results, report, report_keys))
+    return reported
+
+
+def _with_registry_check(pending: _Pending, results: list[DatasetResult]) -> list[DatasetResult]:
+    """An upload whose path names a school missing from the year's registry is told so."""
+    registry, school_code = pending.registry, pending.upload.school_code
+    if registry is None or school_code is None or school_code in registry:
+        return results
+    return [_with_unknown_school(result, school_code) for result in results]
 
 
 def _curated_rows(done: _Reported) -> list[tuple[str, pl.DataFrame]]:

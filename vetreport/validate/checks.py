@@ -732,31 +732,66 @@ def _cross_findings(combined: pl.DataFrame, group: list[_Prepared]) -> pl.DataFr
     return pl.concat(found, how="vertical_relaxed")
 
 
+UPLOAD = "_upload"  # which upload of a batch of reports a finding belongs to
+
+
 def build_report(
     results: list[DatasetResult], context: UploadContext, submission: str | None
 ) -> dict[str, Any]:
     """The machine-readable report of one upload: outcome, counts per rule, capped listing."""
+    return build_reports([(results, context, submission)])[0]
+
+
+def build_reports(
+    uploads: Sequence[tuple[list[DatasetResult], UploadContext, str | None]],
+) -> list[dict[str, Any]]:
+    """The reports of many uploads, each what ``build_report`` gives for it alone.
+
+    The findings of every upload are worded, ordered, counted and linked to their causes
+    in one pass of Polars (a query costs about the same for 10 findings as for 10,000),
+    then split back into one report per upload.
+    """
+    if not uploads:
+        return []
     all_findings = pl.concat(
         [
-            result.findings.with_columns(pl.lit(result.dataset_id, dtype=pl.Utf8).alias("dataset"))
+            result.findings.with_columns(
+                pl.lit(place, dtype=pl.Int32).alias(UPLOAD),
+                pl.lit(result.dataset_id, dtype=pl.Utf8).alias("dataset"),
+            )
+            for place, (results, _, _) in enumerate(uploads)
             for result in results
         ],
         how="vertical_relaxed",
     )
     detailed = (
         _with_rule_columns(all_findings)
-        .sort([pl.col("severity") != "error", "dataset", "row_number", "column"], nulls_last=False)
+        .sort(
+            [UPLOAD, pl.col("severity") != "error", "dataset", "row_number", "column"],
+            nulls_last=False,
+            maintain_order=True,
+        )
         .with_row_index("_finding")
+        .with_columns(pl.int_range(pl.len()).over(UPLOAD).alias("_place_in_upload"))
     )
     # most uploads are clean: their (empty) causes frame is made once per schema
     causes = _causes(detailed) if detailed.height else _no_causes(detailed.schema)
     counts = (
-        detailed.group_by("rule_id", "severity")
+        detailed.group_by(UPLOAD, "rule_id", "severity")
         .len()
-        .sort("rule_id")
-        .select("rule_id", "severity", pl.col("len").alias("count"))
+        .sort(UPLOAD, "rule_id")
+        .select(UPLOAD, "rule_id", "severity", pl.col("len").alias("count"))
     )
-    listed = _worded(detailed.head(FINDING_LIMIT), causes).select(
+    totals = detailed.group_by(UPLOAD).agg(
+        (pl.col("severity") == "error").sum().alias("error_count"),
+        (pl.col("severity") == "warning").sum().alias("warning_count"),
+        pl.len().alias("finding_count"),
+    )
+    followers = (
+        causes.join(detailed.select("_finding", UPLOAD), on="_finding").group_by(UPLOAD).len()
+    )
+    listed = _worded(detailed.filter(pl.col("_place_in_upload") < FINDING_LIMIT), causes).select(
+        UPLOAD,
         "dataset",
         "rule_id",
         "severity",
@@ -773,34 +808,54 @@ def build_report(
         "detail_zh",
         "caused_by",
     )
-    return {
-        "submission_id": submission,
-        "key": context.key,
-        "year": context.year,
-        "school_code": context.school_code,
-        "outcome": outcome_of(all_findings),
-        "datasets": [
+    listed_by_upload: dict[int, list[dict[str, Any]]] = {}
+    for row in listed.to_dicts():
+        listed_by_upload.setdefault(row.pop(UPLOAD), []).append(row)
+    counts_by_upload: dict[int, list[dict[str, Any]]] = {}
+    for row in counts.to_dicts():
+        counts_by_upload.setdefault(row.pop(UPLOAD), []).append(row)
+    totals_by_upload = {row.pop(UPLOAD): row for row in totals.to_dicts()}
+    followers_by_upload = dict(followers.iter_rows())
+    rules = load_rules()
+    reports = []
+    for place, (results, context, submission) in enumerate(uploads):
+        total = totals_by_upload.get(
+            place, {"error_count": 0, "warning_count": 0, "finding_count": 0}
+        )
+        upload_counts = counts_by_upload.get(place, [])
+        severities = {rules[item["rule_id"]].severity for item in upload_counts}
+        outcome = REJECTED if "error" in severities else ACCEPTED_WITH_WARNINGS
+        reports.append(
             {
-                "dataset": result.dataset_id,
-                "sheet": result.sheet_name,
-                "outcome": result.outcome,
-                "row_count": result.row_count,
-                "header_row_number": result.header_row_number,
-                "headers": result.headers,
-                "column_positions": result.column_positions,
+                "submission_id": submission,
+                "key": context.key,
+                "year": context.year,
+                "school_code": context.school_code,
+                "outcome": outcome if upload_counts else ACCEPTED,
+                "datasets": [
+                    {
+                        "dataset": result.dataset_id,
+                        "sheet": result.sheet_name,
+                        "outcome": result.outcome,
+                        "row_count": result.row_count,
+                        "header_row_number": result.header_row_number,
+                        "headers": result.headers,
+                        "column_positions": result.column_positions,
+                    }
+                    for result in results
+                ],
+                "error_count": total["error_count"],
+                "warning_count": total["warning_count"],
+                # Findings that follow from another (caused_by) are part of its problem.
+                "problem_count": total["finding_count"] - followers_by_upload.get(place, 0),
+                "counts_by_rule": upload_counts,
+                "findings": listed_by_upload.get(place, []),
+                "finding_limit": FINDING_LIMIT,
+                "is_truncated": total["finding_count"] > FINDING_LIMIT,
+                "schema_version": SCHEMA_VERSION,
             }
-            for result in results
-        ],
-        "error_count": int((detailed.get_column("severity") == "error").sum()),
-        "warning_count": int((detailed.get_column("severity") == "warning").sum()),
-        # Findings that follow from another (caused_by) are part of its problem.
-        "problem_count": detailed.height - causes.height,
-        "counts_by_rule": counts.to_dicts(),
-        "findings": listed.to_dicts(),
-        "finding_limit": FINDING_LIMIT,
-        "is_truncated": detailed.height > FINDING_LIMIT,
-        "schema_version": SCHEMA_VERSION,
-    }
+        )
+    return reports
 
 
 @cache
@@ -844,12 +899,13 @@ def _causes(findings: pl.DataFrame) -> pl.DataFrame:
     Returns ``_finding`` (the finding's place in ``findings``), ``caused_by`` and
     ``_root_headers`` (the quoted headers of the causes).
     """
-    place = ["dataset", "sheet", "row_number", "_reads"]
+    place = [UPLOAD, "dataset", "sheet", "row_number", "_reads"]
     roots = findings.filter(
         (pl.col("layer") == "field")
         & pl.col("row_number").is_not_null()
         & pl.col("column").is_not_null()
     ).select(
+        UPLOAD,
         "dataset",
         "sheet",
         "row_number",
@@ -859,8 +915,8 @@ def _causes(findings: pl.DataFrame) -> pl.DataFrame:
     )
     followers = findings.filter(
         pl.col("row_number").is_not_null() & pl.col("layer").is_in(["row", "cross_dataset"])
-    ).select("_finding", "rule_id", "layer", "dataset", "sheet", "row_number", "column")
-    keep = ["_finding", "dataset", "sheet", "row_number", "_reads", "_order"]
+    ).select("_finding", UPLOAD, "rule_id", "layer", "dataset", "sheet", "row_number", "column")
+    keep = ["_finding", UPLOAD, "dataset", "sheet", "row_number", "_reads", "_order"]
     candidates = pl.concat(
         [
             followers.join(_cascade_reads(), on="rule_id", how="inner").select(keep),
