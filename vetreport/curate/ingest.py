@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -464,22 +465,35 @@ def _report(
         [(results, pending.context, pending.submission) for pending, results in with_registry]
     )
     reported = []
+    writes: list[_Write] = []
     for (pending, results), report in zip(with_registry, reports, strict=True):
         upload, submission, data = pending.upload, pending.submission, pending.data
         json_report_key = report_key(upload.year, upload.submitter, submission, "json")
-        store.put(
-            json_report_key,
-            json.dumps(report, ensure_ascii=False, indent=2, default=str).encode("utf-8"),
-            "application/json",
-        )
-        report_keys = [
-            json_report_key,
-            *_write_school_reports(store, upload.year, upload.submitter, submission, data, report),
-        ]
+        body = json.dumps(report, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+        pages = _school_report_writes(upload.year, upload.submitter, submission, data, report)
+        writes += [(json_report_key, body, "application/json"), *pages]
         if _is_file_level_failure(report):
-            _quarantine(store, pending.info, upload.year, submission, data, report)
+            writes += _quarantine_writes(pending.info, upload.year, submission, data, report)
+        report_keys = [json_report_key, *(key for key, _, _ in pages)]
         reported.append(_Reported(pending, results, report, report_keys))
+    _put_all(store, writes)
     return reported
+
+
+_Write = tuple[str, bytes, str | None]  # key, body, content type
+WRITE_THREADS = 8  # object writes in flight at once: a PUT or an fsync mostly waits
+
+
+def _put_all(store: ObjectStore, writes: list[_Write]) -> None:
+    """Write many objects at once; the first storage error is raised once all have ended."""
+    if len(writes) <= 1:
+        for key, body, content_type in writes:
+            store.put(key, body, content_type)
+        return
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        futures = [pool.submit(store.put, *write) for write in writes]
+    for future in futures:
+        future.result()
 
 
 def _with_registry_check(pending: _Pending, results: list[DatasetResult]) -> list[DatasetResult]:
@@ -525,6 +539,7 @@ def _write_curated(store: ObjectStore, batch: list[_Reported]) -> dict[tuple[str
             key = (dataset_id, done.pending.upload.year)
             groups.setdefault(key, []).append((done.pending.submission, frame))
     written: dict[tuple[str, str], str] = {}
+    writes: list[_Write] = []
     for (dataset_id, year), parts in groups.items():
         submissions = [submission for submission, _ in parts]
         key = curated_key(dataset_id, year, submissions)
@@ -532,8 +547,9 @@ def _write_curated(store: ObjectStore, batch: list[_Reported]) -> dict[tuple[str
         pl.concat([frame for _, frame in parts], how="vertical_relaxed").write_parquet(
             buffer, compression="zstd"
         )
-        store.put(key, buffer.getvalue(), "application/vnd.apache.parquet")
+        writes.append((key, buffer.getvalue(), "application/vnd.apache.parquet"))
         written.update({(submission, dataset_id): key for submission in submissions})
+    _put_all(store, writes)
     return written
 
 
@@ -808,7 +824,18 @@ def _write_school_reports(
     data: bytes,
     report: dict[str, Any],
 ) -> list[str]:
-    """The HTML page and the annotated workbook; returns the keys written.
+    """Render and write the HTML page and the annotated workbook; returns the keys written."""
+    writes = _school_report_writes(year, submitter, submission, data, report)
+    # a store failure is not a rendering failure: it fails the call, which is retried,
+    # rather than leave the school without its page for good
+    _put_all(store, writes)
+    return [key for key, _, _ in writes]
+
+
+def _school_report_writes(
+    year: int, submitter: str, submission: str, data: bytes, report: dict[str, Any]
+) -> list[_Write]:
+    """The HTML page and the annotated workbook of one report, rendered, to be written.
 
     Feedback is a courtesy on top of the JSON report: a failure to render it is logged and
     the upload is still processed.
@@ -823,19 +850,15 @@ def _write_school_reports(
         renderers.append(
             ("xlsx", XLSX_CONTENT_TYPE, lambda: annotate_workbook(data, extension, report))
         )
-    written = []
+    writes: list[_Write] = []
     for suffix, content_type, render in renderers:
-        key = report_key(year, submitter, submission, suffix)
         try:
             body = render()
         except Exception:  # rendering must never fail ingest
             LOGGER.exception("could not render the %s report of %s", suffix, report["key"])
             continue
-        # a store failure is not a rendering failure: it fails the call, which is retried,
-        # rather than leave the school without its page for good
-        store.put(key, body, content_type)
-        written.append(key)
-    return written
+        writes.append((report_key(year, submitter, submission, suffix), body, content_type))
+    return writes
 
 
 def _with_unknown_school(result: DatasetResult, school_code: str) -> DatasetResult:
@@ -870,19 +893,23 @@ def _quarantine(
     data: bytes,
     report: dict[str, Any],
 ) -> None:
+    for write in _quarantine_writes(info, year, submission, data, report):
+        store.put(*write)
+
+
+def _quarantine_writes(
+    info: ObjectInfo, year: int | str, submission: str, data: bytes, report: dict[str, Any]
+) -> list[_Write]:
+    """A file refused as a file, kept as it came, and why."""
     target = quarantine_key(year, submission, info.key)
-    store.put(target, data)
     reason = {
         "key": printable_key(info.key),
         "version_token": info.version_token,
         "rules": [item["rule_id"] for item in report["counts_by_rule"]],
         "findings": report["findings"][:20],
     }
-    store.put(
-        target + ".reason.json",
-        json.dumps(reason, ensure_ascii=False, indent=2, default=str).encode("utf-8"),
-        "application/json",
-    )
+    body = json.dumps(reason, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    return [(target, data, None), (target + ".reason.json", body, "application/json")]
 
 
 def unprocessed_upload_keys(store: ObjectStore, year: int | None = None) -> list[str]:
