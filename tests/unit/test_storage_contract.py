@@ -178,3 +178,39 @@ def test_a_missing_bucket_is_created_versioned_once(
     assert status == "Enabled"
     store.put("uploads/2023/3133060001/staff.csv", b"1")
     assert store.exists("uploads/2023/3133060001/staff.csv")
+
+
+def test_a_folder_listing_hashes_a_settled_file_once_and_a_rewrite_again(
+    tmp_path, monkeypatch
+) -> None:
+    import hashlib
+    import time
+
+    from vetreport.bucket import store as store_module
+
+    monkeypatch.setattr(store_module, "_MD5_SETTLE_NS", 0)
+    monkeypatch.setattr(store_module, "_MD5_BY_FILE_STATE", {})
+    local = store_module.LocalStore(tmp_path)
+    local.put("uploads/2023/3306000001/staff.csv", b"first")
+    etag = next(iter(local.list("uploads/"))).etag
+    assert etag == hashlib.md5(b"first").hexdigest()
+    assert list(store_module._MD5_BY_FILE_STATE.values()) == [etag]
+    time.sleep(0.05)
+    path = tmp_path / "uploads/2023/3306000001/staff.csv"
+    path.write_bytes(b"other")  # the same size, written in place: the change time moves
+    assert next(iter(local.list("uploads/"))).etag == hashlib.md5(b"other").hexdigest()
+
+
+def test_a_file_changed_within_the_settle_time_is_hashed_again(tmp_path, monkeypatch) -> None:
+    import hashlib
+
+    from vetreport.bucket import store as store_module
+
+    monkeypatch.setattr(store_module, "_MD5_BY_FILE_STATE", {})
+    local = store_module.LocalStore(tmp_path)
+    path = tmp_path / "uploads/2023/3306000001/staff.csv"
+    path.parent.mkdir(parents=True)
+    for body in (b"first", b"other", b"third"):
+        path.write_bytes(body)
+        assert local.head("uploads/2023/3306000001/staff.csv").etag == hashlib.md5(body).hexdigest()
+    assert store_module._MD5_BY_FILE_STATE == {}

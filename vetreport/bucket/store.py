@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -146,7 +147,7 @@ class LocalStore:
         return ObjectInfo(
             key=key,
             size_bytes=stat.st_size,
-            etag=_md5_of_file(path),
+            etag=_md5_of_file(path, stat),
             last_modified=datetime.fromtimestamp(arrived, tz=UTC),
         )
 
@@ -227,11 +228,38 @@ class LocalStore:
         return Path(name)
 
 
-def _md5_of_file(path: Path) -> str:
+# The MD5 of files already hashed, by what identifies a file's content on disk: any write
+# changes the change time (st_ctime_ns, which cannot be set back), a replace the inode.
+# A listing of 30,000 uploads then reads none of them again. Only a file whose last change
+# is older than the settle time is remembered: file times advance in coarse ticks, and two
+# writes within one tick would otherwise look alike.
+_MD5_BY_FILE_STATE: dict[tuple[int, int, int, int, int], str] = {}
+_MD5_CACHE_LIMIT = 1_000_000
+_MD5_SETTLE_NS = 2_000_000_000
+
+
+def _md5_of_file(path: Path, stat: os.stat_result) -> str:
+    state = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    known = _MD5_BY_FILE_STATE.get(state)
+    if known is not None:
+        return known
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
+    after = os.stat(path)
+    is_settled = time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > _MD5_SETTLE_NS
+    unchanged = state == (
+        after.st_dev,
+        after.st_ino,
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+    )
+    if is_settled and unchanged:
+        if len(_MD5_BY_FILE_STATE) >= _MD5_CACHE_LIMIT:
+            _MD5_BY_FILE_STATE.clear()
+        _MD5_BY_FILE_STATE[state] = digest.hexdigest()
     return digest.hexdigest()
 
 

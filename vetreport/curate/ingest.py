@@ -196,11 +196,15 @@ def _write_school_indexes(store: ObjectStore, results: list[IngestResult]) -> No
         owner = key_owner(result.key)
         if owner is not None:
             touched.add(owner)
-    for year, submitter in sorted(touched):
+
+    def write(owner: tuple[int, str]) -> None:
         try:
-            write_school_index(store, year, submitter)
+            write_school_index(store, *owner)
         except Exception:
-            LOGGER.exception("could not write the upload list of %s %s", year, submitter)
+            LOGGER.exception("could not write the upload list of %s %s", *owner)
+
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        list(pool.map(write, sorted(touched)))
 
 
 # -- attempts: a file that kills its worker is refused, not retried forever ----------------
