@@ -174,7 +174,13 @@ class LocalStore:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-        return self._info(key, path)
+        stat = path.stat()
+        return ObjectInfo(
+            key=key,
+            size_bytes=stat.st_size,
+            etag=hashlib.md5(data, usedforsecurity=False).hexdigest(),  # not read back
+            last_modified=datetime.fromtimestamp(max(stat.st_mtime, stat.st_ctime), tz=UTC),
+        )
 
     def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
         """Link a finished temporary file to the key; the link fails if the key exists."""
