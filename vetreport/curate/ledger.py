@@ -37,6 +37,7 @@ from vetreport.bucket.keys import (
 from vetreport.bucket.store import ObjectStore
 
 ACCEPTED_OUTCOMES = ("accepted", "accepted_with_warnings")
+SEQUENTIAL_READS = 8  # below this many records, starting threads costs more than it saves
 READ_THREADS = 16
 
 CURRENT_SCHEMA: dict[str, type[pl.DataType]] = {
@@ -90,6 +91,8 @@ def read_records_under(store: ObjectStore, prefixes: Iterable[str]) -> list[dict
     keys = [
         info.key for prefix in prefixes for info in store.list(prefix) if info.key.endswith(".json")
     ]
+    if len(keys) <= SEQUENTIAL_READS:
+        return [json.loads(store.get(key)) for key in keys]
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         return [json.loads(body) for body in pool.map(store.get, keys)]
 
