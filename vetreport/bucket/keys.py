@@ -8,6 +8,7 @@ here reads or writes objects.
     uploads/{year}/{school_code}/workbook.xlsx
     uploads/{year}/_city/{dataset}.csv
     curated/{dataset}/year={year}/school={code}/{submission_id}.parquet
+    curated/_measures/year={year}/school_measures.parquet   (aggregation's cache)
     ledger/{year}/{school_code}/{dataset}/{submission_id}.json
     reports/{year}/{school_code}/{submission_id}.{json,html,xlsx}
     quarantine/{year}/{submission_id}/{original file name}
@@ -140,6 +141,11 @@ def submission_id(key: str, version_token: str) -> str:
 def curated_key(dataset: str, year: int, school_code: str, submission: str) -> str:
     """Where an accepted submission's normalised rows are kept."""
     return f"curated/{dataset}/year={year}/school={school_code}/{submission}.parquet"
+
+
+def school_measures_key(year: int) -> str:
+    """Aggregation's cache of a year's per-school measures, each school with its fingerprint."""
+    return f"curated/_measures/year={year}/school_measures.parquet"
 
 
 def ledger_prefix(year: int | None = None, submitter: str | None = None) -> str:
