@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
 
 import polars as pl
 import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
+from vetreport.aggregate.engine import spill_folder
 from vetreport.publish.outputs.metadata import (
     REGION_KINDS,
     YEAR_COLUMN,
@@ -162,25 +162,42 @@ def _write_sheet(
     sheet.set_row(2, 36)
     prepared = _prepared(written.select(shown))
     row_formats = _row_number_formats(info, written)
+    # Written row by row (the workbook streams each finished row to a temporary file):
+    # each column's cell format, or None where each row has its own (row_formats).
+    column_formats: list[Format | None] = []
+    is_number_column: list[bool] = []
     for index, name in enumerate(shown):
         column: ColumnInfo = described[name]
         header = column.header_zh
         sheet.write_string(2, index, header, formats.header)
         values = prepared.get_column(name)
         if YEAR_COLUMN.match(name) and row_formats is not None:
-            for offset, (value, code) in enumerate(zip(values, row_formats, strict=True)):
-                _write_cell(sheet, HEADER_ROWS + offset, index, value, formats.number(code))
+            column_formats.append(None)
+            is_number_column.append(True)
             width = 12
         elif values.dtype.is_numeric():
             decimals = 0 if values.dtype.is_integer() else column.decimals
-            code = number_format(column.unit, decimals)
-            sheet.write_column(HEADER_ROWS, index, values.to_list(), formats.number(code))
+            column_formats.append(formats.number(number_format(column.unit, decimals)))
+            is_number_column.append(True)
             width = 12
         else:
-            sheet.write_column(HEADER_ROWS, index, values.to_list(), formats.text)
+            column_formats.append(formats.text)
+            is_number_column.append(False)
             longest = values.cast(pl.Utf8).str.len_chars().max() if values.len() else 0
             width = min(max(int(longest or 0) * 2, 8), 40)
         sheet.set_column(index, index, max(width, min(_display_width(header) // 2 + 2, 24)))
+    for offset, row in enumerate(prepared.iter_rows()):
+        sheet_row = HEADER_ROWS + offset
+        for index, value in enumerate(row):
+            cell_format = column_formats[index]
+            if cell_format is None:
+                cell_format = formats.number(row_formats[offset])
+            if value is None:
+                sheet.write_blank(sheet_row, index, None, cell_format)
+            elif is_number_column[index]:
+                sheet.write_number(sheet_row, index, value, cell_format)
+            else:
+                sheet.write(sheet_row, index, value, cell_format)
     sheet.freeze_panes(HEADER_ROWS, 0)
     return written.height
 
@@ -196,13 +213,6 @@ def _row_number_formats(info: TableInfo, frame: pl.DataFrame) -> list[str] | Non
     return [codes.get(indicator_id, "General") for indicator_id in frame["indicator_id"]]
 
 
-def _write_cell(sheet: Worksheet, row: int, column: int, value: Any, cell_format: Format) -> None:
-    if value is None:
-        sheet.write_blank(row, column, None, cell_format)
-    else:
-        sheet.write_number(row, column, value, cell_format)
-
-
 def workbook_bytes(
     tables: dict[str, pl.DataFrame], version: VersionInfo | None = None
 ) -> tuple[bytes, dict[str, str]]:
@@ -211,7 +221,10 @@ def workbook_bytes(
     workbook = xlsxwriter.Workbook(
         buffer,
         {
-            "in_memory": True,
+            # Rows go to temporary files as they are finished, not into Python objects
+            # kept until the end: the workbook's memory does not grow with its cells.
+            "constant_memory": True,
+            "tmpdir": str(spill_folder()),
             "strings_to_formulas": False,
             "strings_to_numbers": False,
             "strings_to_urls": False,
