@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         "measures: bounds its memory whatever the number of schools.",
         ge=1,
     )
+    workbook_sheet_rows: int = Field(
+        200_000,
+        description="Rows a sheet of a published workbook (tables.xlsx) shows at most; the "
+        "full tables are in Parquet, CSV and DuckDB. Writing cells is most of publishing's "
+        "time: a national bucket's indicator_values alone is 218,000 rows at 1,000 schools.",
+        ge=1,
+    )
     # -- the collection calendar -----------------------------------------------------------
     open_years: str = Field(
         "2021-2023",

@@ -555,3 +555,17 @@ def test_the_publish_artifact_lists_only_what_changed_with_links_that_open(
     first = version_markdown(store, YEAR, 1)
     assert "第一个版本 First version" in first
     assert len(re.findall(r"\| 新增 added \|", first)) == len(changelog["tables"])
+
+
+def test_a_sheet_shows_at_most_the_configured_rows(tmp_path, base_result, monkeypatch) -> None:
+    monkeypatch.setenv("VETREPORT_WORKBOOK_SHEET_ROWS", "2")
+    store = open_store(str(tmp_path / "bucket"))
+    publish(store, base_result)
+    workbook = openpyxl.load_workbook(io.BytesIO(read_version_file(store, YEAR, "tables.xlsx")))
+    manifest = verify_version(store, YEAR)
+    entry = manifest["tables"]["indicator_values"]
+    assert entry["row_count"] > 2
+    sheet = workbook[entry["sheet"]]
+    assert sheet.max_row == 3 + 2  # title, subtitle, header, two rows
+    assert f"共 {entry['row_count']} 行" in sheet["A2"].value
+    assert read_table(store, "indicator_values", YEAR).height == entry["row_count"]

@@ -31,8 +31,8 @@ from vetreport.publish.outputs.metadata import (
     table_indicators,
 )
 from vetreport.publish.outputs.tabular import neutralise_formulas
+from vetreport.settings import load_settings
 
-SHEET_ROW_LIMIT = 200_000  # Excel allows 1,048,576; the full data is in Parquet/CSV/DuckDB
 HEADER_ROWS = 3  # title, subtitle, header
 CONTENTS_SHEET = "目录"
 _BAD_SHEET_CHARACTERS = re.compile(r"[\[\]:*?/\\]")
@@ -146,11 +146,12 @@ def _write_sheet(
     frame: pl.DataFrame,
     formats: _Formats,
     version: VersionInfo | None,
+    row_limit: int,
 ) -> int:
-    """Write one table; return the number of data rows written."""
+    """Write one table, at most ``row_limit`` rows; return the number of rows written."""
     shown = _shown_columns(info, frame)
     described = {column.name: column for column in describe_columns(info.table_id, frame.schema)}
-    written = frame.head(SHEET_ROW_LIMIT)
+    written = frame.head(row_limit)
     subtitle = _subtitle(info, frame, version)
     if written.height < frame.height:
         subtitle += (
@@ -232,13 +233,20 @@ def workbook_bytes(
         },
     )
     formats = _Formats(workbook)
+    # Excel allows 1,048,576 rows; the full data is in Parquet, CSV and DuckDB.
+    row_limit = load_settings().workbook_sheet_rows
     names = sheet_names(list(tables))
     contents = workbook.add_worksheet(CONTENTS_SHEET)
     rows_written: dict[str, int] = {}
     for table_id, sheet_name in names.items():
         info = describe_table(table_id)
         rows_written[table_id] = _write_sheet(
-            workbook.add_worksheet(sheet_name), info, tables[table_id], formats, version
+            workbook.add_worksheet(sheet_name),
+            info,
+            tables[table_id],
+            formats,
+            version,
+            row_limit,
         )
     _write_contents(contents, names, tables, rows_written, formats, version)
     workbook.close()
