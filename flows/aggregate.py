@@ -134,8 +134,15 @@ def _aggregate_and_publish(
     store = open_store(store_url)
     status = status or status_for(store, report_year)
     result = aggregate_year(store_url, report_year)
+    logger.info(
+        "%s: measures recomputed for %s schools whose submissions changed, %s from the cache",
+        report_year,
+        result.recomputed_school_count,
+        result.reused_school_count,
+    )
     write_school_history(store_url, result)
     summary = publish_version(store_url, result, status)
+    summary["recomputed_school_count"] = result.recomputed_school_count
     verb = "published" if summary["is_new_version"] else "unchanged; still"
     logger.info("%s: %s v%s at %s", report_year, verb, summary["version"], summary["prefix"])
     matrix = as_grid(result.completeness)

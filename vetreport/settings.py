@@ -83,6 +83,30 @@ class Settings(BaseSettings):
     failure_webhook_url: str | None = Field(
         None, description="POSTed to when a flow run fails or crashes."
     )
+    # -- aggregation and publishing memory -------------------------------------------------
+    duckdb_memory_limit: str = Field(
+        "1GiB",
+        description="Memory a DuckDB connection of aggregation or publishing may hold before "
+        "it spills to VETREPORT_DUCKDB_TEMP_DIR (DuckDB's `memory_limit`, e.g. `512MiB`).",
+    )
+    duckdb_temp_dir: Path | None = Field(
+        None,
+        description="Where DuckDB spills what exceeds its memory limit; unset: a "
+        "`vetreport-duckdb` folder in the system's temporary directory.",
+    )
+    aggregate_schools_per_chunk: int = Field(
+        500,
+        description="Schools whose curated rows aggregation loads at once to compute their "
+        "measures: bounds its memory whatever the number of schools.",
+        ge=1,
+    )
+    workbook_sheet_rows: int = Field(
+        200_000,
+        description="Rows a sheet of a published workbook (tables.xlsx) shows at most; the "
+        "full tables are in Parquet, CSV and DuckDB. Writing cells is most of publishing's "
+        "time: a national bucket's indicator_values alone is 218,000 rows at 1,000 schools.",
+        ge=1,
+    )
     # -- the collection calendar -----------------------------------------------------------
     open_years: str = Field(
         "2021-2023",

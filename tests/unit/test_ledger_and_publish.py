@@ -11,7 +11,7 @@ from vetreport.aggregate.compute import AggregateResult
 from vetreport.bucket.store import open_store
 from vetreport.curate.ledger import CURRENT_SCHEMA, current_submissions
 from vetreport.publish.outputs.tabular import csv_bytes, neutralise_formulas
-from vetreport.publish.reader import read_pointer, read_table
+from vetreport.publish.reader import read_pointer, read_table, table_lineage
 from vetreport.publish.writer import publish
 
 
@@ -124,7 +124,8 @@ def test_manifest_lists_checksums_and_lineage(store_url: str) -> None:
         import hashlib
 
         assert hashlib.sha256(store.get(file["key"])).hexdigest() == file["sha256"]
-    assert entry["submissions"][0]["submission_id"] == "sub1"
+    assert entry["lineage"]["submission_count"] == 1
+    assert table_lineage(store, "staff_size", 2023)["submission_id"].to_list() == ["sub1"]
     assert store.get(entry["files"]["csv"]["key"]).startswith(b"\xef\xbb\xbf")
 
 

@@ -35,6 +35,7 @@ from vetreport.publish.reader import (
     read_table,
     read_table_bytes,
     read_version_file,
+    table_lineage,
     verify_version,
 )
 from vetreport.publish.writer import FINAL, PROVISIONAL, REVISION, publish
@@ -57,6 +58,7 @@ VERSION_FILES = {
     "changelog.md",
     "changelog_cells.parquet",
     "report.html",
+    "submissions.parquet",
 }
 
 
@@ -158,10 +160,13 @@ def test_every_file_is_in_the_manifest_with_checksum_and_lineage(store_url, base
         assert hashlib.sha256(body).hexdigest() == entry["sha256"], key
         assert entry["size_bytes"] == len(body)
     for table_id, table in manifest["tables"].items():
-        assert table["submissions"], table_id
+        assert table["lineage"]["submission_count"], table_id
+        assert table_lineage(store, table_id, YEAR).height == table["lineage"]["submission_count"]
     # staff, enrollment (students per teacher) and the registry; not graduates (s3)
-    staff_lineage = manifest["tables"]["staff_size"]["submissions"]
-    assert {s["submission_id"] for s in staff_lineage} == {"s1", "s2", "s4"}
+    staff_lineage = table_lineage(store, "staff_size", YEAR)
+    assert set(staff_lineage["submission_id"]) == {"s1", "s2", "s4"}
+    assert set(staff_lineage.columns) >= {"key", "version_token", "submission_id"}
+    assert manifest["submission_count"] == base_result.submissions.height
     every_table = set(base_result.tables) | {"indicator_values"}
     assert set(manifest["tables"]) == every_table
     for entry in manifest["files"].values():
@@ -550,3 +555,17 @@ def test_the_publish_artifact_lists_only_what_changed_with_links_that_open(
     first = version_markdown(store, YEAR, 1)
     assert "第一个版本 First version" in first
     assert len(re.findall(r"\| 新增 added \|", first)) == len(changelog["tables"])
+
+
+def test_a_sheet_shows_at_most_the_configured_rows(tmp_path, base_result, monkeypatch) -> None:
+    monkeypatch.setenv("VETREPORT_WORKBOOK_SHEET_ROWS", "2")
+    store = open_store(str(tmp_path / "bucket"))
+    publish(store, base_result)
+    workbook = openpyxl.load_workbook(io.BytesIO(read_version_file(store, YEAR, "tables.xlsx")))
+    manifest = verify_version(store, YEAR)
+    entry = manifest["tables"]["indicator_values"]
+    assert entry["row_count"] > 2
+    sheet = workbook[entry["sheet"]]
+    assert sheet.max_row == 3 + 2  # title, subtitle, header, two rows
+    assert f"共 {entry['row_count']} 行" in sheet["A2"].value
+    assert read_table(store, "indicator_values", YEAR).height == entry["row_count"]

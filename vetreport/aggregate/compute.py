@@ -5,7 +5,9 @@ running the SQL files of sql/ (measures per school, then indicators at nation, p
 city, county and school grain), and shaping the results into the report's tables with
 Polars. The rules (which measures, which indicators, which tables) live in sql/ and
 schemas/*.csv. Regions are attributes from the registry: a second city or province only
-adds rows.
+adds rows. The school measures and their cache in the bucket are
+vetreport.aggregate.measures'; the DuckDB connections (memory limit, spilling) are
+vetreport.aggregate.engine's.
 
 Layers, named by grain (PUDL style):
 - ``curated_{dataset}``: the accepted rows of every current submission;
@@ -21,13 +23,10 @@ Layers, named by grain (PUDL style):
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from schemas.catalogue import load_datasets
@@ -40,6 +39,16 @@ from schemas.indicators import (
     load_table_specs,
     years_shown,
 )
+from vetreport.aggregate.measures import (
+    MEASURE_ORDER,
+    curated_connection,
+    empty_curated,
+    measure_queries,
+    read_sql,
+    run_measure_queries,
+    school_dataset_ids,
+    school_measures,
+)
 from vetreport.aggregate.regions import region_directory
 from vetreport.aggregate.variance import history_findings, variance_table
 from vetreport.bucket.store import ObjectStore
@@ -48,14 +57,20 @@ from vetreport.curate.completeness import (
     completeness_matrix,
     published_completeness,
 )
-from vetreport.curate.ledger import (
-    current_submissions,
-    current_upload_versions,
-    read_records,
-)
-from vetreport.paths import SQL_DIR
+from vetreport.curate.curated import read_curated_rows
+from vetreport.curate.ledger import LedgerView, read_ledger_view
+from vetreport.settings import load_settings
 
-READ_THREADS = 16
+__all__ = [
+    "AggregateResult",
+    "aggregate",
+    "compute_indicator_values",
+    "compute_measures",
+    "load_curated",
+    "read_sql",
+    "rollup_indicator_values",
+    "shape_tables",
+]
 
 
 @dataclass
@@ -69,78 +84,50 @@ class AggregateResult:
     completeness: pl.DataFrame = field(default_factory=pl.DataFrame)
     history_findings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     schools_in_year: list[str] = field(default_factory=list)
+    recomputed_school_count: int = 0
+    reused_school_count: int = 0
 
 
-def read_sql(relative_path: str) -> str:
-    """The text of one SQL file under sql/."""
-    return (SQL_DIR / relative_path).read_text(encoding="utf-8")
+_empty_curated = empty_curated
 
 
 def load_curated(
-    store: ObjectStore, years: Iterable[int]
+    store: ObjectStore, years: Iterable[int], view: LedgerView | None = None
 ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    """The rows of every current accepted submission, one frame per dataset."""
+    """The rows of every current accepted submission, one frame per dataset.
+
+    ``view`` is the ledger as already read (``read_ledger_view`` of these years); without
+    it the ledger is read here. Each curated file is read once, keeping the rows of the
+    submissions that count (vetreport.curate.curated).
+    """
     years = list(years)
-    current = current_submissions(read_records(store, years), current_upload_versions(store, years))
-    keys = current.get_column("curated_key").unique(maintain_order=True).to_list()
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        bodies = dict(zip(keys, pool.map(store.get, keys), strict=True))
-    frames: dict[str, pl.DataFrame] = {}
-    for dataset_id, group in current.group_by("dataset", maintain_order=True):
-        # a curated file holds the rows of a batch's submissions: keep those that count
-        counting = group.get_column("submission_id")
-        parts = [
-            pl.read_parquet(io.BytesIO(bodies[key])).filter(
-                pl.col("submission_id").is_in(counting.implode())
-            )
-            for key in group.get_column("curated_key").unique(maintain_order=True)
-        ]
-        frames[str(dataset_id[0])] = pl.concat(parts, how="diagonal_relaxed")
-    for dataset in load_datasets().values():
-        if dataset.dataset_id not in frames:
-            frames[dataset.dataset_id] = _empty_curated(dataset.dataset_id)
+    view = view or read_ledger_view(store, years)
+    current = view.current_submissions().filter(pl.col("year").is_in(years))
+    frames = read_curated_rows(store, current)
+    for dataset_id in load_datasets():
+        if dataset_id not in frames:
+            frames[dataset_id] = empty_curated(dataset_id)
     return frames, current
-
-
-def _empty_curated(dataset_id: str) -> pl.DataFrame:
-    dataset = load_datasets()[dataset_id]
-    schema = {column.column_name: column.polars_type for column in dataset.columns}
-    schema |= {"year": pl.Int64, "submission_id": pl.Utf8, "source_row_number": pl.Int64}
-    schema.setdefault("school_code", pl.Utf8)
-    return pl.DataFrame(schema=schema)
-
-
-def _measures_connection(curated: dict[str, pl.DataFrame]) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the curated frames, the registry and the long measures."""
-    connection = duckdb.connect(":memory:")
-    for dataset_id, frame in curated.items():
-        connection.register(f"curated_{dataset_id}", frame)
-    connection.execute(
-        "create table core_school__yearly_registry as "
-        + read_sql("create_core_school__yearly_registry.sql")
-    )
-    measure_queries = sorted((SQL_DIR / "measures").glob("*.sql"))
-    union = "\nunion all\n".join(
-        f"select * from ({path.read_text(encoding='utf-8')})" for path in measure_queries
-    )
-    connection.execute(f"create table core_school__yearly_measures as {union}")
-    return connection
 
 
 def compute_measures(curated: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """The long per-school (and per-city) measures: core_school__yearly_measures."""
-    connection = _measures_connection(curated)
-    try:
-        return connection.execute("select * from core_school__yearly_measures").pl()
-    finally:
-        connection.close()
+    return run_measure_queries(curated, measure_queries().every).sort(
+        MEASURE_ORDER, nulls_last=False
+    )
 
 
-def compute_indicator_values(curated: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    """Run sql/ over the curated frames and return every indicator at every grain."""
+def rollup_indicator_values(measures: pl.DataFrame, registry_rows: pl.DataFrame) -> pl.DataFrame:
+    """Every indicator at every grain from the long measures and the curated registry rows.
+
+    ``measures`` is core_school__yearly_measures (MEASURES_SCHEMA); ``registry_rows`` the
+    curated school_registry rows of the same years. Regions are sums over their schools
+    (sql/indicators/compute_indicator_values.sql), computed in a memory-limited DuckDB.
+    """
     catalogue = load_indicator_catalogue()
-    connection = _measures_connection(curated)
+    connection = curated_connection({"school_registry": registry_rows})
     try:
+        connection.register("core_school__yearly_measures", measures)
         connection.register("indicator_terms", indicator_terms(catalogue))
         connection.register("indicator_catalogue", catalogue)
         values = connection.execute(read_sql("indicators/compute_indicator_values.sql")).pl()
@@ -150,6 +137,15 @@ def compute_indicator_values(curated: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return values.with_columns(
         pl.col("year").cast(pl.Int64),
         pl.col("numerator", "denominator", "value_unrounded", "indicator_value").cast(pl.Float64),
+    )
+
+
+def compute_indicator_values(curated: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Run sql/ over the curated frames and return every indicator at every grain."""
+    registry_rows = curated.get("school_registry")
+    return rollup_indicator_values(
+        compute_measures(curated),
+        empty_curated("school_registry") if registry_rows is None else registry_rows,
     )
 
 
@@ -290,19 +286,39 @@ def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
     ``variance`` (changes against the previous year beyond each indicator's tolerance).
     The result also carries
     the completeness matrix and each school's history findings for the flow to show and
-    write; this step reads the bucket and writes nothing.
+    write.
+
+    The ledger is read and the uploads listed once. School measures come from the cache
+    of vetreport.aggregate.measures where a school's submissions are unchanged and are
+    recomputed, a chunk of schools at a time, where they changed (the cache is the one
+    thing this step writes); the bureau's registry and city figures are read on every
+    run; every region is summed again from the school measures.
     """
-    curated, submissions = load_curated(store, years_shown(report_year))
-    values = compute_indicator_values(curated)
+    years = years_shown(report_year)
+    view = read_ledger_view(store, years)
+    submissions = view.current_submissions()
+    school_datasets = sorted(school_dataset_ids())
+    bureau = read_curated_rows(store, submissions.filter(~pl.col("dataset").is_in(school_datasets)))
+    registry_rows = bureau.get("school_registry", empty_curated("school_registry"))
+    school_run = school_measures(
+        store, submissions, years, load_settings().aggregate_schools_per_chunk
+    )
+    recomputed, reused = school_run.recomputed_school_count, school_run.reused_school_count
+    measures = pl.concat(
+        [school_run.measures, run_measure_queries(bureau, measure_queries().bureau)]
+    ).sort(MEASURE_ORDER, nulls_last=False)
+    del school_run
+    values = rollup_indicator_values(measures, registry_rows)
+    del measures
     tables = shape_tables(values, report_year)
     variance = variance_table(values)
-    matrix = completeness_matrix(store, report_year)
+    registry = registry_rows.filter(pl.col("year") == report_year)
+    matrix = completeness_matrix(store, report_year, view, registry)
     tables["variance"] = variance
     tables["completeness"] = published_completeness(matrix)
-    registry = curated["school_registry"].filter(pl.col("year") == report_year)
     tables["completeness_by_region"] = completeness_by_region(matrix, registry)
     tables["regions"] = region_directory(values)
-    schools = (
+    schools_in_year = (
         values.filter((pl.col("region_level") == "school") & (pl.col("year") == report_year))
         .get_column("school_code")
         .unique()
@@ -315,5 +331,7 @@ def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
         submissions=submissions,
         completeness=matrix,
         history_findings=history_findings(variance, report_year),
-        schools_in_year=sorted(schools),
+        schools_in_year=sorted(schools_in_year),
+        recomputed_school_count=recomputed,
+        reused_school_count=reused,
     )

@@ -8,6 +8,7 @@ here reads or writes objects.
     uploads/{year}/{school_code}/workbook.xlsx
     uploads/{year}/_city/{dataset}.csv
     curated/{dataset}/year={year}/batch={batch_id}.parquet  (the rows of many submissions)
+    curated/_measures/year={year}/school_measures.parquet   (aggregation's cache)
     ledger/{year}/{school_code}/{dataset}/{submission_id}.json
     reports/{year}/{school_code}/{submission_id}.{json,html,xlsx}
     quarantine/{year}/{submission_id}/{original file name}
@@ -146,6 +147,11 @@ def curated_key(dataset: str, year: int, submissions: list[str]) -> str:
     """
     batch = hashlib.sha256("\n".join(sorted(submissions)).encode("ascii")).hexdigest()[:20]
     return f"curated/{dataset}/year={year}/batch={batch}.parquet"
+
+
+def school_measures_key(year: int) -> str:
+    """Aggregation's cache of a year's per-school measures, each school with its fingerprint."""
+    return f"curated/_measures/year={year}/school_measures.parquet"
 
 
 def ledger_prefix(year: int | None = None, submitter: str | None = None) -> str:

@@ -26,19 +26,18 @@ count): otherwise every rejected upload would publish a new version of unchanged
 
 from __future__ import annotations
 
-import io
-
 import polars as pl
 
 from schemas.catalogue import load_datasets
 from vetreport.bucket.keys import CITY_SUBMITTER
 from vetreport.bucket.store import ObjectStore
+from vetreport.curate.curated import read_curated_rows
 from vetreport.curate.ledger import (
+    LedgerView,
     counting_records,
     current_submissions,
-    current_upload_versions,
     dataset_rows,
-    read_records,
+    read_ledger_view,
 )
 
 MISSING = "missing"
@@ -83,18 +82,30 @@ def school_datasets() -> pl.DataFrame:
     )
 
 
+REGISTRY_SCHEMA: dict[str, type[pl.DataType]] = {
+    "school_code": pl.Utf8,
+    "school_name": pl.Utf8,
+    "county_name": pl.Utf8,
+}
+
+
+def registry_schools(registry_rows: pl.DataFrame | None) -> pl.DataFrame:
+    """The year's schools (code, name, county) from its curated registry rows, if any."""
+    if registry_rows is None or registry_rows.height == 0:
+        return pl.DataFrame(schema=REGISTRY_SCHEMA)
+    return (
+        registry_rows.select(list(REGISTRY_SCHEMA))
+        .unique("school_code", keep="first", maintain_order=True)
+        .cast(REGISTRY_SCHEMA)
+    )
+
+
 def _registry(store: ObjectStore, current: pl.DataFrame) -> pl.DataFrame:
     """The year's schools from the current accepted registry upload (empty if none)."""
-    schema = {"school_code": pl.Utf8, "school_name": pl.Utf8, "county_name": pl.Utf8}
-    registries = current.filter(
+    of_bureau = current.filter(
         (pl.col("dataset") == "school_registry") & (pl.col("submitter") == CITY_SUBMITTER)
-    )
-    if registries.height == 0:
-        return pl.DataFrame(schema=schema)
-    frame = pl.read_parquet(io.BytesIO(store.get(registries.item(0, "curated_key"))))
-    # a curated file may hold the rows of several submissions: keep the one that counts
-    rows = frame.filter(pl.col("submission_id") == registries.item(0, "submission_id"))
-    return rows.select(list(schema)).unique("school_code", keep="first").cast(schema)
+    ).head(1)
+    return registry_schools(read_curated_rows(store, of_bureau).get("school_registry"))
 
 
 def completeness_from_records(
@@ -176,18 +187,30 @@ def completeness_from_records(
     )
 
 
-def completeness_matrix(store: ObjectStore, year: int) -> pl.DataFrame:
+def completeness_matrix(
+    store: ObjectStore,
+    year: int,
+    view: LedgerView | None = None,
+    registry_rows: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """School x dataset status for a report year, from the ledger and the registry.
 
     Columns: year, school_code, school_name, county_name, dataset, dataset_name_zh, status
     (missing | rejected | accepted | accepted_with_warnings), last_outcome,
     is_latest_upload_rejected, last_uploaded_at, accepted_uploaded_at, upload_count,
     submission_id (the one that counts), is_in_registry.
+
+    ``view`` is the ledger as already read (``ledger.read_ledger_view`` of years including
+    ``year``) and ``registry_rows`` the year's curated registry rows as already loaded:
+    without them the ledger and the registry are read from the store.
     """
-    records = read_records(store, [year])
-    current_versions = current_upload_versions(store, [year])
-    current = current_submissions(records, current_versions).filter(pl.col("year") == year)
-    return completeness_from_records(records, _registry(store, current), year, current_versions)
+    view = (view or read_ledger_view(store, [year])).of_year(year)
+    if registry_rows is None:
+        current = view.current_submissions().filter(pl.col("year") == year)
+        registry = _registry(store, current)
+    else:
+        registry = registry_schools(registry_rows)
+    return completeness_from_records(view.records, registry, year, view.current_versions)
 
 
 PUBLISHED_COLUMNS = (

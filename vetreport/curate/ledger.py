@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -159,3 +160,42 @@ def current_submissions(
         .unique(subset=["year", "submitter", "dataset"], keep="first", maintain_order=True)
         .sort(["year", "dataset", "submitter"])
     )
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """The ledger records and the uploads of some years, read from the bucket once.
+
+    An aggregation asks several questions of the same state (which submissions count,
+    each school's completeness, the registry): it reads the records and lists the uploads
+    once (``read_ledger_view``) and hands this view to every function that would otherwise
+    read them again.
+    """
+
+    years: tuple[int, ...]
+    records: list[dict[str, Any]]
+    current_versions: dict[str, str]
+
+    def of_year(self, year: int) -> LedgerView:
+        """The same view restricted to one of its years (no read)."""
+        if year not in self.years:
+            raise ValueError(f"this view holds {self.years}, not {year}")
+        return LedgerView(
+            (year,),
+            [record for record in self.records if record["year"] == year],
+            {
+                key: token
+                for key, token in self.current_versions.items()
+                if key.startswith(uploads_prefix(year))
+            },
+        )
+
+    def current_submissions(self) -> pl.DataFrame:
+        """The accepted submission that counts for each (year, submitter, dataset)."""
+        return current_submissions(self.records, self.current_versions)
+
+
+def read_ledger_view(store: ObjectStore, years: Iterable[int]) -> LedgerView:
+    """Read the ledger records of the years and list their uploads, once."""
+    years = tuple(sorted(set(years)))
+    return LedgerView(years, read_records(store, years), current_upload_versions(store, years))

@@ -40,6 +40,7 @@ from vetreport.bucket.keys import (
     published_year_of_pointer,
 )
 from vetreport.bucket.store import KeyNotFound, ObjectStore, open_store
+from vetreport.publish.outputs.changelog import lineage_submissions, submission_frame
 from vetreport.publish.outputs.metadata import VersionInfo
 from vetreport.publish.outputs.tabular import csv_bytes, parquet_bytes
 from vetreport.publish.outputs.workbook import workbook_bytes
@@ -215,6 +216,38 @@ def read_table(
     if region is not None:
         return _read_region(store, manifest, table_id, region)[1]
     return _verified_frame(store, manifest, table_id)
+
+
+def read_submissions(
+    store: ObjectStore | str, report_year: int, version: int | None = None
+) -> pl.DataFrame:
+    """Every submission a version counts (its ``submissions.parquet``, checksum verified).
+
+    A version published before that file existed lists them in its manifest instead.
+    """
+    store = _as_store(store)
+    manifest = resolve_version(store, report_year, version)
+    entry = manifest["files"].get("submissions.parquet")
+    if entry is None:
+        return submission_frame(manifest.get("submissions"))
+    return pl.read_parquet(io.BytesIO(verified_bytes(store, entry)))
+
+
+def table_lineage(
+    store: ObjectStore | str, table_id: str, report_year: int, version: int | None = None
+) -> pl.DataFrame:
+    """The exact submissions (key, version token, submission id...) a table's numbers use.
+
+    The manifest names the datasets and first year of each table (``lineage``); they
+    select from the version's submissions. A version from before that lists them itself.
+    """
+    store = _as_store(store)
+    manifest = resolve_version(store, report_year, version)
+    entry = _table_entry(manifest, table_id)
+    if "lineage" not in entry:
+        return submission_frame(entry.get("submissions"))
+    submissions = read_submissions(store, report_year, manifest["version"])
+    return lineage_submissions(submissions, entry["lineage"])
 
 
 def _version_info(manifest: dict[str, Any]) -> VersionInfo:

@@ -14,8 +14,14 @@ A version holds:
     changelog.json, changelog.md                 cells and submissions changed since
     changelog_cells.parquet                      the previous version (all cells)
     report.html                                  static report with SVG charts
+    submissions.parquet                          every submission the version counts
     manifest.json                                checksums, lineage, status (written last
                                                  but the pointer)
+
+Lineage: each table's manifest entry names the datasets and first year its numbers come
+from (``lineage``); the exact submissions are those rows of ``submissions.parquet``
+(``outputs.changelog.lineage_submissions``). A list per table in the manifest would grow
+with tables x schools (70 MB of JSON at 1,000 schools).
 
 Guarantees: a version number is claimed with put-if-absent before anything is written, so
 two publishers never share a folder; files are immutable once written; the manifest is
@@ -51,7 +57,11 @@ from schemas.indicators import (
 from vetreport.aggregate.compute import AggregateResult
 from vetreport.bucket.keys import published_pointer_key, published_version_prefix
 from vetreport.bucket.store import KeyNotFound, ObjectStore
-from vetreport.publish.outputs.changelog import build_changelog, changelog_files
+from vetreport.publish.outputs.changelog import (
+    build_changelog,
+    changelog_files,
+    lineage_submissions,
+)
 from vetreport.publish.outputs.database import DATABASE_NAME, duckdb_bytes
 from vetreport.publish.outputs.dictionary import dictionary_files
 from vetreport.publish.outputs.html_report import render_report_html
@@ -83,6 +93,7 @@ CHANGELOG_JSON = "changelog.json"
 CHANGELOG_MD = "changelog.md"
 CHANGELOG_CELLS = "changelog_cells.parquet"
 REPORT_HTML = "report.html"
+SUBMISSIONS_PARQUET = "submissions.parquet"
 MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
     "csv": "text/csv; charset=utf-8",
@@ -146,29 +157,34 @@ def _final_version(pointer: dict[str, Any] | None) -> int | None:
     return int(pointer["version"]) if pointer.get("status") == FINAL else None
 
 
-def _table_lineage(result: AggregateResult) -> dict[str, list[dict[str, Any]]]:
-    """For each table, the exact submissions (key, version, id) its numbers come from."""
+def _lineage_rules(result: AggregateResult) -> dict[str, dict[str, Any]]:
+    """For each table, which of the version's submissions its numbers come from.
+
+    A rule rather than a list: ``datasets`` (None: every dataset) and ``first_year``
+    (None: every year shown) select the submissions in ``submissions.parquet``
+    (outputs.changelog.lineage_submissions), so the manifest stays small whatever the
+    number of schools.
+    """
     catalogue = load_indicator_catalogue()
-    lineage: dict[str, list[dict[str, Any]]] = {}
-    everything = result.submissions.to_dicts()
+    rules: dict[str, dict[str, Any]] = {}
     for spec in load_table_specs():
         sources = set(
             catalogue.filter(pl.col("table_id") == spec.table_id)
             .get_column("source_datasets")
             .str.split("|")
             .explode(empty_as_null=True)
+            .drop_nulls()
             .to_list()
         ) | {"school_registry"}
-        first_year = result.report_year - spec.years_shown + 1
-        used = result.submissions.filter(
-            pl.col("dataset").is_in(sorted(sources)) & (pl.col("year") >= first_year)
-        ).select("year", "dataset", "submitter", "key", "version_token", "submission_id")
+        rule = {
+            "datasets": sorted(sources),
+            "first_year": result.report_year - spec.years_shown + 1,
+        }
         for suffix in ("", BY_SCHOOL_SUFFIX, BY_PROVINCE_SUFFIX, NATIONAL_SUFFIX):
-            table_id = spec.table_id + suffix
-            lineage[table_id] = used.to_dicts()
+            rules[spec.table_id + suffix] = rule
+    every = {"datasets": None, "first_year": None}
     return {
-        table_id: lineage.get(table_id, everything)
-        for table_id in [*result.tables, "indicator_values"]
+        table_id: rules.get(table_id, every) for table_id in [*result.tables, "indicator_values"]
     }
 
 
@@ -182,9 +198,12 @@ def _file_entry(key: str, body: bytes, extension: str) -> dict[str, Any]:
 
 
 def _read_previous_tables(
-    store: ObjectStore, manifest: dict[str, Any] | None
+    store: ObjectStore, manifest: dict[str, Any] | None, skipped: frozenset[str] = frozenset()
 ) -> dict[str, pl.DataFrame | None]:
-    """The previous version's tables (None where a file is missing or fails its checksum)."""
+    """The previous version's tables but ``skipped``.
+
+    None where a file is missing or fails its checksum.
+    """
     if manifest is None:
         return {}
 
@@ -194,10 +213,41 @@ def _read_previous_tables(
         except (KeyNotFound, ChecksumError):
             return None
 
-    table_ids = sorted(manifest["tables"])
+    table_ids = sorted(set(manifest["tables"]) - skipped)
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         frames = pool.map(lambda table_id: load(manifest["tables"][table_id]), table_ids)
     return dict(zip(table_ids, frames, strict=True))
+
+
+def _identical_tables(
+    table_entries: dict[str, Any], previous: dict[str, Any] | None
+) -> frozenset[str]:
+    """The tables whose CSV has the same checksum as in the previous version."""
+    before = (previous or {}).get("tables", {})
+    return frozenset(
+        table_id
+        for table_id, entry in table_entries.items()
+        if table_id in before
+        and before[table_id]["files"].get("csv", {}).get("sha256")
+        == entry["files"]["csv"]["sha256"]
+    )
+
+
+def _read_previous_submissions(
+    store: ObjectStore, manifest: dict[str, Any] | None
+) -> pl.DataFrame | None:
+    """The previous version's submissions.parquet, or None.
+
+    None when it has no such file (a manifest from before it lists the submissions
+    itself) or the file cannot be read.
+    """
+    entry = (manifest or {}).get("files", {}).get(SUBMISSIONS_PARQUET)
+    if entry is None:
+        return None
+    try:
+        return pl.read_parquet(io.BytesIO(verified_bytes(store, entry)))
+    except (KeyNotFound, ChecksumError):
+        return None
 
 
 def publish(
@@ -240,69 +290,89 @@ def publish(
         catalogue_version=catalogue_fingerprint(),
     )
     previous = read_manifest(store, year, pointer["version"]) if pointer else None
-    lineage = _table_lineage(result)
+    lineage = _lineage_rules(result)
 
-    uploads: list[tuple[str, bytes, str]] = []
-    table_entries: dict[str, Any] = {}
-    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        parquet_bodies = dict(zip(tables, pool.map(parquet_bytes, tables.values()), strict=True))
-    for table_id, frame in sorted(tables.items()):
+    # Each table's Parquet and CSV are written as soon as they exist and only their
+    # checksums kept: no moment holds every table in every format.
+    def write_table(table_id: str) -> dict[str, Any]:
         files = {}
-        bodies = (("parquet", parquet_bodies[table_id]), ("csv", csv_bodies[table_id]))
-        for extension, body in bodies:
+        csv_body = csv_bodies.pop(table_id)
+        for extension, body in (("parquet", parquet_bytes(tables[table_id])), ("csv", csv_body)):
             key = f"{prefix}tables/{table_id}.{extension}"
-            uploads.append((key, body, MEDIA_TYPES[extension]))
+            store.put(key, body, MEDIA_TYPES[extension])
             files[extension] = _file_entry(key, body, extension)
-        table_entries[table_id] = {
+        return files
+
+    table_ids = sorted(tables)
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        table_files = dict(zip(table_ids, pool.map(write_table, table_ids), strict=True))
+    submission_count = result.submissions.height
+    table_entries: dict[str, Any] = {
+        table_id: {
             "title_zh": describe_table(table_id).full_title_zh,
-            "row_count": frame.height,
-            "columns": frame.columns,
-            "files": files,
-            "submissions": lineage[table_id],
+            "row_count": tables[table_id].height,
+            "columns": tables[table_id].columns,
+            "files": table_files[table_id],
+            "lineage": lineage[table_id]
+            | {
+                "submission_count": lineage_submissions(
+                    result.submissions, lineage[table_id]
+                ).height
+            },
+        }
+        for table_id in table_ids
+    }
+
+    file_entries: dict[str, Any] = {}
+
+    def write_file(name: str, body: bytes) -> None:
+        extension = name.rsplit(".", 1)[-1]
+        store.put(prefix + name, body, MEDIA_TYPES[extension])
+        file_entries[name] = _file_entry(prefix + name, body, extension) | {
+            "tables": sorted(tables)
         }
 
+    write_file(SUBMISSIONS_PARQUET, parquet_bytes(result.submissions))
     with ThreadPoolExecutor(max_workers=1) as pool:  # DuckDB works outside the GIL
         database_job = pool.submit(duckdb_bytes, tables, info)
         workbook, sheets = workbook_bytes(tables, info)
+        write_file(WORKBOOK_NAME, workbook)
+        del workbook
+        identical = _identical_tables(table_entries, previous)
         changelog, cells = build_changelog(
             info,
             tables,
             lineage,
-            result.submissions.to_dicts(),
+            result.submissions,
             previous,
-            _read_previous_tables(store, previous),
+            _read_previous_tables(store, previous, identical),
+            _read_previous_submissions(store, previous),
+            identical,
         )
-        database = database_job.result()
+        write_file(DATABASE_NAME, database_job.result())
     for table_id, sheet in sheets.items():
         table_entries[table_id]["sheet"] = sheet
     changelog_json, changelog_md, changelog_cells = changelog_files(changelog, cells)
+    del cells
     table_paths = {
         table_id: {name: entry["key"].removeprefix(prefix) for name, entry in e["files"].items()}
         for table_id, e in table_entries.items()
     }
     dictionary_md, dictionary_json = dictionary_files(tables, table_paths, sheets, info)
     version_files: dict[str, bytes] = {
-        WORKBOOK_NAME: workbook,
-        DATABASE_NAME: database,
         DICTIONARY_MD: dictionary_md,
         DICTIONARY_JSON: dictionary_json,
         CHANGELOG_JSON: changelog_json,
         CHANGELOG_MD: changelog_md,
         CHANGELOG_CELLS: changelog_cells,
     }
+    listed = [WORKBOOK_NAME, DATABASE_NAME, *version_files, SUBMISSIONS_PARQUET]
     version_files[REPORT_HTML] = render_report_html(
-        tables, info, changelog, [*version_files, MANIFEST_NAME]
+        tables, info, changelog, [*listed, REPORT_HTML, MANIFEST_NAME]
     ).encode("utf-8")
-    file_entries = {}
-    for name, body in version_files.items():
-        extension = name.rsplit(".", 1)[-1]
-        uploads.append((prefix + name, body, MEDIA_TYPES[extension]))
-        file_entries[name] = _file_entry(prefix + name, body, extension) | {
-            "tables": sorted(tables)
-        }
-
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        list(pool.map(lambda item: store.put(*item), uploads))
+        list(pool.map(lambda item: write_file(*item), version_files.items()))
+    file_entries = {name: file_entries[name] for name in [*listed, REPORT_HTML]}
 
     manifest = {
         "report_year": year,
@@ -318,7 +388,7 @@ def publish(
         "changelog": changelog["summary"],
         "files": file_entries,
         "tables": table_entries,
-        "submissions": result.submissions.to_dicts(),
+        "submission_count": submission_count,
     }
     if effective_status == FINAL:
         manifest["final_version"] = version

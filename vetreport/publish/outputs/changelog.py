@@ -77,6 +77,23 @@ def _long(frame: pl.DataFrame, keys: list[str], columns: list[str], number: bool
     )
 
 
+def _without_identical_rows(
+    old: pl.DataFrame, new: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Both frames without the rows the other has exactly (same columns, same types).
+
+    Rows equal in every column (keys included) change no cell, so only the others are
+    unpivoted: a correction that moves a few rows of a national table costs those rows.
+    """
+    if old.schema != new.schema or not new.columns:
+        return old, new
+    columns = new.columns
+    return (
+        old.join(new, on=columns, how="anti", nulls_equal=True),
+        new.join(old, on=columns, how="anti", nulls_equal=True),
+    )
+
+
 def diff_cells(table_id: str, old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
     """Every cell that differs between two versions of a table (CELL_SCHEMA)."""
     keys = row_keys(old, new)
@@ -87,6 +104,7 @@ def diff_cells(table_id: str, old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFr
             for frame in (old, new)
         )
     old = old.with_columns(pl.col(key).cast(new.schema[key]) for key in keys)
+    old, new = _without_identical_rows(old, new)
     values = [name for name in dict.fromkeys([*new.columns, *old.columns]) if name not in keys]
 
     def is_number(name: str) -> bool:
@@ -146,17 +164,40 @@ def _row_count_changes(old: pl.DataFrame, new: pl.DataFrame) -> tuple[int, int]:
     return added, removed
 
 
+SUBMISSION_SCHEMA: dict[str, type[pl.DataType]] = {
+    name: pl.Int64 if name == "year" else pl.Utf8 for name in SUBMISSION_FIELDS
+}
+
+
+def submission_frame(records: list[dict[str, Any]] | pl.DataFrame | None) -> pl.DataFrame:
+    """Submissions (SUBMISSION_FIELDS) from a frame or from a manifest's list of records."""
+    if isinstance(records, pl.DataFrame):
+        return records.select(list(SUBMISSION_SCHEMA)).cast(SUBMISSION_SCHEMA)
+    rows = [{name: record.get(name) for name in SUBMISSION_FIELDS} for record in records or []]
+    return pl.DataFrame(rows, schema=SUBMISSION_SCHEMA)
+
+
+def lineage_submissions(submissions: pl.DataFrame, rule: dict[str, Any] | None) -> pl.DataFrame:
+    """The submissions a table's numbers come from, by its lineage rule.
+
+    ``rule`` is a manifest table entry's ``lineage``: ``datasets`` (None: every dataset)
+    and ``first_year`` (None: every year) select from the version's submissions.
+    """
+    rule = rule or {}
+    selected = submissions
+    if rule.get("datasets") is not None:
+        selected = selected.filter(pl.col("dataset").is_in(list(rule["datasets"])))
+    if rule.get("first_year") is not None:
+        selected = selected.filter(pl.col("year") >= rule["first_year"])
+    return selected
+
+
 def submission_changes(
-    current: list[dict[str, Any]], previous: list[dict[str, Any]]
+    current: list[dict[str, Any]] | pl.DataFrame, previous: list[dict[str, Any]] | pl.DataFrame
 ) -> dict[str, list[dict[str, Any]]]:
     """Submissions in this lineage and not the previous one (added), and the other way."""
-    schema = {name: pl.Int64 if name == "year" else pl.Utf8 for name in SUBMISSION_FIELDS}
-
-    def frame(records: list[dict[str, Any]]) -> pl.DataFrame:
-        rows = [{name: record.get(name) for name in SUBMISSION_FIELDS} for record in records]
-        return pl.DataFrame(rows, schema=schema).unique("submission_id", maintain_order=True)
-
-    now, before = frame(current), frame(previous)
+    now = submission_frame(current).unique("submission_id", maintain_order=True)
+    before = submission_frame(previous).unique("submission_id", maintain_order=True)
     order = ["year", "submitter", "dataset", "submission_id"]
     return {
         "added": now.join(before, on="submission_id", how="anti").sort(order).to_dicts(),
@@ -174,20 +215,34 @@ def _typed(value: str | None, is_number: bool) -> Any:
 def build_changelog(
     version: VersionInfo,
     tables: dict[str, pl.DataFrame],
-    lineage: dict[str, list[dict[str, Any]]],
-    submissions: list[dict[str, Any]],
+    lineage: dict[str, dict[str, Any]],
+    submissions: pl.DataFrame,
     previous: dict[str, Any] | None,
     previous_tables: dict[str, pl.DataFrame | None],
+    previous_submissions: pl.DataFrame | None = None,
+    identical: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], pl.DataFrame]:
     """The changelog document and every changed cell.
 
-    ``previous`` is the previous version's manifest (None for the first version);
-    ``previous_tables`` its frames (None where a table could not be read back).
+    ``lineage`` is each table's lineage rule (see ``lineage_submissions``) over
+    ``submissions``, the version's submissions. ``previous`` is the previous version's
+    manifest (None for the first version), ``previous_tables`` its frames (None where a
+    table could not be read back) and ``previous_submissions`` its submissions (read from
+    its ``submissions.parquet``; a manifest from before that file lists them itself, and
+    each table's own list, under ``submissions``). Tables in ``identical`` have the same
+    bytes as in the previous version: unchanged, and not needed in ``previous_tables``.
     """
-    previous_lineage = {
-        table_id: entry.get("submissions", [])
-        for table_id, entry in (previous or {}).get("tables", {}).items()
-    }
+    submissions = submission_frame(submissions)
+    if previous_submissions is None:
+        previous_submissions = submission_frame((previous or {}).get("submissions"))
+    previous_submissions = submission_frame(previous_submissions)
+
+    def previous_lineage(table_id: str) -> pl.DataFrame:
+        entry = (previous or {}).get("tables", {}).get(table_id, {})
+        if "lineage" in entry:
+            return lineage_submissions(previous_submissions, entry["lineage"])
+        return submission_frame(entry.get("submissions"))
+
     entries = []
     all_cells = []
     unreadable = []
@@ -210,6 +265,9 @@ def build_changelog(
         }
         if previous is None:
             entry |= {"change": "added", "rows_added": new.height if new is not None else 0}
+            entries.append(entry)
+            continue
+        if table_id in identical and new is not None:
             entries.append(entry)
             continue
         if table_id in previous.get("tables", {}) and old is None:
@@ -252,12 +310,13 @@ def build_changelog(
             entry["is_truncated"] = listed.height < cells.height
         if entry["change"] != "unchanged" and previous is not None:
             moved = submission_changes(
-                lineage.get(table_id, []), previous_lineage.get(table_id, [])
+                lineage_submissions(submissions, lineage.get(table_id)),
+                previous_lineage(table_id),
             )
             entry["submissions_added"] = [item["submission_id"] for item in moved["added"]]
             entry["submissions_removed"] = [item["submission_id"] for item in moved["removed"]]
         entries.append(entry)
-    changed_submissions = submission_changes(submissions, (previous or {}).get("submissions", []))
+    changed_submissions = submission_changes(submissions, previous_submissions)
     changed_tables = [entry for entry in entries if entry["change"] != "unchanged"]
     document = {
         "report_year": version.report_year,

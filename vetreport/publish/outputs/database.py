@@ -13,9 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
+from vetreport.aggregate.engine import connect
 from vetreport.publish.outputs.metadata import VersionInfo, describe_columns, describe_table
 
 DATABASE_NAME = "tables.duckdb"
@@ -80,8 +80,9 @@ def duckdb_bytes(tables: dict[str, pl.DataFrame], version: VersionInfo | None = 
     with tempfile.TemporaryDirectory(prefix="vetreport-duckdb-") as folder:
         building = Path(folder) / f".{DATABASE_NAME}.building"
         final = Path(folder) / DATABASE_NAME
-        # Built in memory, then copied into the file in one go (far fewer writes).
-        connection = duckdb.connect(":memory:")
+        # Built in memory (limited: beyond VETREPORT_DUCKDB_MEMORY_LIMIT it spills), then
+        # copied into the file in one go (far fewer writes).
+        connection = connect()
         try:
             for table_id, frame in tables.items():
                 connection.register("incoming", frame)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
 
 import polars as pl
 import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
+from vetreport.aggregate.engine import spill_folder
 from vetreport.publish.outputs.metadata import (
     REGION_KINDS,
     YEAR_COLUMN,
@@ -31,8 +31,8 @@ from vetreport.publish.outputs.metadata import (
     table_indicators,
 )
 from vetreport.publish.outputs.tabular import neutralise_formulas
+from vetreport.settings import load_settings
 
-SHEET_ROW_LIMIT = 200_000  # Excel allows 1,048,576; the full data is in Parquet/CSV/DuckDB
 HEADER_ROWS = 3  # title, subtitle, header
 CONTENTS_SHEET = "目录"
 _BAD_SHEET_CHARACTERS = re.compile(r"[\[\]:*?/\\]")
@@ -146,11 +146,12 @@ def _write_sheet(
     frame: pl.DataFrame,
     formats: _Formats,
     version: VersionInfo | None,
+    row_limit: int,
 ) -> int:
-    """Write one table; return the number of data rows written."""
+    """Write one table, at most ``row_limit`` rows; return the number of rows written."""
     shown = _shown_columns(info, frame)
     described = {column.name: column for column in describe_columns(info.table_id, frame.schema)}
-    written = frame.head(SHEET_ROW_LIMIT)
+    written = frame.head(row_limit)
     subtitle = _subtitle(info, frame, version)
     if written.height < frame.height:
         subtitle += (
@@ -162,25 +163,42 @@ def _write_sheet(
     sheet.set_row(2, 36)
     prepared = _prepared(written.select(shown))
     row_formats = _row_number_formats(info, written)
+    # Written row by row (the workbook streams each finished row to a temporary file):
+    # each column's cell format, or None where each row has its own (row_formats).
+    column_formats: list[Format | None] = []
+    is_number_column: list[bool] = []
     for index, name in enumerate(shown):
         column: ColumnInfo = described[name]
         header = column.header_zh
         sheet.write_string(2, index, header, formats.header)
         values = prepared.get_column(name)
         if YEAR_COLUMN.match(name) and row_formats is not None:
-            for offset, (value, code) in enumerate(zip(values, row_formats, strict=True)):
-                _write_cell(sheet, HEADER_ROWS + offset, index, value, formats.number(code))
+            column_formats.append(None)
+            is_number_column.append(True)
             width = 12
         elif values.dtype.is_numeric():
             decimals = 0 if values.dtype.is_integer() else column.decimals
-            code = number_format(column.unit, decimals)
-            sheet.write_column(HEADER_ROWS, index, values.to_list(), formats.number(code))
+            column_formats.append(formats.number(number_format(column.unit, decimals)))
+            is_number_column.append(True)
             width = 12
         else:
-            sheet.write_column(HEADER_ROWS, index, values.to_list(), formats.text)
+            column_formats.append(formats.text)
+            is_number_column.append(False)
             longest = values.cast(pl.Utf8).str.len_chars().max() if values.len() else 0
             width = min(max(int(longest or 0) * 2, 8), 40)
         sheet.set_column(index, index, max(width, min(_display_width(header) // 2 + 2, 24)))
+    for offset, row in enumerate(prepared.iter_rows()):
+        sheet_row = HEADER_ROWS + offset
+        for index, value in enumerate(row):
+            cell_format = column_formats[index]
+            if cell_format is None:
+                cell_format = formats.number(row_formats[offset])
+            if value is None:
+                sheet.write_blank(sheet_row, index, None, cell_format)
+            elif is_number_column[index]:
+                sheet.write_number(sheet_row, index, value, cell_format)
+            else:
+                sheet.write(sheet_row, index, value, cell_format)
     sheet.freeze_panes(HEADER_ROWS, 0)
     return written.height
 
@@ -196,13 +214,6 @@ def _row_number_formats(info: TableInfo, frame: pl.DataFrame) -> list[str] | Non
     return [codes.get(indicator_id, "General") for indicator_id in frame["indicator_id"]]
 
 
-def _write_cell(sheet: Worksheet, row: int, column: int, value: Any, cell_format: Format) -> None:
-    if value is None:
-        sheet.write_blank(row, column, None, cell_format)
-    else:
-        sheet.write_number(row, column, value, cell_format)
-
-
 def workbook_bytes(
     tables: dict[str, pl.DataFrame], version: VersionInfo | None = None
 ) -> tuple[bytes, dict[str, str]]:
@@ -211,7 +222,10 @@ def workbook_bytes(
     workbook = xlsxwriter.Workbook(
         buffer,
         {
-            "in_memory": True,
+            # Rows go to temporary files as they are finished, not into Python objects
+            # kept until the end: the workbook's memory does not grow with its cells.
+            "constant_memory": True,
+            "tmpdir": str(spill_folder()),
             "strings_to_formulas": False,
             "strings_to_numbers": False,
             "strings_to_urls": False,
@@ -219,13 +233,20 @@ def workbook_bytes(
         },
     )
     formats = _Formats(workbook)
+    # Excel allows 1,048,576 rows; the full data is in Parquet, CSV and DuckDB.
+    row_limit = load_settings().workbook_sheet_rows
     names = sheet_names(list(tables))
     contents = workbook.add_worksheet(CONTENTS_SHEET)
     rows_written: dict[str, int] = {}
     for table_id, sheet_name in names.items():
         info = describe_table(table_id)
         rows_written[table_id] = _write_sheet(
-            workbook.add_worksheet(sheet_name), info, tables[table_id], formats, version
+            workbook.add_worksheet(sheet_name),
+            info,
+            tables[table_id],
+            formats,
+            version,
+            row_limit,
         )
     _write_contents(contents, names, tables, rows_written, formats, version)
     workbook.close()
