@@ -46,6 +46,7 @@ DEFAULT_POOL = "vetreport"
 DEFAULT_SCHOOLS_PER_SHARD = 50
 WORKER_TAG_PREFIX = "worker:"
 READ_LIMIT = 200  # flow runs per API read (the server's default page size)
+NO_WORKER_WARNING_SECONDS = 120  # say so when no shard has left Scheduled for this long
 
 
 class BackfillError(RuntimeError):
@@ -205,6 +206,7 @@ def wait_for_flow_runs(ids: list[UUID], poll_seconds: float, logger: Any = None)
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     reported = -1
+    waiting_since = time.monotonic()
     while True:
         runs = []
         with get_client(sync_client=True) as client:
@@ -217,9 +219,20 @@ def wait_for_flow_runs(ids: list[UUID], poll_seconds: float, logger: Any = None)
         done = sum(1 for run in runs if run.state is not None and run.state.is_final())
         if logger is not None and done != reported:
             logger.info("%d of %d shards finished", done, len(ids))
-            reported = done
         if done == len(ids) and len(runs) == len(ids):
             return runs
+        if done != reported or any(
+            run.state is not None and not run.state.is_scheduled() and not run.state.is_final()
+            for run in runs
+        ):
+            waiting_since = time.monotonic()  # a shard is starting or running: workers are there
+        elif logger is not None and time.monotonic() - waiting_since > NO_WORKER_WARNING_SECONDS:
+            logger.warning(
+                "no shard has started for %.0f s: is a worker polling the deployment's pool?",
+                time.monotonic() - waiting_since,
+            )
+            waiting_since = time.monotonic()
+        reported = done
         time.sleep(poll_seconds)
 
 
