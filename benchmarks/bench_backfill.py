@@ -236,6 +236,8 @@ def _print_table(rows: list[dict[str, Any]], files: int) -> None:
             f"shard {row['before_shards']:.1f} s, after the last {row['after_shards']:.1f} s; "
             f"differences from one process: {row['differences']}"
         )
+        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in row["steps"].items())
+        print(f"{row['name']}: backfill steps: {steps}")
 
 
 # -- measuring ----------------------------------------------------------------------------
@@ -313,6 +315,7 @@ def _phase_backfill(bucket: Path, pool: str, shard: str) -> dict[str, Any]:
         "files": summary["keys"],
         "before_shards": first - wall_start,
         "after_shards": wall_end - last,
+        "steps": summary["steps"],
     }
 
 

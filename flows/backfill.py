@@ -127,11 +127,15 @@ def backfill(
     logger = get_run_logger()
     if "://" not in store_url:
         store_url = str(Path(store_url).resolve())  # workers run in other folders
+    steps: dict[str, float] = {}  # seconds of each step, for the summary
+    mark = time.perf_counter()
     keys = find_unprocessed_uploads(store_url, year)
     city_keys, school_keys = split_city_first(keys)
+    steps["list"], mark = time.perf_counter() - mark, time.perf_counter()
     if city_keys:
         ingest_batch(store_url, city_keys)
     shards = shard_by_school(school_keys, schools_per_shard)
+    steps["bureau"], mark = time.perf_counter() - mark, time.perf_counter()
     logger.info(
         "%d unprocessed uploads: %d of the bureau ingested here, %d of %d schools in %d "
         "shards of up to %d schools on %s",
@@ -146,6 +150,7 @@ def backfill(
     started = start_shards(store_url, shards, deployment, batch_size)
     finished = wait_for_flow_runs(list(started), poll_seconds, logger)
     rows = shard_rows(shards, started, finished)
+    steps["shards"], mark = time.perf_counter() - mark, time.perf_counter()
     if rows:
         create_table_artifact(
             key="backfill-shards", table=rows, description="The backfill's shards and their runs"
@@ -159,6 +164,7 @@ def backfill(
             "still missing."
         )
     left = sorted(set(find_unprocessed_uploads(store_url, year)) & set(keys))
+    steps["check"], mark = time.perf_counter() - mark, time.perf_counter()
     if left:
         raise BackfillError(
             f"{len(left)} uploads are still unprocessed after every shard completed, e.g. "
@@ -167,10 +173,18 @@ def backfill(
             "VETREPORT_ATTEMPT_STALE_SECONDS). Nothing was published; run the backfill again."
         )
     report_year = report_year or latest_upload_year(store_url)
-    if report_year is None:
-        return {"keys": len(keys), "shards": rows, "publish": None}
-    summary = aggregate_and_publish(store_url, report_year, status)
-    return {"keys": len(keys), "city_keys": len(city_keys), "shards": rows, "publish": summary}
+    summary = None
+    if report_year is not None:
+        summary = aggregate_and_publish(store_url, report_year, status)
+    steps["publish"] = time.perf_counter() - mark
+    logger.info("seconds by step: %s", ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+    return {
+        "keys": len(keys),
+        "city_keys": len(city_keys),
+        "shards": rows,
+        "publish": summary,
+        "steps": steps,
+    }
 
 
 def start_shards(

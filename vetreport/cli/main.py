@@ -267,6 +267,7 @@ def command_backfill(arguments: argparse.Namespace) -> int:
             stop_process_group(worker)
     for row in summary["shards"]:
         print(f"  {row['shard']} {row['schools']} on {row['worker']}: {row['message']}")
+    print("seconds by step: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["steps"].items()))
     rate = summary["keys"] / seconds if seconds else 0.0
     print(
         f"{summary['keys']} uploads in {len(summary['shards'])} shards, {seconds:.1f} s "
