@@ -31,6 +31,8 @@ Run:
     VETREPORT_BENCH_WORKERS=1,2 ...         # one backfill per worker count (default 2)
     VETREPORT_BENCH_SHARD_SCHOOLS=50 ...    # schools per shard (default 50)
     VETREPORT_BENCH_BUCKET=var/backfill ... # keep the bucket and outputs (default: temporary)
+    VETREPORT_BENCH_ONE=plain ...           # one process without Prefect (bench_national's
+                                            # project phase) instead of run_pipeline
 """
 
 from __future__ import annotations
@@ -103,7 +105,9 @@ def _run(work: Path, schools: int, counts: list[int], shard: int) -> None:
                 raise SystemExit(f"the Prefect server did not start; see {home / 'server.log'}")
             time.sleep(0.5)
         with temporary_settings(updates={PREFECT_API_URL: api}):
-            rows.append(_measure("one process", server.pid, lambda: _child("one", bucket, api)))
+            one = os.environ.get("VETREPORT_BENCH_ONE") or "flow"
+            name = "one process" + (" (no Prefect)" if one == "plain" else "")
+            rows.append(_measure(name, server.pid, lambda: _child(one, bucket, api)))
             _move_outputs(bucket, work / "one-process")
             for count in counts:
                 rows.append(_backfill(work, bucket, api, server.pid, count, shard))
@@ -222,6 +226,11 @@ def _print_table(rows: list[dict[str, Any]], files: int) -> None:
         )
     for row in rows:
         if "shards" not in row:
+            if "steps" in row:
+                steps = ", ".join(
+                    f"{name} {seconds:.1f} s" for name, seconds in row["steps"].items()
+                )
+                print(f"{row['name']}: steps: {steps}")
             continue
         shards = row["shards"]
         costs = [entry["start_cost"] for entry in shards]
@@ -295,6 +304,14 @@ def _move_outputs(bucket: Path, target: Path) -> None:
 # -- the children -------------------------------------------------------------------------
 
 
+def _phase_plain(bucket: Path) -> dict[str, Any]:
+    """bench_national's project phase: the sweep's work without Prefect, one process."""
+    from benchmarks.bench_national import _phase_project
+
+    figures = _phase_project(bucket)
+    return {"seconds": figures["seconds"], "files": figures["files"], "steps": figures["steps"]}
+
+
 def _phase_one(bucket: Path) -> dict[str, Any]:
     from flows.pipeline import run_pipeline
 
@@ -337,7 +354,7 @@ def _shard_span(pool: str) -> tuple[float, float]:
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "phase":
         phase, root, *rest = sys.argv[2:]
-        runner = {"one": _phase_one, "backfill": _phase_backfill}[phase]
+        runner = {"flow": _phase_one, "plain": _phase_plain, "backfill": _phase_backfill}[phase]
         print(json.dumps(runner(Path(root), *rest)))
     else:
         main()

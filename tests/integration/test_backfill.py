@@ -9,6 +9,11 @@ national year of 20 schools (202 uploads, ten of them bad). The one-process run
 the backfill runs on the same uploads. Not on a copy of the bucket: a folder bucket names an
 upload by its ETag and arrival time (the file's change time, which no copy keeps), so every
 upload of a copy would be another upload, with other submission ids in every output.
+
+Before that, a backfill whose shards crash: a second deployment of the shard flow whose
+flow-run processes exit at once with status 1 (``command: false``), as a killed process
+would. It must fail naming every shard and publish nothing; the re-run on the real
+deployment must then give the one-process result.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from vetreport.serve.prefect_server import is_healthy, start_server_process, sto
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 YEAR = 2023
 SCHOOLS = 20
-SCHOOLS_PER_SHARD = 7  # three shards for two workers: one of them takes a second
+SCHOOLS_PER_SHARD = 10  # two shards, one a worker (--limit 1): more would cost a process start
 OUTPUT_ZONES = ("published", "reports", "ledger", "curated", "quarantine")
+CRASHING = "crashing"  # a deployment of ingest-shard whose processes exit 1 at once
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +47,7 @@ def pool(prefect_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     """A Prefect server on PostgreSQL, a fresh process work pool and two workers on it."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.backfill import register_backfill_deployments
+    from flows.backfill import backfill_deployments, register_backfill_deployments
     from vetreport.serve.workers import ensure_process_pool, online_workers, start_worker
 
     home = tmp_path_factory.mktemp("prefect")
@@ -57,6 +63,9 @@ def pool(prefect_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
             name = f"backfill-test-{uuid4().hex[:8]}"
             assert ensure_process_pool(name)
             register_backfill_deployments(name)
+            crashing = backfill_deployments(name)[0]
+            crashing.name, crashing.job_variables = CRASHING, {"command": "false"}
+            crashing.apply()
             names = [f"{name}-w1", f"{name}-w2"]
             workers = [
                 start_worker(name, worker, api_url, home / f"{worker}.log", limit=1)
@@ -78,7 +87,7 @@ def move_outputs(bucket: Path, target: Path) -> None:
 
 
 def test_two_workers_give_the_one_process_result(pool: dict, tmp_path: Path) -> None:
-    from flows.backfill import backfill
+    from flows.backfill import BackfillError, backfill
     from flows.pipeline import run_pipeline
     from vetreport.demo.national import write_national_bucket
 
@@ -92,12 +101,26 @@ def test_two_workers_give_the_one_process_result(pool: dict, tmp_path: Path) -> 
     assert alone["ingested"] == len(uploads)
     move_outputs(bucket, tmp_path / "one-process")
 
+    with pytest.raises(BackfillError) as failed:
+        backfill(
+            str(bucket),
+            YEAR,
+            schools_per_shard=SCHOOLS_PER_SHARD,
+            deployment=f"ingest-shard/{CRASHING}",
+            poll_seconds=1,
+        )
+    message = str(failed.value)
+    assert "2 of 2 shards did not complete" in message
+    assert all(f"shard-{n}-of-2 Crashed" in message for n in (1, 2)), message
+    assert not (bucket / "published").exists()  # nothing published
+    assert len(read_records(store, [YEAR])) == 2  # only the bureau's files, ingested here
+
     summary = backfill(str(bucket), YEAR, schools_per_shard=SCHOOLS_PER_SHARD, poll_seconds=1)
 
     shards = summary["shards"]
-    assert [row["shard"] for row in shards] == ["shard-1-of-3", "shard-2-of-3", "shard-3-of-3"]
+    assert [row["shard"] for row in shards] == ["shard-1-of-2", "shard-2-of-2"]
     assert {row["state"] for row in shards} == {"Completed"}
-    assert sum(row["keys"] for row in shards) == len(uploads) - 2  # the bureau's two: here
+    assert sum(row["keys"] for row in shards) == len(uploads) - 2  # the bureau's: before
     assert {row["worker"] for row in shards} == set(pool["workers"])  # both took shards
     assert summary["publish"]["version"] == 1 and summary["publish"]["is_new_version"]
 
