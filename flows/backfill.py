@@ -41,8 +41,10 @@ SHARD_DEPLOYMENT_NAME = "backfill"
 SHARD_DEPLOYMENT = f"{SHARD_FLOW}/{SHARD_DEPLOYMENT_NAME}"
 BACKFILL_DEPLOYMENT_NAME = "national"
 DEFAULT_POOL = "vetreport"
-# 50 schools are about 500 uploads: a minute or two of work against the 5-10 s it costs to
-# start a flow-run process (a fresh interpreter importing Prefect, Polars and Pandera).
+# 50 schools are about 500 uploads: 15-25 s of work on one core, against the 5-10 s (idle)
+# to 20-30 s (loaded) it costs to start a flow-run process, a fresh interpreter importing
+# Prefect, Polars and Pandera. Larger shards spread that cost; aim for a few shards per
+# worker slot, so the last round does not leave most slots idle (docs/benchmarks.md).
 DEFAULT_SCHOOLS_PER_SHARD = 50
 WORKER_TAG_PREFIX = "worker:"
 READ_LIMIT = 200  # flow runs per API read (the server's default page size)
