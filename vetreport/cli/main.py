@@ -7,6 +7,9 @@ Commands:
     vetreport demo-data --out DIR          write the demo uploads as files (bucket layout)
     vetreport demo-data --national --schools N --out DIR [--years Y,Y]  a synthetic country
     vetreport run --bucket URL [--year Y]  run the pipeline on a bucket
+    vetreport backfill --bucket URL [--workers N] [--pool P] [--schools-per-shard S]
+                                           ingest as shard runs on a work pool's workers,
+                                           then aggregate and publish once
     vetreport validate FILE...             validate files on disk, no bucket or server
     vetreport templates --year Y           blank Excel template of a year for schools
     vetreport dictionary [--out FILE]      the data dictionary, from the catalogue
@@ -196,6 +199,84 @@ def command_run(arguments: argparse.Namespace) -> int:
     store_url = _store_url(arguments.bucket)
     _serve_files(store_url)
     _run_pipeline(store_url, arguments.year)
+    return 0
+
+
+def command_backfill(arguments: argparse.Namespace) -> int:
+    """Fan the unprocessed uploads out over a work pool's workers, then publish once.
+
+    Registers the backfill's deployments on the pool (created, type process, if missing),
+    starts ``--workers`` local workers (stopped at the end; workers on other machines
+    join by polling the same pool), and runs the ``backfill`` flow in this process.
+    """
+    import time
+
+    from flows.backfill import BackfillError, backfill, register_backfill_deployments
+    from vetreport.publish.writer import FINAL
+    from vetreport.serve.prefect_server import ensure_server, stop_process_group
+    from vetreport.serve.workers import (
+        ensure_process_pool,
+        online_workers,
+        start_worker,
+        worker_name,
+    )
+
+    if arguments.workers < 0 or arguments.schools_per_shard < 1 or arguments.batch_size < 1:
+        print("--workers >= 0, --schools-per-shard and --batch-size >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    api = ensure_server()
+    store_url = _store_url(arguments.bucket)
+    if "://" not in store_url and not (Path(store_url) / "uploads").is_dir():
+        print(f"no uploads/ under {store_url}", file=sys.stderr)
+        return EXIT_USAGE
+    if ensure_process_pool(arguments.pool):
+        print(f"created the work pool {arguments.pool} (type process)")
+    register_backfill_deployments(arguments.pool)
+    names = [worker_name(index) for index in range(1, arguments.workers + 1)]
+    logs = load_settings().var_dir.resolve() / "workers"
+    workers = [start_worker(arguments.pool, name, api, logs / f"{name}.log") for name in names]
+    try:
+        deadline = time.monotonic() + 120
+        while not set(names) <= set(online := online_workers(arguments.pool)) or not online:
+            if time.monotonic() > deadline:
+                print(
+                    f"no worker online in the pool {arguments.pool} after 120 s: start "
+                    f"`prefect worker start --pool {arguments.pool} --type process` "
+                    "somewhere, or pass --workers N" + (f" (logs: {logs})" if names else ""),
+                    file=sys.stderr,
+                )
+                return EXIT_REJECTED
+            time.sleep(1)
+        print(f"workers online in {arguments.pool}: {', '.join(online)}", flush=True)
+        started = time.perf_counter()
+        try:
+            summary = backfill(
+                store_url,
+                report_year=arguments.year,
+                year=arguments.only_year,
+                schools_per_shard=arguments.schools_per_shard,
+                batch_size=arguments.batch_size,
+                status=FINAL if arguments.final else None,
+            )
+        except BackfillError as error:
+            print(f"backfill failed: {error}", file=sys.stderr)
+            return EXIT_REJECTED
+        seconds = time.perf_counter() - started
+    finally:
+        for worker in workers:
+            stop_process_group(worker)
+    for row in summary["shards"]:
+        print(f"  {row['shard']} {row['schools']} on {row['worker']}: {row['message']}")
+    print("seconds by step: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["steps"].items()))
+    rate = summary["keys"] / seconds if seconds else 0.0
+    print(
+        f"{summary['keys']} uploads in {len(summary['shards'])} shards, {seconds:.1f} s "
+        f"({rate:.1f} files/s)"
+    )
+    publish = summary["publish"]
+    if publish:
+        state = "new version" if publish["is_new_version"] else "unchanged"
+        print(f"{publish['report_year']} v{publish['version']} ({state}) at {publish['prefix']}")
     return 0
 
 
@@ -675,6 +756,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bucket")
     run.add_argument("--year", type=int)
     run.set_defaults(handler=command_run)
+
+    backfill = commands.add_parser(
+        "backfill", help="ingest a bucket as shard runs on a work pool, then publish once"
+    )
+    backfill.add_argument("--bucket")
+    backfill.add_argument("--year", type=int, help="report year (default: the latest uploaded)")
+    backfill.add_argument(
+        "--only-year", type=int, help="ingest only this year's uploads (default: every year)"
+    )
+    backfill.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="local process workers to start for the run (default 0: workers already polling)",
+    )
+    backfill.add_argument("--pool", default="vetreport", help="work pool (default vetreport)")
+    backfill.add_argument("--schools-per-shard", type=int, default=50)
+    backfill.add_argument("--batch-size", type=int, default=64, help="keys per ingest task")
+    backfill.add_argument("--final", action="store_true", help="publish the final version")
+    backfill.set_defaults(handler=command_backfill)
 
     validate = commands.add_parser("validate", help="validate files on disk")
     validate.add_argument("files", nargs="+")
