@@ -218,3 +218,33 @@ def test_local_watcher_reports_settled_new_and_changed_files(tmp_path: Path) -> 
     (folder / "graduates.csv").unlink()
     [deleted] = watcher.poll_once()
     assert deleted.key.endswith("graduates.csv") and deleted.version.startswith("deleted:")
+
+
+def test_many_events_go_in_requests_of_a_bounded_size() -> None:
+    import json as json_module
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from vetreport.receive.events import EVENTS_PER_REQUEST, send_events
+
+    received: list[int] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the handler's name is http.server's
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(len(json_module.loads(body)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *arguments: object) -> None:
+            return
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        events = [{"event": "vetreport.upload.accepted", "id": str(n)} for n in range(1201)]
+        send_events(events, f"http://127.0.0.1:{server.server_port}/api")
+    finally:
+        server.shutdown()
+    assert received == [EVENTS_PER_REQUEST, EVENTS_PER_REQUEST, 1201 - 2 * EVENTS_PER_REQUEST]

@@ -212,6 +212,7 @@ def command_backfill(arguments: argparse.Namespace) -> int:
     import time
 
     from flows.backfill import BackfillError, backfill, register_backfill_deployments
+    from flows.ingest import DEFAULT_BATCH_SIZE
     from vetreport.publish.writer import FINAL
     from vetreport.serve.prefect_server import ensure_server, stop_process_group
     from vetreport.serve.workers import (
@@ -221,6 +222,7 @@ def command_backfill(arguments: argparse.Namespace) -> int:
         worker_name,
     )
 
+    arguments.batch_size = arguments.batch_size or DEFAULT_BATCH_SIZE
     if arguments.workers < 0 or arguments.schools_per_shard < 1 or arguments.batch_size < 1:
         print("--workers >= 0, --schools-per-shard and --batch-size >= 1", file=sys.stderr)
         return EXIT_USAGE
@@ -773,7 +775,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("--pool", default="vetreport", help="work pool (default vetreport)")
     backfill.add_argument("--schools-per-shard", type=int, default=50)
-    backfill.add_argument("--batch-size", type=int, default=64, help="keys per ingest task")
+    backfill.add_argument(
+        "--batch-size", type=int, default=None, help="keys per ingest task (default 512)"
+    )
     backfill.add_argument("--final", action="store_true", help="publish the final version")
     backfill.set_defaults(handler=command_backfill)
 

@@ -148,6 +148,9 @@ def accepted_event(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+EVENTS_PER_REQUEST = 500
+
+
 def send_events(events: list[dict[str, Any]], api_url: str | None = None) -> None:
     """POST events to the Prefect API and raise unless it took them all."""
     if not events:
@@ -166,14 +169,11 @@ def send_events(events: list[dict[str, Any]], api_url: str | None = None) -> Non
         headers["Authorization"] = f"Bearer {key}"
     auth_string = os.environ.get("PREFECT_API_AUTH_STRING")
     auth = tuple(auth_string.split(":", 1)) if auth_string and ":" in auth_string else None
-    response = httpx.post(
-        f"{url}/events",
-        json=events,
-        headers=headers,
-        auth=auth,
-        timeout=10,  # type: ignore[arg-type]
-    )
-    response.raise_for_status()
+    # A national sweep announces thousands of uploads: in requests a server answers in time.
+    with httpx.Client(headers=headers, auth=auth, timeout=30) as client:  # type: ignore[arg-type]
+        for start in range(0, len(events), EVENTS_PER_REQUEST):
+            response = client.post(f"{url}/events", json=events[start : start + EVENTS_PER_REQUEST])
+            response.raise_for_status()
 
 
 def emit_uploads(notices: Iterable[UploadNotice], api_url: str | None = None) -> int:
