@@ -45,6 +45,7 @@ from vetreport.validate.normalise import (
     empty_findings,
     finding_rows,
     normalise_batch,
+    part_frames,
 )
 from vetreport.validate.read import (
     SOURCE_ROW,
@@ -450,20 +451,10 @@ def _batch_findings(
             ],
             how="vertical_relaxed",
         )
-    parts = pl.DataFrame(
-        {
-            PART: list(range(len(group))),
-            "sheet": [entry.headed.sheet_name for entry in group],
-        },
-        schema={PART: pl.Int32, "sheet": pl.Utf8},
-    )
-    headers = pl.DataFrame(
-        [
-            {PART: index, "column": column, "header_as_written": header}
-            for index, table in enumerate(tables)
-            for column, header in table.header_by_column.items()
-        ],
-        schema={PART: pl.Int32, "column": pl.Utf8, "header_as_written": pl.Utf8},
+    parts, headers = part_frames(
+        [entry.headed.sheet_name for entry in group],
+        [table.header_by_column for table in tables],
+        "header_as_written",
     )
     checked = pl.concat(
         [

@@ -260,17 +260,10 @@ def normalise_batch(
         (name for name in combined.columns if name.startswith(TOTAL_CANDIDATE)),
         key=lambda name: int(name.removeprefix(TOTAL_CANDIDATE)),
     )
-    sheets = pl.DataFrame(
-        {PART: list(range(len(tables))), "sheet": [table.sheet_name for table, _ in tables]},
-        schema={PART: pl.Int32, "sheet": pl.Utf8},
-    )
-    headers = pl.DataFrame(
-        [
-            {PART: index, "column": column, "_header_as_written": header}
-            for index, entry in enumerate(mapped)
-            for column, header in entry.header_by_column.items()
-        ],
-        schema={PART: pl.Int32, "column": pl.Utf8, "_header_as_written": pl.Utf8},
+    sheets, headers = part_frames(
+        [table.sheet_name for table, _ in tables],
+        [entry.header_by_column for entry in mapped],
+        "_header_as_written",
     )
     renamed, total_findings = _split_total_rows(combined, candidates)
 
@@ -345,6 +338,29 @@ def normalise_batch(
         for index, entry in enumerate(mapped)
     ]
     return NormalisedBatch(normalised, typed)
+
+
+def part_frames(
+    sheet_names: list[str | None], headers_by_part: list[dict[str, str]], header_column: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """For the tables of a batch: (PART, sheet) and (PART, column, header as written).
+
+    Findings made over a batch's rows are joined to these to say, per table, which sheet
+    they are on and what the school called the column.
+    """
+    sheets = pl.DataFrame(
+        {PART: list(range(len(sheet_names))), "sheet": sheet_names},
+        schema={PART: pl.Int32, "sheet": pl.Utf8},
+    )
+    headers = pl.DataFrame(
+        [
+            {PART: index, "column": column, header_column: header}
+            for index, header_by_column in enumerate(headers_by_part)
+            for column, header in header_by_column.items()
+        ],
+        schema={PART: pl.Int32, "column": pl.Utf8, header_column: pl.Utf8},
+    )
+    return sheets, headers
 
 
 def _split_total_rows(
