@@ -101,10 +101,11 @@ class Settings(BaseSettings):
         ge=1,
     )
     workbook_sheet_rows: int = Field(
-        200_000,
-        description="Rows a sheet of a published workbook (tables.xlsx) shows at most; the "
-        "full tables are in Parquet, CSV and DuckDB. Writing cells is most of publishing's "
-        "time: a national bucket's indicator_values alone is 218,000 rows at 1,000 schools.",
+        50_000,
+        description="Rows a sheet of a published workbook (tables.xlsx) shows at most (its "
+        "contents sheet says which were cut); the full tables are in Parquet, CSV and DuckDB. "
+        "Writing cells is most of publishing's time: a national bucket's indicator_values "
+        "alone is 218,000 rows at 1,000 schools, and every city's tables are far smaller.",
         ge=1,
     )
     # -- the collection calendar -----------------------------------------------------------
