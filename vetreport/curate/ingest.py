@@ -351,7 +351,12 @@ def _ingest_batch(
         store, [(entry, entry.verdict or verdicts[id(entry)]) for entry in pending.values()]
     )
     curated_keys = _write_curated(store, reported)
-    finished = {done.pending.submission: _record(store, done, curated_keys) for done in reported}
+    # last, once every report and curated file is written: the records that make them count
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        records = list(pool.map(lambda done: _record(store, done, curated_keys), reported))
+    finished = {
+        done.pending.submission: record for done, record in zip(reported, records, strict=True)
+    }
     ordered: list[IngestResult] = []
     for slot in slots:
         if isinstance(slot, IngestResult):
