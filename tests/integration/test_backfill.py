@@ -60,6 +60,7 @@ def pool(prefect_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     try:
         wait_for(lambda: is_healthy(api_url), 150, "the Prefect server")
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            forget_prefect_services()
             name = f"backfill-test-{uuid4().hex[:8]}"
             assert ensure_process_pool(name)
             register_backfill_deployments(name)
@@ -76,6 +77,20 @@ def pool(prefect_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     finally:
         for process in [*workers, server]:
             stop_process_group(process)
+
+
+def forget_prefect_services() -> None:
+    """Stop the process's concurrency-slot services, so new ones talk to this test's server.
+
+    Prefect keeps one slot-acquisition service per set of limit names for the life of the
+    process, with a client made for the API it first talked to. Earlier tests of the session
+    aggregated the same year against the session's test server, so without this the
+    aggregation here would acquire its year's slot there, release it here, and the next
+    aggregation would wait for that slot for ever.
+    """
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+
+    ConcurrencySlotAcquisitionWithLeaseService.drain_all(timeout=30)
 
 
 def move_outputs(bucket: Path, target: Path) -> None:
