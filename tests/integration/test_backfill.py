@@ -77,16 +77,18 @@ def pool(prefect_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     finally:
         for process in [*workers, server]:
             stop_process_group(process)
+        forget_prefect_services()  # theirs talk to the server just stopped
 
 
 def forget_prefect_services() -> None:
-    """Stop the process's concurrency-slot services, so new ones talk to this test's server.
+    """Stop the process's concurrency-slot services, so new ones talk to the current server.
 
     Prefect keeps one slot-acquisition service per set of limit names for the life of the
     process, with a client made for the API it first talked to. Earlier tests of the session
     aggregated the same year against the session's test server, so without this the
     aggregation here would acquire its year's slot there, release it here, and the next
-    aggregation would wait for that slot for ever.
+    aggregation would wait for that slot for ever; and after this test, later tests would
+    ask this test's stopped server.
     """
     from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
 
