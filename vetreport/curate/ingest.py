@@ -52,6 +52,7 @@ from vetreport.bucket.keys import (
     year_of_upload_key,
 )
 from vetreport.bucket.store import KeyNotFound, ObjectInfo, ObjectStore, StoreError
+from vetreport.curate.curated import read_curated_rows
 from vetreport.curate.ledger import (
     current_submissions,
     processed_submission_ids,
@@ -107,8 +108,7 @@ def registry_codes(store: ObjectStore, year: int) -> frozenset[str] | None:
     current = current_submissions(read_records_under(store, [prefix]), current_versions)
     if current.height == 0:
         return None
-    frame = pl.read_parquet(io.BytesIO(store.get(current.item(0, "curated_key"))))
-    rows = frame.filter(pl.col("submission_id") == current.item(0, "submission_id"))
+    rows = read_curated_rows(store, current.head(1))["school_registry"]
     return frozenset(rows.get_column("school_code").drop_nulls().to_list())
 
 
