@@ -20,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.ingest import artifact_key, retry_on_storage_errors, tag_flow_run
 from vetreport.aggregate.compute import AggregateResult, aggregate
+from vetreport.aggregate.school_feedback import PEER_GROUP_MINIMUM
 from vetreport.bucket.store import open_store
 from vetreport.curate.completeness import as_grid
 from vetreport.publish.policy import status_for
@@ -27,6 +28,7 @@ from vetreport.publish.reader import later_years_showing
 from vetreport.publish.summary import version_markdown
 from vetreport.publish.writer import publish
 from vetreport.school.history_report import write_history_reports
+from vetreport.school.numbers_page import write_school_numbers
 
 AGGREGATE_LIMIT_PREFIX = "aggregate-"
 # Every task of this flow reads or writes the bucket: retry transient storage failures only.
@@ -54,6 +56,21 @@ def write_school_history(store_url: str, result: AggregateResult) -> int:
     """Write each school's changes beyond tolerance back to it as history warnings."""
     return write_history_reports(
         open_store(store_url), result.history_findings, result.report_year, result.schools_in_year
+    )
+
+
+@task(
+    name="write-school-numbers",
+    **STORAGE_RETRIES,
+)
+def write_school_numbers_pages(store_url: str, result: AggregateResult) -> int:
+    """Show each school its own indicators beside its city and peers, before publication."""
+    return write_school_numbers(
+        open_store(store_url),
+        result.school_feedback,
+        result.history_findings,
+        result.report_year,
+        PEER_GROUP_MINIMUM,
     )
 
 
@@ -141,6 +158,7 @@ def _aggregate_and_publish(
         result.reused_school_count,
     )
     write_school_history(store_url, result)
+    write_school_numbers_pages(store_url, result)
     summary = publish_version(store_url, result, status)
     summary["recomputed_school_count"] = result.recomputed_school_count
     verb = "published" if summary["is_new_version"] else "unchanged; still"
