@@ -57,6 +57,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     env.update(
         VETREPORT_VAR_DIR=str(base / "var"),
         VETREPORT_PREFECT_PORT=str(port),
+        VETREPORT_PORTAL_PORT=str(free_port()),
         VETREPORT_DEADLINES="{}",
         VETREPORT_OPEN_YEARS=str(YEAR),
         PREFECT_HOME=str(base / "prefect-home"),

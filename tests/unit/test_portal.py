@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 with warnings.catch_warnings():  # Starlette 1.x prefers httpx2, which is not installed
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from vetreport.bucket.store import LocalStore
@@ -342,3 +342,27 @@ def test_values_a_school_wrote_are_escaped_in_its_report_and_never_set_as_html(
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert re.findall(r"<script[^>]*>", page.text) == ['<script src="/static/portal.js">']
     json.loads(client.get("/api/history").text)  # JSON, never HTML
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def test_issue_token_prints_a_secret_that_signs_in_and_refuses_unknown_schools(
+    bucket: LocalStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vetreport.cli.main import EXIT_USAGE, main
+    from vetreport.demo.generator import build_demo_uploads
+
+    where = ["--bucket", str(bucket.root)]
+    assert main(["portal", "issue-token", *where]) == EXIT_USAGE
+    assert main(["portal", "issue-token", "../etc", *where]) == EXIT_USAGE
+    assert main(["portal", "issue-token", SCHOOL, *where]) == 0
+    secret = re.search(r"portal secret: (\S+)", capsys.readouterr().out)[1]
+    assert verify_token(bucket, SCHOOL, secret)
+    registry = f"uploads/{YEAR}/_city/school_registry.csv"
+    bucket.put(registry, build_demo_uploads(YEAR, years=(YEAR,))[registry])
+    ingest_keys(bucket, [registry])
+    assert main(["portal", "issue-token", "9999999999", *where]) == EXIT_USAGE
+    assert "in no open year's school registry" in capsys.readouterr().err
+    assert not bucket.exists(token_key("9999999999"))
+    assert main(["portal", "issue-token", OTHER, *where]) == 0  # in the registry
