@@ -366,3 +366,18 @@ def test_issue_token_prints_a_secret_that_signs_in_and_refuses_unknown_schools(
     assert "in no open year's school registry" in capsys.readouterr().err
     assert not bucket.exists(token_key("9999999999"))
     assert main(["portal", "issue-token", OTHER, *where]) == 0  # in the registry
+
+
+def test_the_page_may_talk_to_the_store_it_presigns_for_and_no_other(monkeypatch) -> None:
+    monkeypatch.delenv("VETREPORT_S3_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("VETREPORT_S3_ADDRESSING", "virtual")
+    for public, origin in [
+        (None, "https://vet-bucket.s3.amazonaws.com"),  # virtual-hosted, as the URLs say
+        ("https://s3.city.example/", "https://s3.city.example"),
+    ]:
+        settings = Settings(portal_session_secret="s" * 48, portal_s3_public_endpoint=public)
+        client = TestClient(create_app("s3://vet-bucket", settings), base_url="http://127.0.0.1")
+        policy = client.get("/signin").headers["content-security-policy"]
+        assert f"connect-src 'self' {origin};" in policy
+        assert f"form-action 'self' {origin};" in policy

@@ -111,8 +111,9 @@ class Portal:
         """The origin the browser talks to for presigned POSTs and GETs ('' for a folder)."""
         if not isinstance(self.store, S3Store):
             return ""
-        endpoint = self.settings.portal_s3_public_endpoint or self.store.client.meta.endpoint_url
-        parts = urlsplit(endpoint)
+        # a URL signed locally (no request) says the host, virtual-hosted style included
+        probe = self.store.presigned_get_url("portal/origin-probe", 60)
+        parts = urlsplit(public_endpoint_url(probe, self.settings.portal_s3_public_endpoint))
         return f"{parts.scheme}://{parts.netloc}"
 
     def prefect_runs_url(self, year: int, school_code: str) -> str:
