@@ -1,6 +1,6 @@
 """A school's clerk in headless Chromium: sign in, upload the walkthrough's faulty file,
-see 未通过 with its five errors, download the annotated workbook, upload the corrected
-file, see 通过. Once on a folder bucket, once on the session's SeaweedFS.
+see 未通过 with its five errors, download the annotated workbook, drop the corrected file
+on the page, see 通过. Once on a folder bucket, once on the session's SeaweedFS.
 
 Chromium and chromedriver are Debian's (/usr/bin/chromedriver through Selenium's Service,
 never Selenium Manager). The portal runs in a thread as ``vetreport up`` starts it. Uploads
@@ -153,8 +153,18 @@ def test_a_clerk_uploads_sees_the_verdict_fixes_and_downloads(
     )[0]
     assert workbook.read_bytes()[:2] == b"PK" and SCHOOL in workbook.name
 
-    # the corrected file: 通过, and the history lists both uploads, newest first
-    browser.find_element(By.ID, "file-input").send_keys(str(corrected))
+    # the corrected file, dropped on the drop zone: 通过, and both uploads in the history
+    browser.execute_script(
+        "const source = document.createElement('input');"
+        "source.type = 'file'; source.id = 'drop-source'; document.body.appendChild(source);"
+    )
+    browser.find_element(By.ID, "drop-source").send_keys(str(corrected))
+    browser.execute_script(
+        "const dropped = new DataTransfer();"
+        "dropped.items.add(document.getElementById('drop-source').files[0]);"
+        "document.getElementById('dropzone').dispatchEvent("
+        "  new DragEvent('drop', {dataTransfer: dropped, bubbles: true, cancelable: true}));"
+    )
     wait_for(lambda: verdict() == "通过", 90, "the corrected file's verdict", step=0.3)
 
     def outcomes() -> list[str]:
