@@ -85,6 +85,8 @@ def portal(store_url: str) -> Iterator[tuple[str, str]]:
 def browser(tmp_path: Path):
     require_chromium()
     if not Path(CHROMEDRIVER).exists():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("chromedriver is required under CI (apt-get install -y chromium-driver)")
         pytest.skip("chromedriver is not installed (apt-get install -y chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
