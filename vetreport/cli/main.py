@@ -24,6 +24,8 @@ Commands:
     vetreport receive --port P --token T   HTTP receiver for S3/MinIO notifications
     vetreport status [--year Y]            completeness matrix (school x dataset)
     vetreport identities --registry FILE --out DIR   S3 identities and policies per school
+    vetreport portal [--host H] [--port P] [--bucket URL]   the school portal (web pages)
+    vetreport portal issue-token SCHOOL    a school's sign-in secret for the portal
 """
 
 from __future__ import annotations
@@ -527,6 +529,8 @@ def command_serve(arguments: argparse.Namespace) -> int:
             return EXIT_USAGE
         receiver = (arguments.host, arguments.receiver_port, token)
     print(f"Prefect API: {api}\nPrefect UI: {api.removesuffix('/api')}\nbucket: {store_url}")
+    if getattr(arguments, "portal", False):
+        _start_portal(store_url, arguments.host)
     serve_service(
         store_url,
         load_settings(),
@@ -546,6 +550,7 @@ def command_up(arguments: argparse.Namespace) -> int:
     arguments.watch = True
     arguments.sqs_queue_url = None
     arguments.receiver_port = None
+    arguments.portal = not arguments.no_portal
     if arguments.s3:
         return _up_on_seaweedfs(arguments)
     return command_serve(arguments)
@@ -608,6 +613,47 @@ def _up_on_seaweedfs(arguments: argparse.Namespace) -> int:
         return command_serve(arguments)
     finally:
         server.stop()
+
+
+def command_portal(arguments: argparse.Namespace) -> int:
+    """Serve the school portal, or issue a school's sign-in secret."""
+    store_url = _store_url(arguments.bucket)
+    if arguments.action == "issue-token":
+        if not arguments.school:
+            print("usage: vetreport portal issue-token SCHOOL", file=sys.stderr)
+            return EXIT_USAGE
+        from vetreport.bucket.store import open_store
+        from vetreport.curate.ingest import registry_codes
+        from vetreport.portal.tokens import TokenError, issue_token
+
+        store = open_store(store_url)
+        registries = [registry_codes(store, year) for year in load_settings().open_year_set()]
+        known = [codes for codes in registries if codes is not None]
+        if known and not any(arguments.school in codes for codes in known):
+            print(f"{arguments.school} is in no open year's school registry", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            secret = issue_token(store, arguments.school)
+        except TokenError as error:
+            print(str(error), file=sys.stderr)
+            return EXIT_USAGE
+        print(f"学校 {arguments.school} 的门户登录口令 / portal secret: {secret}")
+        print("Hand it to the school; any earlier secret of this school no longer works.")
+        return 0
+    from vetreport.portal.server import serve_portal
+
+    port = arguments.port or load_settings().portal_port
+    print(f"school portal / 学校门户: http://{arguments.host}:{port} (bucket {store_url})")
+    serve_portal(store_url, arguments.host, port)
+    return 0
+
+
+def _start_portal(store_url: str, host: str) -> None:
+    """Start the school portal in a thread beside the service (``vetreport up``)."""
+    from vetreport.portal.server import start_portal_thread
+
+    _server, address = start_portal_thread(store_url, host)
+    print(f"school portal / 学校门户: {address}")
 
 
 def command_receive(arguments: argparse.Namespace) -> int:
@@ -866,7 +912,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--identities", help="folder from `vetreport identities`: enforce them (--s3)")
     up.add_argument("--demo-data", action="store_true", help="write the demo uploads first (--s3)")
     up.add_argument("--seed", type=int, default=2023)
+    up.add_argument(
+        "--no-portal", action="store_true", help="do not start the school portal beside it"
+    )
     up.set_defaults(handler=command_up)
+
+    portal = commands.add_parser("portal", help="the school portal, or a school's secret")
+    portal.add_argument("action", nargs="?", choices=["serve", "issue-token"], default="serve")
+    portal.add_argument("school", nargs="?", help="school code (issue-token)")
+    portal.add_argument("--bucket", help="folder (default var/bucket) or s3://NAME")
+    portal.add_argument("--host", default="127.0.0.1")
+    portal.add_argument("--port", type=int, help="default VETREPORT_PORTAL_PORT (4290)")
+    portal.set_defaults(handler=command_portal)
 
     receive = commands.add_parser("receive", help="HTTP receiver for S3/MinIO notifications")
     receive.add_argument("--port", type=int, default=8787)
