@@ -381,3 +381,17 @@ def test_the_page_may_talk_to_the_store_it_presigns_for_and_no_other(monkeypatch
         policy = client.get("/signin").headers["content-security-policy"]
         assert f"connect-src 'self' {origin};" in policy
         assert f"form-action 'self' {origin};" in policy
+
+
+def test_a_school_sees_its_own_numbers_page_and_not_another_schools(app, secrets_, bucket) -> None:
+    bucket.put(f"reports/{YEAR}/{SCHOOL}/numbers.html", f"<p>本校指标 {SCHOOL}</p>".encode())
+    bucket.put(f"reports/{YEAR}/{OTHER}/numbers.html", f"<p>本校指标 {OTHER}</p>".encode())
+    mine, _ = client_of(app, SCHOOL, secrets_[SCHOOL])
+    page = mine.get("/")
+    assert f'href="/numbers/{YEAR}"' in page.text
+    shown = mine.get(f"/numbers/{YEAR}")
+    assert shown.status_code == 200 and shown.text == f"<p>本校指标 {SCHOOL}</p>"
+    assert "sandbox" in shown.headers["content-security-policy"]
+    assert mine.get(f"/numbers/{YEAR + 1}").status_code == 404  # not aggregated yet
+    anonymous = TestClient(app, base_url="http://127.0.0.1")
+    assert anonymous.get(f"/numbers/{YEAR}", follow_redirects=False).status_code == 303

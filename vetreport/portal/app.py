@@ -48,6 +48,7 @@ from vetreport.bucket.keys import (
     ledger_key,
     parse_upload_key,
     report_key,
+    school_numbers_key,
     submission_id,
     template_key,
 )
@@ -448,6 +449,17 @@ async def report_file(request: Request) -> Response:
     return _object_response(portal, key, download)
 
 
+async def numbers_page(request: Request) -> Response:
+    """The school's own numbers beside its city and peers (written by each aggregation)."""
+    school = _school(request)
+    if school is None:
+        return RedirectResponse("/signin", status_code=303)
+    year = _year(request, request.path_params["year"])
+    if year is None:
+        return Response("未找到", status_code=404, media_type="text/plain; charset=utf-8")
+    return _object_response(_portal(request), school_numbers_key(year, school, "html"), None)
+
+
 def _object_response(portal: Portal, key: str, download_name: str | None) -> Response:
     store = portal.store
     if not store.exists(key):
@@ -563,6 +575,7 @@ def create_app(
         Route("/api/status", status),
         Route("/api/history", history),
         Route("/files/{year}/{name}", report_file),
+        Route("/numbers/{year}", numbers_page),
         Route("/download/template", download_template),
         Route("/download/dictionary", download_dictionary),
         Route("/static/portal.js", script),
