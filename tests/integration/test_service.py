@@ -150,6 +150,10 @@ def service(
             } <= names
 
         wait_for(ready, 120, "the served deployments and their automations")
+        # and every deployment added: "serving:" is printed once the runner has them all
+        wait_for(
+            lambda: b"serving: " in (home / "serve.log").read_bytes(), 120, "the runner to serve"
+        )
         processes = {"server": server, "served": served}
         yield {
             "processes": processes,  # a test that restarts one leaves the new one here
@@ -417,6 +421,8 @@ def test_uploads_while_the_prefect_server_is_down_are_held_then_processed(servic
     processes["server"], _ = start_prefect_server(
         service["prefect_home"], service["database_url"], port
     )
+    # (Prefect's runner gives up on an API that three polls in a row cannot reach; the
+    # service starts a new one, or nothing would be processed from here on)
     for school, version in versions.items():
         record = wait_for(
             lambda s=school, v=version: record_for(service, f"uploads/{YEAR}/{s}/staff.csv", v),
