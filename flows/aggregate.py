@@ -27,6 +27,7 @@ from vetreport.publish.reader import later_years_showing
 from vetreport.publish.summary import version_markdown
 from vetreport.publish.writer import publish
 from vetreport.school.history_report import write_history_reports
+from vetreport.settings import load_settings
 
 AGGREGATE_LIMIT_PREFIX = "aggregate-"
 # Every task of this flow reads or writes the bucket: retry transient storage failures only.
@@ -75,6 +76,29 @@ def publish_version(store_url: str, result: AggregateResult, status: str) -> dic
             name: entry["row_count"] for name, entry in published.manifest["tables"].items()
         },
     }
+
+
+@task(name="build-report-document", **STORAGE_RETRIES)
+def build_report_document(store_url: str, report_year: int, version: int) -> dict[str, Any]:
+    """Write report.docx (and report.pdf if asked) into a new version of a one-city bucket.
+
+    A bucket with several cities (a province's or the nation's) has no single city report:
+    its documents are built per city with ``vetreport report build --city``.
+    """
+    from vetreport.publish.reader import read_table
+    from vetreport.report.build import publish_report
+
+    settings = load_settings()
+    store = open_store(store_url)
+    regions = read_table(store, "regions", report_year, version)
+    cities = regions.filter(regions["region_level"] == "city").height
+    if not settings.report_document or cities != 1:
+        reason = "switched off" if not settings.report_document else f"{cities} cities"
+        return {"built": False, "reason": reason}
+    built, _ = publish_report(
+        store, report_year, settings.report_template, version, with_pdf=settings.report_pdf
+    )
+    return {"built": True, "values": len(built.values), "changed_figures": len(built.changes)}
 
 
 def year_limit(report_year: int) -> str:
@@ -145,6 +169,10 @@ def _aggregate_and_publish(
     summary["recomputed_school_count"] = result.recomputed_school_count
     verb = "published" if summary["is_new_version"] else "unchanged; still"
     logger.info("%s: %s v%s at %s", report_year, verb, summary["version"], summary["prefix"])
+    if summary["is_new_version"]:
+        summary["report_document"] = build_report_document(
+            store_url, report_year, summary["version"]
+        )
     matrix = as_grid(result.completeness)
     create_table_artifact(
         key=artifact_key("completeness", report_year),

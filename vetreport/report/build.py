@@ -362,12 +362,14 @@ def build_report(
     manifest = resolve_version(store, report_year, version)
     version = manifest["version"]
     city = _city_of(store, report_year, version, city_name)
-    values = PublishedValues(read_table(store, "indicator_values", report_year, version), city)
+    values = PublishedValues(
+        read_table(store, "indicator_values", report_year, version), city, report_year
+    )
     previous_number = manifest.get("previous_version")
     previous = None
     if previous_number is not None:
         previous = PublishedValues(
-            read_table(store, "indicator_values", report_year, previous_number), city
+            read_table(store, "indicator_values", report_year, previous_number), city, report_year
         )
     name = Path(template).name
     docx, bound = _render(template_bytes, name, store, manifest, values, previous, [])

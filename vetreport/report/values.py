@@ -5,6 +5,9 @@ What belongs here: finding one indicator's value in a published version's
 precision a placeholder asks for, and recording what was bound (``BoundValue``) so the
 manifest can list every figure a document used. Errors name the placeholder that asked.
 
+A known indicator, grain and year without a value (no school has reported its data yet)
+prints ``—``, as the published tables do; an unknown one is an error.
+
 Rounding starts from ``value_unrounded`` (the value before the catalogue's rounding), so a
 figure printed with fewer decimals than the catalogue keeps is rounded once, never twice.
 """
@@ -18,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from schemas.indicators import indicator_definitions
+from schemas.indicators import indicator_definitions, years_shown
 
 SCALES = {"": 1, "万": 10_000, "亿": 100_000_000}
 
@@ -72,13 +75,13 @@ def placeholder_text(indicator_id: str, year: int, decimals: int | None, **optio
 class PublishedValues:
     """The indicator values of one published version, looked up for one city."""
 
-    def __init__(self, indicator_values: pl.DataFrame, city_name: str) -> None:
+    def __init__(self, indicator_values: pl.DataFrame, city_name: str, report_year: int) -> None:
         self.city_name = city_name
         self.frame = indicator_values.filter(pl.col("city_name") == city_name)
         self.definitions = {
             row["indicator_id"]: row for row in indicator_definitions().iter_rows(named=True)
         }
-        self.years = sorted(set(self.frame.get_column("year").to_list()))
+        self.years = years_shown(report_year)
         schools = self.frame.filter(pl.col("region_level") == "school")
         self.counties = set(self.frame.get_column("county_name").drop_nulls().to_list())
         self.schools = {
@@ -119,8 +122,8 @@ class PublishedValues:
             raise PlaceholderError(f"placeholder {call}: no indicator {indicator_id!r}{hint}")
         if not isinstance(year, int) or year not in self.years:
             raise PlaceholderError(
-                f"placeholder {call}: the published version has no year {year!r}; "
-                f"it has {', '.join(map(str, self.years))}"
+                f"placeholder {call}: the report shows the years "
+                f"{', '.join(map(str, self.years))}, not {year!r}"
             )
         if scale not in SCALES:
             raise PlaceholderError(f"placeholder {call}: scale must be 万 or 亿, not {scale!r}")
@@ -134,12 +137,11 @@ class PublishedValues:
         rows = self.frame.filter(
             condition & (pl.col("indicator_id") == indicator_id) & (pl.col("year") == year)
         )
-        if rows.height != 1:
-            raise PlaceholderError(
-                f"placeholder {call}: the published version has no value of {indicator_id} "
-                f"for {region or self.city_name} in {year}"
-            )
-        unrounded, published = rows.item(0, "value_unrounded"), rows.item(0, "indicator_value")
+        if rows.height > 1:
+            raise PlaceholderError(f"placeholder {call}: {rows.height} values where one was due")
+        # No row: no school reported the data yet; printed as the tables print it (—).
+        unrounded = rows.item(0, "value_unrounded") if rows.height else None
+        published = rows.item(0, "indicator_value") if rows.height else None
         text = "—" if unrounded is None else printed_text(unrounded, decimals, scale)
         return BoundValue(
             placeholder=call,

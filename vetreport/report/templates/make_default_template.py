@@ -135,8 +135,8 @@ CONTENT: list[tuple[str, str]] = [
         f"{V('enterprise_innovations_count', 0)}项；开展社会培训项目"
         f"{V('social_training_programs_count', 0)}项、"
         f"{V('social_training_person_times', 0)}人次，约为在校生数的"
-        f"{V('social_training_per_student_ratio', 1)}倍；"
-        f"{V('east_west_cooperation_school_count', 0)}所学校参与东西部协作。",
+        f"{V('social_training_per_student_ratio', 1)}倍；参与东西部协作的学校"
+        f"{V('east_west_cooperation_school_count', 0)}所。",
     ),
     ("h1", "4. 文化传承"),
     ("p", "（此处由各地填写校园文化建设、传承中华优秀传统文化的做法，可引用典型案例。）"),
