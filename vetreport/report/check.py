@@ -4,8 +4,9 @@ What belongs here: reading a .docx as the bureau finally edited it (paragraphs a
 in document order), finding each figure (``vetreport.report.numbers``), deciding which
 indicator, year and region it states from the words around it, and comparing it with the
 published value at the precision it is printed with. The words are data:
-``schemas/report_terms.csv`` (a regular expression per indicator; every indicator's own
-Chinese name counts too). The command is ``vetreport report check``.
+``schemas/report_terms.csv`` (regular expressions per indicator, alternatives split at
+``|``, each standing ``before`` the number or right ``after`` it as in 11金; every
+indicator's own Chinese name counts too). The command is ``vetreport report check``.
 
 Which indicator a number states, in a paragraph: within its sentence (up to 。；!?), the
 term ending nearest before the number whose indicator's unit fits the number (a % figure
@@ -76,6 +77,7 @@ class Term:
 
     indicator_id: str
     pattern: re.Pattern[str]
+    after: bool = False  # the term follows the number (11金): it must start right after it
 
 
 @dataclass
@@ -127,7 +129,9 @@ def load_terms(path: Path = TERMS_CSV) -> list[Term]:
     for row in frame.iter_rows(named=True):
         for alternative in row["term"].split("|"):  # each on its own: the longest match wins
             try:
-                terms.append(Term(row["indicator_id"], re.compile(alternative)))
+                after = (row.get("position") or "before") == "after"
+                pattern = re.compile(f"^(?:{alternative})" if after else alternative)
+                terms.append(Term(row["indicator_id"], pattern, after))
             except re.error as error:
                 raise ValueError(
                     f"{path.name}: bad term {alternative!r} of {row['indicator_id']}: {error}"
@@ -204,7 +208,7 @@ def agrees(number: PrintedNumber, unrounded: float, published: float | None) -> 
 
 
 def _figure(number: PrintedNumber) -> str:
-    return str(number.printed.normalize()) if number.decimals == 0 else f"{number.printed}"
+    return format(number.printed.quantize(Decimal(1).scaleb(-number.decimals)), "f")
 
 
 def _compare(
@@ -238,8 +242,15 @@ def _check_sentence_number(
     if MULTI_YEAR.search(prefix):
         checked.reason = "a figure over several years (not checked yet)"
         return checked
-    candidates = []
+    following = [
+        term.indicator_id
+        for term in terms
+        if term.after and term.pattern.match(after) and number.kind == "plain"
+    ]
+    candidates = [(len(prefix) + 1, 0, following[0])] if following else []
     for term in terms:
+        if term.after:
+            continue
         for match in term.pattern.finditer(prefix):
             if _unit_fits(number, data.units[term.indicator_id], after):
                 candidates.append((match.end(), match.end() - match.start(), term.indicator_id))
@@ -247,7 +258,7 @@ def _check_sentence_number(
         checked.reason = "no indicator's words before it"
         return checked
     end, _, indicator_id = max(candidates, key=lambda item: (item[0], item[1]))
-    between = prefix[end:]
+    between = prefix[min(end, len(prefix)) :]
     years = YEAR_MENTION.findall(prefix)
     year = int(years[-1]) if years else data.report_year
     if PREVIOUS_YEAR.search(between):
@@ -323,9 +334,7 @@ def _check_table(
             kind = _kind_of(f"{row[0]}（{unit}）" if unit else row[0])
             if unit and unit not in ("%", "％") and "1:" not in unit:
                 kind = "ratio" if kind == "ratio" else "plain"
-            indicator_id = data.by_name.get(row[0]) or _header_indicator(
-                terms, data, row[0], kind
-            )
+            indicator_id = data.by_name.get(row[0]) or _header_indicator(terms, data, row[0], kind)
             for column, year in years.items():
                 if year is None or column >= len(row):
                     continue
