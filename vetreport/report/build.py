@@ -27,6 +27,7 @@ placeholder; nothing is written.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -281,6 +282,13 @@ class _Renderer:
         return subdoc
 
 
+def _words_near(source: str, line_number: int) -> str:
+    """The text (no XML) of the template around a syntax error."""
+    lines = source.splitlines()
+    line = lines[line_number - 1] if 0 < line_number <= len(lines) else ""
+    return re.sub(r"<[^>]+>", "", line)[:120]
+
+
 def _render(
     template_bytes: bytes,
     template_name: str,
@@ -311,7 +319,7 @@ def _render(
     except jinja2.TemplateSyntaxError as error:
         raise ReportTemplateError(
             f"{template_name}: placeholder syntax error: {error.message} (near "
-            f"{(error.source or '').splitlines()[error.lineno - 1][:80]!r}); see "
+            f"{_words_near(error.source or '', error.lineno)!r}); see "
             "docs/report-writing.md"
         ) from None
     except (jinja2.UndefinedError, TypeError) as error:

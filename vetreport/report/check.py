@@ -196,13 +196,13 @@ def agrees(number: PrintedNumber, unrounded: float, published: float | None) -> 
     candidates = [value for value in (unrounded, published) if value is not None]
     for value in candidates:
         scaled = Decimal(repr(value)) / number.scale
-        if number.approximation == "about" and abs(scaled - printed) <= unit:
-            return True
-        if number.approximation == "at_least" and (
-            scaled.quantize(unit, rounding=ROUND_FLOOR) == printed
-        ):
-            return True
-        if round_half_up(float(scaled), number.decimals) == printed:
+        if number.approximation == "about":
+            if abs(scaled - printed) <= unit:
+                return True
+        elif number.approximation == "at_least":
+            if scaled.quantize(unit, rounding=ROUND_FLOOR) == printed:
+                return True
+        elif round_half_up(float(scaled), number.decimals) == printed:
             return True
     return False
 
@@ -263,9 +263,17 @@ def _check_sentence_number(
     year = int(years[-1]) if years else data.report_year
     if PREVIOUS_YEAR.search(between):
         year -= 1
-    region = next((name for name in data.regions if name in prefix), data.city_name)
+    region = _region_named(data, prefix)
     _compare(data, number, indicator_id, year, region, checked)
     return checked
+
+
+def _region_named(data: _Data, prefix: str) -> str:
+    """The county or school named last before the number in its sentence, else the city."""
+    mentions = [(prefix.rfind(word), data.city_name) for word in ("全市", data.city_name)]
+    mentions += [(prefix.rfind(name), name) for name in data.regions]
+    position, region = max(mentions, key=lambda item: (item[0], len(item[1])))
+    return region if position >= 0 else data.city_name
 
 
 def _cell_texts(table: Any) -> list[list[str]]:

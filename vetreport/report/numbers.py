@@ -19,7 +19,6 @@ from decimal import Decimal
 SCALE_WORDS = {"万": Decimal(10_000), "亿": Decimal(100_000_000), "万亿": Decimal(10**12)}
 ABOUT_BEFORE = ("大约", "约", "近", "将近", "接近")
 AT_LEAST_BEFORE = ("超过", "逾", "超")
-ABOUT_AFTER = ("左右",)
 AT_LEAST_AFTER = ("余", "多", "以上")
 
 _NUMBER = re.compile(
@@ -32,6 +31,8 @@ _NUMBER = re.compile(
 _NOT_A_FIGURE_AFTER = re.compile(r"^\s*(?:年|届|学年|月|日|号|章|节|条|版)")
 _LABEL_BEFORE = re.compile(r"(?:附表|表|图|案例|挑战|第|附件|v|V)\s*$")
 _SECTION_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)*\.?\s")
+_YEAR_LIST = re.compile(r"^\s*(?:[-—–~～至到、,，和及与]\s*(?:19|20)\d\d)+\s*(?:年|届)")
+_ABOUT_AFTER = re.compile(r"^[^\d，。；,;]{0,3}?左右")
 _DATE = re.compile(r"^-\d{1,2}(?:-\d{1,2})?|^/\d")
 
 
@@ -79,6 +80,8 @@ def find_numbers(text: str) -> list[PrintedNumber]:
             continue
         if not before.strip() and _SECTION_NUMBER.match(text[start:]):
             continue  # "1.1 规模结构", "2. 人才培养"
+        if re.fullmatch(r"(?:19|20)\d\d", digits) and _YEAR_LIST.match(after):
+            continue  # 2020—2023年, 2022、2023年
         if _DATE.match(after) or before.endswith("-"):
             continue  # 2024-03-31
         if before.endswith("+") or after.startswith("+"):
@@ -89,7 +92,7 @@ def find_numbers(text: str) -> list[PrintedNumber]:
         approximation = "exact"
         if match["after_scale"] or after.startswith(AT_LEAST_AFTER):
             approximation = "at_least"
-        elif after.lstrip().startswith(ABOUT_AFTER) or before.endswith(ABOUT_BEFORE):
+        elif _ABOUT_AFTER.match(after) or before.endswith(ABOUT_BEFORE):
             approximation = "about"
         elif before.endswith(AT_LEAST_BEFORE):
             approximation = "at_least"
