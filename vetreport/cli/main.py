@@ -77,11 +77,16 @@ def command_demo(arguments: argparse.Namespace) -> int:
     ui = api.removesuffix("/api")
     from vetreport.bucket.links import public_url
     from vetreport.bucket.store import open_store
-    from vetreport.publish.writer import REPORT_HTML
+    from vetreport.publish.reader import resolve_version
+    from vetreport.publish.writer import REPORT_DOCX, REPORT_HTML
 
     prefix = summary["publish"]["prefix"]
     console.print(f"\n已发布 / published: {store_url}/{prefix}")
     console.print(f"报告 / report: {public_url(open_store(store_url), prefix + REPORT_HTML)}")
+    manifest = resolve_version(store_url, report_year, summary["publish"]["version"])
+    if REPORT_DOCX in manifest["files"]:
+        link = public_url(open_store(store_url), prefix + REPORT_DOCX)
+        console.print(f"质量报告 / report document: {link}")
     console.print(f"流程运行 / flow runs in the Prefect UI: {ui}/runs")
     console.print(f"校验报告 / validation reports: {store_url}/reports/")
     return 0
