@@ -89,6 +89,11 @@ def test_the_flow_writes_report_docx_into_v1_with_its_values(published, report_d
         scale = {"万": 10_000, "亿": 100_000_000}.get(record["scale"], 1)
         assert record["text"] == _half_up(row["value_unrounded"] / scale, record["decimals"])
     assert len(entry["values"]) >= 60
+    from vetreport.publish.summary import version_markdown
+
+    artifact = version_markdown(open_store(published["store_url"]), 2023, 1)
+    assert "质量报告 report document (.docx)](" in artifact
+    assert "published/2023/v1/report.docx)" in artifact
 
 
 def test_the_documents_figures_are_the_published_values(published, report_docx) -> None:
