@@ -42,6 +42,11 @@ PLACEHOLDER = re.compile(
     r'\{\{\s*v\("(?P<id>\w+)",\s*(?P<year>year(?:\s*-\s*\d)?|\d{4}),\s*(?P<decimals>\d)'
     r'(?:,\s*scale="(?P<scale>[万亿])")?\)\s*\}\}'
 )
+CHANGE = re.compile(r'\{\{\s*d\("(?P<id>\w+_change_pct)",\s*year,\s*(?P<decimals>\d)\)\s*\}\}')
+CHANGED_INDICATOR = {  # the default template's year-on-year changes, and what they change
+    "public_education_budget_change_pct": "public_education_budget_yuan",
+    "fiscal_appropriation_per_student_change_pct": "fiscal_appropriation_per_student_yuan",
+}
 LABELS = [f"表{n}" for n in range(1, 7)] + [f"附表{n}" for n in range(1, 7)]
 
 
@@ -61,10 +66,18 @@ def _expected_paragraphs(template: Path, values: pl.DataFrame, year: int) -> lis
         scale = {"万": 10_000, "亿": 100_000_000}.get(match["scale"] or "", 1)
         return _half_up(row["value_unrounded"] / scale, int(match["decimals"]))
 
+    def change(match: re.Match[str]) -> str:
+        rows = city.filter(pl.col("indicator_id") == CHANGED_INDICATOR[match["id"]])
+        now, before = (
+            rows.filter(pl.col("year") == y).item(0, "value_unrounded") for y in (year, year - 1)
+        )
+        return _half_up((now - before) / before * 100, int(match["decimals"]))
+
     texts = []
     for paragraph in Document(str(template)).paragraphs:
         if "v(" in paragraph.text:
-            texts.append(PLACEHOLDER.sub(value, paragraph.text.replace("{{ year }}", str(year))))
+            text = PLACEHOLDER.sub(value, paragraph.text.replace("{{ year }}", str(year)))
+            texts.append(CHANGE.sub(change, text))
     return texts
 
 
@@ -110,6 +123,8 @@ def test_the_documents_figures_are_the_published_values(published, report_docx) 
     assert "对口就业率96.5%（上一年为86.3%）" in body
     assert "本科上线465人" in body and "校均规模2751人" in body and "占34.86%" in body
     assert "征求意见稿" in body  # v1 is provisional: the cover says so
+    assert "155.61亿元，比上年增长6.42%" in body  # the seed's figures, derived from the data
+    assert "29860.31元，比上年增长4.37%" in body
 
 
 def test_the_document_holds_every_table_from_the_published_version(published, report_docx) -> None:

@@ -6,6 +6,7 @@ against a value at its printed precision."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -258,3 +259,61 @@ def test_a_bad_terms_catalogue_is_refused_naming_the_row(tmp_path) -> None:
     broken.write_text("indicator_id,term,position,note\nschool_count,学校(,before,\n")
     with pytest.raises(ValueError, match=r"broken.csv: bad term '学校\(' of school_count"):
         load_terms(broken)
+
+
+DERIVED_CASES = Path(__file__).parent / "derived_cases"
+
+
+def _derived_values() -> PublishedValues:
+    frame = pl.read_csv(
+        DERIVED_CASES / "indicator_values.csv", schema_overrides={"value_unrounded": pl.Float64}
+    ).with_columns(
+        pl.lit("浙江省").alias("province_name"),
+        pl.lit("绍兴市").alias("city_name"),
+        pl.col("value_unrounded").alias("indicator_value"),
+    )
+    return PublishedValues(frame, "绍兴市", 2023)
+
+
+@pytest.mark.parametrize(
+    "case",
+    pl.read_csv(DERIVED_CASES / "expected.csv", infer_schema=False).iter_rows(named=True),
+    ids=lambda case: f"{case['figure_id']}-{case['year']}-{case['region'] or 'city'}",
+)
+def test_derived_figures_equal_the_hand_computed_cases(case) -> None:
+    bound = _derived_values().bind_derived(
+        case["figure_id"], int(case["year"]), int(case["decimals"]), case["region"] or ""
+    )
+    assert bound.text == case["expected"], case["working"]
+    assert bound.placeholder.startswith(f'd("{case["figure_id"]}"')
+
+
+def test_a_wrong_derived_figure_is_named_in_the_error() -> None:
+    values = _derived_values()
+    with pytest.raises(PlaceholderError, match="no derived figure 'budget_change'"):
+        values.bind_derived("budget_change", 2023, 2)
+    with pytest.raises(PlaceholderError, match="a rank is a school's: name the school"):
+        values.bind_derived("enrolled_students_rank", 2023, 0)
+
+
+def test_a_derived_figure_renders_in_a_template() -> None:
+    template = _template(
+        '教育经费比上年增长{{ d("public_education_budget_change_pct", year, 2) }}%，'
+        '在校生最多的学校为{{ d("enrolled_students_top3", year) }}。'
+    )
+    assert _rendered(template, _derived_values()) == [
+        "教育经费比上年增长6.42%，在校生最多的学校为甲区中专、乙区职教中心、甲区职业高中。"
+    ]
+
+
+def test_a_bad_derived_catalogue_is_refused(tmp_path) -> None:
+    from vetreport.report.derived import load_derived_figures
+
+    path = tmp_path / "derived.csv"
+    header = "figure_id,name_zh,kind,indicator_id,other_indicator_id,years,unit,decimals,note\n"
+    path.write_text(header + "x,甲,average,graduates_count,,,人,0,\n")
+    with pytest.raises(ValueError, match=r"line 2 \(x\): kind must be one of"):
+        load_derived_figures(str(path))
+    path.write_text(header + "y,乙,share,graduates_count,,,%,2,\n")
+    with pytest.raises(ValueError, match=r"line 2 \(y\): a share needs other_indicator_id"):
+        load_derived_figures(str(path))

@@ -15,6 +15,8 @@ Placeholders (docs/report-writing.md explains them for writers):
     {{ v("enrolled_students_count", year, 0, region="柯桥区") }}  a county (or a school by
                                                               name or code)
     {{ v("paper_books_count", year, 0, scale="万") }}          in 万 (10,000), or 亿
+    {{ d("public_education_budget_change_pct", year, 2) }}   a derived figure
+                                                              (schemas/derived_figures.csv)
     {{p table("表5") }}                                       a whole table, on its own line
     {{p changelog() }}                                        what changed since the
                                                               previous version
@@ -204,6 +206,13 @@ class _Renderer:
         self.bound.append(bound)
         return bound.text
 
+    def derived(
+        self, figure_id: str, year: int, decimals: int | None = None, region: str = ""
+    ) -> str:
+        bound = self.values.bind_derived(figure_id, year, decimals, region)
+        self.bound.append(bound)
+        return bound.text
+
     def table(self, name: str) -> Any:
         spec = self.specs.get(str(name).replace(" ", ""))
         if spec is None:
@@ -270,6 +279,7 @@ class _Renderer:
         for column, title in enumerate(["指标", "范围", "年份", f"第 {previous} 版", "本版"]):
             _set_cell(table.cell(0, column), title, bold=True)
         names = {k: v["name_zh"] for k, v in self.values.definitions.items()}
+        names |= {k: figure.name_zh for k, figure in self.values.derived.items()}
         for line, change in enumerate(self.changes, start=1):
             _set_cell(table.cell(line, 0), names.get(change.indicator_id, change.indicator_id))
             _set_cell(table.cell(line, 1), change.region)
@@ -302,6 +312,7 @@ def _render(
     renderer = _Renderer(template, store, manifest, values, previous, changes)
     context: dict[str, Any] = {
         "v": renderer.value,
+        "d": renderer.derived,
         "table": renderer.table,
         "changelog": renderer.changelog,
         "year": manifest["report_year"],
@@ -337,14 +348,16 @@ def _changes(bound: list[BoundValue], previous: PublishedValues | None) -> list[
         return []
     changes: dict[tuple, ChangedFigure] = {}
     for value in bound:
+        region = "" if value.grain == "city" else value.region
         try:
-            before = previous.bind(
-                value.indicator_id,
-                value.year,
-                value.decimals,
-                "" if value.grain == "city" else value.region,
-                value.scale,
-            ).text
+            if value.placeholder.startswith("d("):
+                before = previous.bind_derived(
+                    value.indicator_id, value.year, value.decimals, region
+                ).text
+            else:
+                before = previous.bind(
+                    value.indicator_id, value.year, value.decimals, region, value.scale
+                ).text
         except PlaceholderError:
             before = "—"
         if before != value.text and value.key() not in changes:

@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from schemas.indicators import indicator_definitions, years_shown
+from vetreport.report.derived import derive, load_derived_figures
 
 SCALES = {"": 1, "万": 10_000, "亿": 100_000_000}
 
@@ -82,12 +83,64 @@ class PublishedValues:
             row["indicator_id"]: row for row in indicator_definitions().iter_rows(named=True)
         }
         self.years = years_shown(report_year)
+        self.derived = load_derived_figures()
         schools = self.frame.filter(pl.col("region_level") == "school")
         self.counties = set(self.frame.get_column("county_name").drop_nulls().to_list())
         self.schools = {
             **dict(zip(schools["school_code"], schools["school_code"], strict=True)),
             **dict(zip(schools["school_name"], schools["school_code"], strict=True)),
         }
+
+    def bind_derived(
+        self, figure_id: str, year: int, decimals: int | None = None, region: str = ""
+    ) -> BoundValue:
+        """A derived figure (derived_figures.csv) of a region and year, printed at ``decimals``."""
+        call = placeholder_text(figure_id, year, decimals, region=region).replace("v(", "d(", 1)
+        figure = self.derived.get(figure_id)
+        if figure is None:
+            close = difflib.get_close_matches(figure_id, list(self.derived), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise PlaceholderError(f"placeholder {call}: no derived figure {figure_id!r}{hint}")
+        if not isinstance(year, int) or year not in self.years:
+            raise PlaceholderError(
+                f"placeholder {call}: the report shows the years "
+                f"{', '.join(map(str, self.years))}, not {year!r}"
+            )
+        decimals = figure.decimals if decimals is None else decimals
+        if not isinstance(decimals, int) or not 0 <= decimals <= 6:
+            raise PlaceholderError(
+                f"placeholder {call}: the precision must be a whole number of decimals 0–6"
+            )
+        grain, condition = self._grain(region, call)
+        if figure.kind == "rank" and grain != "school":
+            raise PlaceholderError(f"placeholder {call}: a rank is a school's: name the school")
+        rows = self.frame.filter(condition)
+        peers = self.frame.filter(pl.col("region_level") == "school")
+        if grain != "city":
+            county = rows.get_column("county_name").drop_nulls().head(1).to_list()
+            in_county = grain == "county" or figure.kind != "rank"
+            if county and in_county:
+                peers = peers.filter(pl.col("county_name") == county[0])
+        code = self.schools.get(region) if grain == "school" else None
+        value = derive(figure, rows, peers, year, code)
+        if value is None:
+            text = "—"
+        elif isinstance(value, str):
+            text = value or "—"
+        else:
+            text = printed_text(value, decimals)
+        return BoundValue(
+            placeholder=call,
+            indicator_id=figure_id,
+            grain=grain,
+            region=region or self.city_name,
+            year=year,
+            decimals=decimals,
+            scale="",
+            value_unrounded=None if isinstance(value, str) else value,
+            indicator_value=None,
+            text=text,
+        )
 
     def _grain(self, region: str, call: str) -> tuple[str, pl.Expr]:
         if not region or region == self.city_name:

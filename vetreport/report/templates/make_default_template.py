@@ -157,7 +157,11 @@ CONTENT: list[tuple[str, str]] = [
     ("h1", "7. 发展保障"),
     (
         "p",
-        f"中职生均一般公共预算教育经费{V('fiscal_appropriation_per_student_yuan', 2)}元；"
+        f"全市一般公共预算教育经费{V('public_education_budget_yuan', 2, scale='亿')}亿元，"
+        "比上年增长"
+        '{{ d("public_education_budget_change_pct", year, 2) }}%；'
+        f"中职生均一般公共预算教育经费{V('fiscal_appropriation_per_student_yuan', 2)}元，比上年增长"
+        '{{ d("fiscal_appropriation_per_student_change_pct", year, 2) }}%；'
         f"开设中高职一体化五年制专业{V('five_year_integrated_programs_count', 0)}个、"
         f"中本一体化专业{V('undergraduate_integrated_programs_count', 0)}个，长学制培养招生计划占比"
         f"{V('long_program_plan_share_pct', 2)}%。",
