@@ -87,7 +87,8 @@ def build_report_document(store_url: str, report_year: int, version: int) -> dic
     its documents are built per city with ``vetreport report build --city``.
     """
     from vetreport.publish.reader import read_table
-    from vetreport.report.build import publish_report
+    from vetreport.report.build import ReportTemplateError, publish_report
+    from vetreport.report.pdf import PdfConversionError
 
     settings = load_settings()
     store = open_store(store_url)
@@ -97,9 +98,14 @@ def build_report_document(store_url: str, report_year: int, version: int) -> dic
         reason = "switched off" if not settings.report_document else f"{cities} cities"
         return {"built": False, "reason": reason}
     started = time.monotonic()
-    built, _ = publish_report(
-        store, report_year, settings.report_template, version, with_pdf=settings.report_pdf
-    )
+    try:
+        built, _ = publish_report(
+            store, report_year, settings.report_template, version, with_pdf=settings.report_pdf
+        )
+    except (ReportTemplateError, PdfConversionError) as error:
+        # The tables are published; a template a writer broke must not fail the pipeline.
+        get_run_logger().error("%s v%s: report.docx not built: %s", report_year, version, error)
+        return {"built": False, "error": str(error)}
     seconds = round(time.monotonic() - started, 1)
     get_run_logger().info(
         "%s v%s: report.docx built in %s s (%s figures, %s changed since the previous version)",
@@ -115,6 +121,13 @@ def build_report_document(store_url: str, report_year: int, version: int) -> dic
         "changed_figures": len(built.changes),
         "seconds": seconds,
     }
+
+
+def _document_note(document: dict[str, Any] | None) -> str:
+    """A line for the publish artifact when the report document could not be built."""
+    if not document or "error" not in document:
+        return ""
+    return f"\n\n报告文档未生成 / report document not built: {document['error']}\n"
 
 
 def year_limit(report_year: int) -> str:
@@ -198,7 +211,8 @@ def _aggregate_and_publish(
     if summary["is_new_version"]:
         create_markdown_artifact(
             key=artifact_key("publish", report_year),
-            markdown=version_markdown(store, report_year, summary["version"]),
+            markdown=version_markdown(store, report_year, summary["version"])
+            + _document_note(summary.get("report_document")),
             description=f"{report_year} v{summary['version']}: what changed, with links",
         )
     return summary

@@ -94,7 +94,12 @@ def test_the_flow_writes_report_docx_into_v1_with_its_values(published, report_d
     assert entry["key"] == "published/2023/v1/report.docx"
     values = read_table(published["store_url"], "indicator_values", 2023)
     city = values.filter(pl.col("region_level") == "city")
-    for record in entry["values"]:
+    derived = {r["indicator_id"]: r["text"] for r in entry["values"] if r["placeholder"][0] == "d"}
+    assert derived == {
+        "public_education_budget_change_pct": "6.42",
+        "fiscal_appropriation_per_student_change_pct": "4.37",
+    }
+    for record in (r for r in entry["values"] if r["placeholder"].startswith("v(")):
         row = city.filter(
             (pl.col("indicator_id") == record["indicator_id"]) & (pl.col("year") == record["year"])
         ).row(0, named=True)
@@ -328,3 +333,23 @@ def test_the_pdf_renders_chinese(report_docx) -> None:
     assert "对口就业率96.5%" in text
     assert re.search(r"表5\s*就业质量情况", text)
     json.dumps(text)  # decodable text, not glyph ids
+
+
+def test_a_broken_template_leaves_the_published_version_and_says_why(
+    published, tmp_path, monkeypatch
+) -> None:
+    from flows.aggregate import _document_note, build_report_document
+
+    bucket = tmp_path / "bucket"
+    shutil.copytree(published["store_url"], bucket)
+    before = resolve_version(str(bucket), 2023)
+    broken = tmp_path / "broken.docx"
+    document = Document(str(DEFAULT_TEMPLATE))
+    document.add_paragraph('{{ v("no_such_indicator", year, 1) }}')
+    document.save(broken)
+    monkeypatch.setenv("VETREPORT_REPORT_TEMPLATE", str(broken))
+    outcome = build_report_document(str(bucket), 2023, 1)  # a task run on the test server
+    assert outcome["built"] is False
+    assert 'broken.docx: placeholder v("no_such_indicator", 2023, 1)' in outcome["error"]
+    assert "report document not built: broken.docx" in _document_note(outcome)
+    assert resolve_version(str(bucket), 2023) == before  # the version is as published
