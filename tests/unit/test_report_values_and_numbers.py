@@ -317,3 +317,13 @@ def test_a_bad_derived_catalogue_is_refused(tmp_path) -> None:
     path.write_text(header + "y,乙,share,graduates_count,,,%,2,\n")
     with pytest.raises(ValueError, match=r"line 2 \(y\): a share needs other_indicator_id"):
         load_derived_figures(str(path))
+
+
+def test_only_the_report_document_can_be_added_to_a_published_version(tmp_path) -> None:
+    from vetreport.bucket.store import open_store
+    from vetreport.publish.writer import attach_files
+
+    store = open_store(str(tmp_path))
+    with pytest.raises(ValueError, match=r"only report.docx, report.pdf can be attached"):
+        attach_files(store, 2023, 1, {"tables.xlsx": b"x"})
+    assert list(store.list("published/")) == []
