@@ -138,6 +138,22 @@ class Settings(BaseSettings):
         "alone is 218,000 rows at 1,000 schools, and every city's tables are far smaller.",
         ge=1,
     )
+    # -- the report document -------------------------------------------------------------
+    report_document: bool = Field(
+        True,
+        description="Build the report document (report.docx) into every new version of a "
+        "bucket with one city, before the publish artifact (docs/report-writing.md).",
+    )
+    report_template: Path | None = Field(
+        None,
+        description="The .docx template the publish flow builds report.docx from; the "
+        "default template (vetreport/report/templates/default_report.docx) when unset.",
+    )
+    report_pdf: bool = Field(
+        False,
+        description="Also convert each flow-built report.docx to report.pdf with LibreOffice "
+        "(about 5 s more per version; `vetreport report build` makes one by default).",
+    )
     # -- the collection calendar -----------------------------------------------------------
     open_years: str = Field(
         "2021-2023",

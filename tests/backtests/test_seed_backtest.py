@@ -14,23 +14,11 @@ import polars as pl
 import pytest
 
 from vetreport.bucket.store import open_store
-from vetreport.demo.generator import write_demo_uploads
 from vetreport.publish.reader import read_table
 from vetreport.publish.reconcile import load_reference, reconcile
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.backtest
-
-
-@pytest.fixture(scope="module")
-def published(prefect_server, tmp_path_factory) -> dict:
-    from flows.pipeline import run_pipeline
-
-    store_url = str(tmp_path_factory.mktemp("backtest") / "bucket")
-    write_demo_uploads(store_url, seed=2023)
-    first = run_pipeline(store_url, 2023)
-    second = run_pipeline(store_url, 2023)
-    return {"store_url": store_url, "first": first, "second": second}
 
 
 def test_every_demo_upload_is_accepted(published) -> None:
