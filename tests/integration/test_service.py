@@ -39,7 +39,7 @@ from vetreport.curate.ledger import (
 from vetreport.publish.reader import read_pointer
 from vetreport.serve.prefect_server import is_healthy, start_server_process, stop_process_group
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(1200)]
 SEEDED = ("/_city/", "/school_profile.", "/staff.")  # enough for a registry and tables
 YEAR = 2023
 ROOT = Path(__file__).resolve().parents[2]

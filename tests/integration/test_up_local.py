@@ -31,7 +31,7 @@ from vetreport.publish.reader import read_pointer
 from vetreport.serve.files import served_by
 from vetreport.serve.prefect_server import is_healthy, stop_process_group
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 YEAR = walkthrough.YEAR
 SEEDED = ("/_city/", "/school_profile.", "/graduates.")  # enough for 表5 and 附表1

@@ -26,7 +26,12 @@ from vetreport.bucket.identities import write_identities
 from vetreport.serve.prefect_server import is_healthy, stop_process_group
 from vetreport.serve.seaweedfs import weed_binary
 
-pytestmark = [pytest.mark.integration, pytest.mark.service, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.serial,
+    pytest.mark.service,
+    pytest.mark.timeout(900),
+]
 ROOT = Path(__file__).resolve().parents[2]
 YEAR = 2023
 SEEDED = ("/_city/", "/school_profile.", "/graduates.")
