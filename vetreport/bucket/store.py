@@ -128,6 +128,9 @@ def validate_read_key(key: str) -> str:
 class LocalStore:
     """The bucket as a folder on local disk: the embedded default, no server needed."""
 
+    # A request costs microseconds: a few reads go faster one after another than on threads.
+    is_remote = False
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -276,6 +279,10 @@ class S3Store:
     ``VETREPORT_S3_ADDRESSING`` (``path``, ``virtual`` or ``auto``; Aliyun OSS needs
     ``virtual``), ``AWS_REGION``, and the usual AWS credential variables or profile.
     """
+
+    # Every request is a round trip (milliseconds on a LAN, 100 ms or more across regions):
+    # whoever reads many objects reads them on threads.
+    is_remote = True
 
     def __init__(
         self,

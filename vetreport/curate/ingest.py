@@ -147,21 +147,22 @@ def ingest_keys(
             _write_school_indexes(store, done)
         except StoreError:
             _abandon(store, marker)  # the store failed, not the worker: no attempt spent
+            _MARKERS.pop(marker, None)
             raise
         # Not reached when the worker dies: the marker says so, and whoever retires it
         # removes the batch's unrecorded curated files and rewrites its schools' indexes.
         store.delete(marker)
+        _MARKERS.pop(marker, None)
         return done
 
     loose: list[IngestResult] = []  # results of no batch: withdrawals, refusals
 
-    for key in order_for_ingest(keys):
-        try:
-            info = store.head(key)
-        except KeyNotFound:
+    ordered = order_for_ingest(keys)
+    for key, info in zip(ordered, _heads(store, ordered), strict=True):
+        if isinstance(info, KeyNotFound):
             loose += _withdraw(store, key)
             continue
-        except ValueError:  # a name no folder can hold: an empty part, "." or ".."
+        if isinstance(info, ValueError):  # a name no folder can hold: "", "." or ".."
             loose.append(_reject_bad_key(store, _nameless_info(key)))
             continue
         submission = submission_id(info.key, info.version_token)
@@ -187,6 +188,25 @@ def ingest_keys(
     _write_school_indexes(store, loose)
     _retire_markers(store, attempts)
     return results + loose
+
+
+def _heads(store: ObjectStore, keys: list[str]) -> list[ObjectInfo | Exception]:
+    """Each key's object info, or the KeyNotFound / ValueError its HEAD raised.
+
+    On threads: on a remote store each HEAD is a round trip, and a sweep asks for hundreds.
+    A storage error ends the call, as it would one HEAD at a time.
+    """
+
+    def head(key: str) -> ObjectInfo | Exception:
+        try:
+            return store.head(key)
+        except (KeyNotFound, ValueError) as error:
+            return error
+
+    if not getattr(store, "is_remote", True):
+        return [head(key) for key in keys]
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        return list(pool.map(head, keys))
 
 
 def _write_school_indexes(store: ObjectStore, results: list[IngestResult]) -> None:
@@ -274,6 +294,11 @@ def _read_attempts(store: ObjectStore, stale_seconds: float) -> _Attempts:
     return _Attempts(frozenset(running), died, tuple(stale))
 
 
+# What this process wrote in each of its live markers, so naming the curated files in one
+# (``_name_curated_files``) costs one write, not a read and a write.
+_MARKERS: dict[str, dict[str, Any]] = {}
+
+
 def _mark_batch(store: ObjectStore, infos: list[ObjectInfo], attempts: int) -> str:
     """Say, before reading anything, which uploads this worker is about to process."""
     key = f"{ATTEMPTS_PREFIX}{uuid.uuid4().hex}.marker"
@@ -284,12 +309,13 @@ def _mark_batch(store: ObjectStore, infos: list[ObjectInfo], attempts: int) -> s
         "started_at": datetime.now(UTC).isoformat(),
     }
     store.put(key, json.dumps(marker, ensure_ascii=False).encode("utf-8"), "application/json")
+    _MARKERS[key] = marker
     return key
 
 
 def _name_curated_files(store: ObjectStore, marker_key: str, curated_keys: list[str]) -> None:
     """Add to a batch's marker the curated files it is about to write."""
-    marker = json.loads(store.get(marker_key))
+    marker = _MARKERS.get(marker_key) or json.loads(store.get(marker_key))
     marker["curated_keys"] = curated_keys
     body = json.dumps(marker, ensure_ascii=False).encode("utf-8")
     store.put(marker_key, body, "application/json")
@@ -374,18 +400,34 @@ def _ingest_batch(
     is the batch's attempt marker: the curated files are named in it before they are
     written, so that a batch that dies before its records leaves nothing unaccounted for.
     """
-    slots: list[IngestResult | _Pending | str] = []
-    pending: dict[str, _Pending] = {}
+    firsts: dict[str, ObjectInfo] = {}
     for info in infos:
         year = _year_of(info.key)
         is_school_file = f"/{CITY_SUBMITTER}/" not in info.key
         if year is not None and year not in registries and is_school_file:
             registries[year] = registry_codes(store, year)
+        firsts.setdefault(submission_id(info.key, info.version_token), info)
+
+    def start(info: ObjectInfo) -> IngestResult | _Pending:
+        year = _year_of(info.key)
+        return _start(store, info, registries.get(year) if year else None, settings)
+
+    # Reading the uploads (and looking for their records) is a round trip or two each on
+    # a remote store: on threads, in the batch's order.
+    if getattr(store, "is_remote", True) and len(firsts) > 1:
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            in_order = list(pool.map(start, firsts.values()))
+        started_by_submission = dict(zip(firsts, in_order, strict=True))
+    else:
+        started_by_submission = {sub: start(info) for sub, info in firsts.items()}
+    slots: list[IngestResult | _Pending | str] = []
+    pending: dict[str, _Pending] = {}
+    for info in infos:
         submission = submission_id(info.key, info.version_token)
         if submission in pending:
             slots.append(submission)  # a repeat of an upload earlier in this batch
             continue
-        started = _start(store, info, registries.get(year) if year else None, settings)
+        started = started_by_submission[submission]
         if isinstance(started, _Pending):
             pending[submission] = started
         slots.append(started)

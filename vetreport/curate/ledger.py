@@ -38,7 +38,7 @@ from vetreport.bucket.keys import (
 from vetreport.bucket.store import ObjectStore
 
 ACCEPTED_OUTCOMES = ("accepted", "accepted_with_warnings")
-SEQUENTIAL_READS = 8  # below this many records, starting threads costs more than it saves
+SEQUENTIAL_READS = 8  # on a local folder, below this many reads threads cost more than they save
 READ_THREADS = 16
 
 CURRENT_SCHEMA: dict[str, type[pl.DataType]] = {
@@ -92,7 +92,7 @@ def read_records_under(store: ObjectStore, prefixes: Iterable[str]) -> list[dict
     keys = [
         info.key for prefix in prefixes for info in store.list(prefix) if info.key.endswith(".json")
     ]
-    if len(keys) <= SEQUENTIAL_READS:
+    if len(keys) <= SEQUENTIAL_READS and not getattr(store, "is_remote", True):
         return [json.loads(store.get(key)) for key in keys]
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
         return [json.loads(body) for body in pool.map(store.get, keys)]
