@@ -76,7 +76,7 @@ def school_datasets() -> pl.DataFrame:
         [
             {"dataset": spec.dataset_id, "dataset_name_zh": spec.name_zh}
             for spec in load_datasets().values()
-            if spec.submitted_by == "school"
+            if spec.submitted_by == "school" and spec.is_data
         ],
         schema={"dataset": pl.Utf8, "dataset_name_zh": pl.Utf8},
     )
