@@ -262,6 +262,13 @@ def ingest(store: LocalStore, key: str) -> dict:
     return json.loads(store.get(result.report_key)) if result.report_key else {}
 
 
+def shown_to_school(store: LocalStore) -> str:
+    """The state word on the school's upload list (the index page ingest rewrites)."""
+    page = store.get(f"reports/{YEAR}/{SCHOOL}/index.html").decode()
+    start = page.index('class="state"')
+    return page[page.index(">", start) + 1 : page.index("</span>", start)]
+
+
 def counted_graduates(store: LocalStore) -> int | None:
     current = current_submissions(
         read_records(store, [YEAR]), current_upload_versions(store, [YEAR])
@@ -280,6 +287,9 @@ def test_one_school_from_warnings_to_a_held_upload_and_back(store: LocalStore) -
     report = ingest(store, key)
     assert report["outcome"] == "accepted_with_warnings"
     assert read_school_status(store, YEAR, SCHOOL).state_zh == "待说明"
+    assert shown_to_school(store) == "待说明"
+    offered = store.get(f"reports/{YEAR}/{SCHOOL}/explanations.csv").decode("utf-8-sig")
+    assert offered.splitlines()[1].startswith(f"{SCHOOL},graduates,row.matched_only_if_employed,")
 
     # signing off now is refused, and the school is told why
     refused = ingest(store, put(store, "signoff.json", '{"signed_by": "王校长"}'.encode()))
@@ -297,6 +307,11 @@ def test_one_school_from_warnings_to_a_held_upload_and_back(store: LocalStore) -
     status = read_school_status(store, YEAR, SCHOOL)
     assert status.state_zh == "已提交"
     assert all(w["is_explained"] for w in status.warnings if w["needs_explanation"])
+    assert shown_to_school(store) == "已提交"
+    assert (
+        "已说明：学生升学前已在对口企业兼职"
+        in store.get(f"reports/{YEAR}/{SCHOOL}/index.html").decode()
+    )
 
     # an explanation of an error is refused like any bad row
     bad = f"学校代码,数据集,规则编号,行号,字段,说明\n{SCHOOL},graduates,field.range,2,x,想说明\n"
@@ -308,6 +323,7 @@ def test_one_school_from_warnings_to_a_held_upload_and_back(store: LocalStore) -
     signed = ingest(store, put(store, "signoff.json", '{"signed_by": "王校长"}'.encode()))
     assert signed["outcome"] == "signed_off"
     assert read_school_status(store, YEAR, SCHOOL).state_zh == "已确认"
+    assert shown_to_school(store) == "已确认"
 
     collection.decide(store, YEAR, SCHOOL, approve=True, by="bureau")
     assert read_school_status(store, YEAR, SCHOOL).state_zh == "已锁定"
@@ -321,6 +337,7 @@ def test_one_school_from_warnings_to_a_held_upload_and_back(store: LocalStore) -
     assert counted_graduates(store) == 4
     status = read_school_status(store, YEAR, SCHOOL)
     assert (status.state_zh, status.held_keys) == ("已锁定", (late,))
+    assert shown_to_school(store) == "已锁定"
     (again,) = ingest_keys(store, [late])
     assert again.was_skipped  # the sweep finds it again: nothing new happens
     assert counted_graduates(store) == 4
@@ -336,3 +353,4 @@ def test_one_school_from_warnings_to_a_held_upload_and_back(store: LocalStore) -
     assert counted_graduates(store) == 5
     status = read_school_status(store, YEAR, SCHOOL)
     assert (status.state_zh, status.held_keys, status.note) == ("修订中", (), "同意修订")
+    assert shown_to_school(store) == "修订中"

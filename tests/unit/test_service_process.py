@@ -41,14 +41,20 @@ def specs(monkeypatch: pytest.MonkeyPatch, **environment: str) -> dict[str, dict
     }
 
 
-def test_the_four_deployments_and_how_each_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_six_deployments_and_how_each_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     deployments = specs(monkeypatch, VETREPORT_SWEEP_SECONDS="30")
     assert set(deployments) == {
         "ingest-upload/on-upload",
         "aggregate/on-accepted",
         "sweep/every-minute",
         "rebuild/nightly",
+        "approve-signoff/on-signoff",
+        "reopen-school/by-operator",
     }
+    [approval] = deployments["approve-signoff/on-signoff"]["triggers"]
+    assert approval.expect == {"vetreport.school.signed-off"}
+    assert approval.parameters["school"] == "{{ event.payload.school }}"
+    assert "triggers" not in deployments["reopen-school/by-operator"]
     [ingest] = deployments["ingest-upload/on-upload"]["triggers"]
     assert ingest.expect == {UPLOAD_EVENT} and ingest.posture == "Reactive"
     assert ingest.parameters["key"] == "{{ event.payload.key }}"

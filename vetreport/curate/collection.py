@@ -32,8 +32,9 @@ from typing import Any
 
 import polars as pl
 
-from schemas.catalogue import load_rules
+from schemas.catalogue import load_datasets, load_rules
 from vetreport.bucket.keys import ledger_prefix, uploads_prefix
+from vetreport.bucket.links import public_url
 from vetreport.bucket.store import ObjectStore
 from vetreport.curate.ledger import HELD, counting_records, read_records_under
 from vetreport.validate.normalise import finding_rows
@@ -78,6 +79,18 @@ SIGNOFF_REFUSED_OUTCOME = "signoff_refused"
 EVENTS_STEM = "_collection"
 SIGNOFF_STEM = "signoff"  # uploads/{year}/{school}/signoff.json: the school signs off
 EXPLANATIONS_DATASET = "explanations"
+EXPLANATIONS_FILE = "explanations.csv"  # the pre-filled file beside the school's index page
+NEXT_STEP_ZH = {
+    NOT_SUBMITTED: "尚未提交数据。请按模板上传本校数据。",
+    SUBMITTED: "数据已提交且无错误。核对无误后，上传 signoff.json 确认提交本年度数据。",
+    HAS_ERRORS: "有文件被退回。请按报告修改后重新上传同名文件。",
+    NEEDS_EXPLANATION: (
+        "有需要说明的警告。请在说明表中写明原因并上传 explanations.csv，或修改数据。"
+    ),
+    SIGNED_OFF: "已确认提交，等待教育局审核。",
+    LOCKED: "教育局已审核并锁定。此后上传的文件将转交教育局作为修订，不改变数据。",
+    REVISING: "教育局已重新开放本年度数据（修订）。修改完成后，请再次上传 signoff.json 确认。",
+}
 LOCKED_RULE = "collection.locked"
 LOCKED_MESSAGE_ZH = "已锁定：已转交教育局作为修订"
 
@@ -549,3 +562,60 @@ def year_statuses(
         school: school_status(by_school.get(school, []), current_versions, year, school)
         for school in schools
     }
+
+
+# -- what an operator reads -------------------------------------------------------------------
+
+
+def data_datasets() -> list[dict[str, str]]:
+    """The datasets a school submits for the tables (not its explanations), in order."""
+    return [
+        {"dataset": spec.dataset_id, "dataset_name_zh": spec.name_zh}
+        for spec in load_datasets().values()
+        if spec.submitted_by == "school" and spec.is_data
+    ]
+
+
+def status_markdown(store: ObjectStore, status: SchoolStatus) -> str:
+    """The school's place on the ladder and what is open, as an operator reads it."""
+    index = public_url(store, f"reports/{status.year}/{status.school_code}/index.html")
+    lines = [
+        f"# {status.school_code} {status.year}: **{status.state_zh}** ({status.state})",
+        "",
+        f"[学校页面 the school's page]({index})",
+        "",
+    ]
+    submitted = set(status.datasets)
+    missing = [
+        f"{row['dataset_name_zh']} `{row['dataset']}`"
+        for row in data_datasets()
+        if row["dataset"] not in submitted
+    ]
+    if missing:
+        lines += [f"**未提交 not submitted ({len(missing)})**: " + "、".join(missing), ""]
+    if status.rejected_keys:
+        lines += ["**被退回 rejected**: " + ", ".join(f"`{k}`" for k in status.rejected_keys), ""]
+    if status.held_keys:
+        lines += ["**锁定后上传 held**: " + ", ".join(f"`{k}`" for k in status.held_keys), ""]
+    needing = [w for w in status.warnings if w["needs_explanation"]]
+    if needing:
+        lines += [
+            "| 数据集 dataset | 规则 rule | 行 row | 列 column | 说明 reason |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for warning in needing:
+            reason = warning.get("reason") or "**待说明 unexplained**"
+            lines.append(
+                f"| {warning['dataset']} | `{warning['rule_id']}` | "
+                f"{warning.get('row_number') or ''} | {warning.get('column') or ''} | "
+                f"{reason.replace('|', '/')} |"
+            )
+        lines.append("")
+    if status.events:
+        lines.append("## 记录 events")
+        lines += [
+            f"- {event.get('processed_at', '')[:19]} {EVENT_ZH[event['collection_event']]}"
+            + (f": {event['note']}" if event.get("note") else "")
+            for event in status.events
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,98 @@
+"""The collection flows: the bureau approves a school's sign-off, or reopens a locked year.
+
+- ``approve-signoff``: started by a school's accepted sign-off (event
+  ``vetreport.school.signed-off``); lists what the bureau should look at (explained
+  warnings with the school's reasons, datasets not submitted) in an artifact and in the
+  form of a paused run (``pause_flow_run`` with the typed ``ApprovalInput``). The operator
+  resumes the run in the UI: approve (the year is locked) or send back with a note.
+- ``reopen-school``: run from the UI (its parameters are the form) or by ``vetreport
+  reopen``: the locked year is reopened, and the uploads held while it was locked are
+  ingested now, as revisions.
+
+Each run leaves the school's status artifact (``collection-{year}-{school}``), the ladder
+word an operator and the school see. The logic is in ``vetreport.curate.collection``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import Field
+
+from flows.ingest import ingest_uploads, status_artifact, tag_flow_run
+from vetreport.bucket.keys import key_owner
+from vetreport.bucket.store import open_store
+from vetreport.curate.collection import (
+    SIGNED_OFF,
+    decide,
+    read_school_status,
+    reopen,
+    status_markdown,
+)
+from vetreport.curate.ingest import unprocessed_upload_keys
+from vetreport.curate.school_index import write_school_index
+
+APPROVAL_TIMEOUT_SECONDS = 30 * 24 * 3600  # a paused approval waits up to a month
+
+
+class ApprovalInput(RunInput):
+    """The bureau's decision on a school's signed-off year (the form of the paused run)."""
+
+    approve: bool = Field(
+        default=True, description="通过并锁定 approve and lock (untick to send it back)"
+    )
+    note: str = Field(default="", description="给学校的说明 note to the school (why sent back)")
+
+
+@flow(name="approve-signoff", flow_run_name="approve-{year}-{school}", log_prints=True)
+def approve_signoff(
+    store_url: str, year: int, school: str, timeout_seconds: int = APPROVAL_TIMEOUT_SECONDS
+) -> dict[str, Any]:
+    """Wait for the bureau's decision on a signed-off year, then lock it or send it back."""
+    logger = get_run_logger()
+    tag_flow_run(f"year:{year}", f"school:{school}", "approval")
+    store = open_store(store_url)
+    status = read_school_status(store, year, school)
+    if status.state != SIGNED_OFF:
+        logger.info("%s %s is %s: nothing to approve", school, year, status.state_zh)
+        status_artifact(store, status)
+        return {"school": school, "year": year, "state": status.state, "decided": False}
+    status_artifact(store, status)
+    form = ApprovalInput.with_initial_data(
+        description=status_markdown(store, status)
+        + "\n勾选 approve 即锁定；不勾选并写明原因即退回学校。",
+        approve=True,
+    )
+    decision = pause_flow_run(wait_for_input=form, timeout=timeout_seconds)
+    outcome = decide(store, year, school, decision.approve, by="bureau", note=decision.note)
+    write_school_index(store, year, school)
+    status_artifact(store, outcome.status)
+    logger.info("%s %s: %s", school, year, outcome.status.state_zh)
+    return {
+        "school": school,
+        "year": year,
+        "state": outcome.status.state,
+        "decided": True,
+        "approved": decision.approve,
+        "note": decision.note,
+    }
+
+
+@flow(name="reopen-school", flow_run_name="reopen-{year}-{school}", log_prints=True)
+def reopen_school(store_url: str, year: int, school: str, note: str = "") -> dict[str, Any]:
+    """Reopen a locked year for revision and ingest what the school uploaded meanwhile."""
+    logger = get_run_logger()
+    tag_flow_run(f"year:{year}", f"school:{school}", "reopen")
+    store = open_store(store_url)
+    reopen(store, year, school, by="bureau", note=note)
+    held = [key for key in unprocessed_upload_keys(store, year) if key_owner(key) == (year, school)]
+    if held:
+        ingest_uploads(store_url, held, label=f"reopen-{year}-{school}")
+    write_school_index(store, year, school)
+    status = read_school_status(store, year, school)
+    status_artifact(store, status)
+    logger.info("%s %s reopened: %d held uploads ingested", school, year, len(held))
+    return {"school": school, "year": year, "state": status.state, "ingested": held}
