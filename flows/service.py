@@ -14,6 +14,7 @@ through ``infra/prefect.yaml``):
 - ``rebuild/nightly``: sweep plus re-aggregation of every year;
 - ``approve-signoff/on-signoff``: one run per accepted sign-off (``vetreport.school.signed-off``),
   paused until the bureau approves (locks) or sends the year back in the UI;
+- ``remind-schools/on-calendar``: one schedule per reminder date of each year's calendar;
 - ``reopen-school/by-operator``: no trigger: an operator runs it from the UI (school, year
   and a note are its form) to reopen a locked year; held uploads are then ingested.
 
@@ -35,11 +36,11 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval, RRule
 
 from flows.aggregate import aggregate_and_publish
-from flows.collection import approve_signoff, reopen_school
+from flows.collection import approve_signoff, remind_schools, reopen_school
 from flows.ingest import SIGNED_OFF_EVENT, ingest_upload, sweep_uploads
 from flows.pipeline import rebuild
 from flows.prefect_fork_server import use_fork_server
-from vetreport.publish.policy import deadline_rrule, load_deadlines
+from vetreport.publish.policy import deadline_rrule, load_calendar, load_deadlines
 from vetreport.publish.writer import FINAL
 from vetreport.receive.events import (
     ACCEPTED_EVENT,
@@ -123,6 +124,15 @@ def deployment_specs(store_url: str, settings: Settings) -> list[tuple[Any, dict
         )
         for year, moment in sorted(load_deadlines().items())
     ]
+    reminder_schedules = [
+        RRule(
+            deadline_rrule(moment),
+            parameters={"store_url": store_url, "year": year},
+            slug=f"reminder-{year}-{number}",
+        )
+        for year, calendar in sorted(load_calendar().items())
+        for number, moment in enumerate(calendar.reminders, start=1)
+    ]
     return [
         (
             ingest_upload,
@@ -179,6 +189,16 @@ def deployment_specs(store_url: str, settings: Settings) -> list[tuple[Any, dict
                 "triggers": [signoff_trigger(store_url)],
                 "tags": ["vetreport", "approval"],
                 "description": "Wait for the bureau to approve (lock) or send back a sign-off",
+            },
+        ),
+        (
+            remind_schools,
+            {
+                "name": "on-calendar",
+                "parameters": {"store_url": store_url},
+                "schedules": reminder_schedules,
+                "tags": ["vetreport", "reminders"],
+                "description": "Remind schools below 已确认 on the calendar's reminder dates",
             },
         ),
         (
