@@ -354,3 +354,20 @@ def test_one_school_from_warnings_to_a_held_upload_and_back(store: LocalStore) -
     status = read_school_status(store, YEAR, SCHOOL)
     assert (status.state_zh, status.held_keys, status.note) == ("修订中", (), "同意修订")
     assert shown_to_school(store) == "修订中"
+
+
+def test_a_calendar_out_of_order_is_refused_and_a_bare_moment_is_a_publication(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vetreport.publish.policy import load_calendar, load_deadlines
+
+    monkeypatch.setenv("VETREPORT_DEADLINES", '{"2024": "2025-03-31T18:00:00+08:00"}')
+    assert [name for name, _ in load_calendar()[2024].steps()] == ["publication"]
+    assert load_deadlines()[2024].isoformat() == "2025-03-31T18:00:00+08:00"
+    monkeypatch.setenv(
+        "VETREPORT_DEADLINES",
+        '{"2023": {"school_deadline": "2024-04-20T18:00:00+08:00", '
+        '"publication": "2024-03-31T18:00:00+08:00"}}',
+    )
+    with pytest.raises(ValueError, match="in order"):
+        load_calendar()

@@ -58,6 +58,24 @@ def test_the_seven_deployments_and_how_each_starts(monkeypatch: pytest.MonkeyPat
     assert "triggers" not in deployments["reopen-school/by-operator"]
     assert deployments["remind-schools/on-calendar"]["schedules"] == []  # no calendar, no dates
 
+    [ingest] = deployments["ingest-upload/on-upload"]["triggers"]
+    assert ingest.expect == {UPLOAD_EVENT} and ingest.posture == "Reactive"
+    assert ingest.parameters["key"] == "{{ event.payload.key }}"
+
+    [aggregate] = deployments["aggregate/on-accepted"]["triggers"]
+    assert aggregate.posture == "Proactive" and aggregate.for_each == {"vetreport.year"}
+    assert aggregate.after == aggregate.expect == {ACCEPTED_EVENT}
+    assert aggregate.within == timedelta(seconds=10)
+    [deadline] = deployments["aggregate/on-accepted"]["schedules"]
+    assert deadline.parameters == {
+        "store_url": "s3://bucket",
+        "report_year": 2023,
+        "status": "final",
+    }
+
+    [sweep] = deployments["sweep/every-minute"]["schedules"]
+    assert sweep.interval == timedelta(seconds=30)
+
 
 def test_each_reminder_date_of_the_calendar_is_a_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
@@ -81,23 +99,6 @@ def test_each_reminder_date_of_the_calendar_is_a_schedule(monkeypatch: pytest.Mo
     assert "DTSTART:20240301T010000Z" in reminders[0].rrule
     [final] = deployments["aggregate/on-accepted"]["schedules"]
     assert "DTSTART:20240331T100000Z" in final.rrule  # the publication moment, as before
-    [ingest] = deployments["ingest-upload/on-upload"]["triggers"]
-    assert ingest.expect == {UPLOAD_EVENT} and ingest.posture == "Reactive"
-    assert ingest.parameters["key"] == "{{ event.payload.key }}"
-
-    [aggregate] = deployments["aggregate/on-accepted"]["triggers"]
-    assert aggregate.posture == "Proactive" and aggregate.for_each == {"vetreport.year"}
-    assert aggregate.after == aggregate.expect == {ACCEPTED_EVENT}
-    assert aggregate.within == timedelta(seconds=10)
-    [deadline] = deployments["aggregate/on-accepted"]["schedules"]
-    assert deadline.parameters == {
-        "store_url": "s3://bucket",
-        "report_year": 2023,
-        "status": "final",
-    }
-
-    [sweep] = deployments["sweep/every-minute"]["schedules"]
-    assert sweep.interval == timedelta(seconds=30)
 
 
 def test_the_quiet_window_is_never_below_prefects_minimum(monkeypatch: pytest.MonkeyPatch) -> None:

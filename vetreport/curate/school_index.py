@@ -28,8 +28,9 @@ from vetreport.bucket.store import ObjectStore
 from vetreport.curate.collection import (
     EXPLANATIONS_FILE,
     NEXT_STEP_ZH,
+    events_prefix,
     explanations_csv,
-    read_school_status,
+    school_status,
 )
 from vetreport.curate.ledger import HELD, current_submissions, read_records_under
 from vetreport.school.pages import render_upload_list_page
@@ -46,12 +47,24 @@ OUTCOME_ZH = {
 }
 
 
-def school_uploads(store: ObjectStore, year: int, submitter: str) -> list[dict[str, Any]]:
-    """The submitter's processed uploads of a year, newest first, as the index shows them."""
-    records = read_records_under(store, [ledger_prefix(year, submitter)])
-    current_versions = {
-        info.key: info.version_token for info in store.list(uploads_prefix(year, submitter))
-    }
+def school_uploads(
+    store: ObjectStore,
+    year: int,
+    submitter: str,
+    records: list[dict[str, Any]] | None = None,
+    current_versions: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The submitter's processed uploads of a year, newest first, as the index shows them.
+
+    ``records`` and ``current_versions``: the submitter's ledger records and uploads as
+    already read (else read here).
+    """
+    if records is None:
+        records = read_records_under(store, [ledger_prefix(year, submitter)])
+    if current_versions is None:
+        current_versions = {
+            info.key: info.version_token for info in store.list(uploads_prefix(year, submitter))
+        }
     current = set(
         current_submissions(records, current_versions).get_column("submission_id").to_list()
     )
@@ -85,11 +98,16 @@ def school_uploads(store: ObjectStore, year: int, submitter: str) -> list[dict[s
 
 def write_school_index(store: ObjectStore, year: int, submitter: str) -> list[str]:
     """Rewrite the submitter's index page and its JSON twin; return their keys."""
-    uploads = school_uploads(store, year, submitter)
+    records = read_records_under(store, [ledger_prefix(year, submitter)])
+    current_versions = {
+        info.key: info.version_token for info in store.list(uploads_prefix(year, submitter))
+    }
+    uploads = school_uploads(store, year, submitter, records, current_versions)
     written = []
     status_view = None
     if submitter != CITY_SUBMITTER:
-        status = read_school_status(store, year, submitter)
+        events = read_records_under(store, [events_prefix(year, submitter)])
+        status = school_status(records + events, current_versions, year, submitter)
         status_view = {
             "state": status.state,
             "state_zh": status.state_zh,
