@@ -78,7 +78,13 @@ def approve_signoff(
         approve=True,
     )
     decision = pause_flow_run(wait_for_input=form, timeout=timeout_seconds)
-    outcome = decide(store, year, school, decision.approve, by="bureau", note=decision.note)
+    try:
+        outcome = decide(store, year, school, decision.approve, by="bureau", note=decision.note)
+    except ValueError as error:  # the school uploaded meanwhile, or another run decided
+        logger.warning("%s; the decision was not recorded", error)
+        status = read_school_status(store, year, school)
+        status_artifact(store, status)
+        return {"school": school, "year": year, "state": status.state, "decided": False}
     write_school_index(store, year, school)
     status_artifact(store, outcome.status)
     logger.info("%s %s: %s", school, year, outcome.status.state_zh)

@@ -371,3 +371,20 @@ def test_a_calendar_out_of_order_is_refused_and_a_bare_moment_is_a_publication(
     )
     with pytest.raises(ValueError, match="in order"):
         load_calendar()
+
+
+def test_the_bureau_sends_a_signoff_back_with_a_note(store: LocalStore) -> None:
+    ingest(store, put(store, "graduates.csv", graduates_csv(3, bad_match_rows=0)))
+    assert collection.sign_off(store, YEAR, SCHOOL, by="operator").status.state_zh == "已确认"
+    outcome = collection.decide(store, YEAR, SCHOOL, approve=False, by="bureau", note="请核对人数")
+    assert (outcome.status.state_zh, outcome.status.note) == ("已提交", "请核对人数")
+    with pytest.raises(ValueError, match="已提交"):  # nothing signed off: nothing to decide
+        collection.decide(store, YEAR, SCHOOL, approve=True, by="bureau")
+    with pytest.raises(ValueError, match="已提交"):
+        collection.reopen(store, YEAR, SCHOOL, by="bureau")
+    kinds = [
+        record["collection_event"]
+        for record in read_records(store, [YEAR])
+        if record.get("collection_event")
+    ]
+    assert sorted(kinds) == ["sent_back", "signoff"]
