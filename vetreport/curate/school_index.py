@@ -26,6 +26,7 @@ from vetreport.bucket.keys import (
 )
 from vetreport.bucket.store import ObjectStore
 from vetreport.curate.collection import (
+    EVENTS_STEM,
     EXPLANATIONS_FILE,
     NEXT_STEP_ZH,
     events_prefix,
@@ -143,7 +144,7 @@ def submitters_with_records(store: ObjectStore) -> set[tuple[int, str]]:
     found = set()
     for info in store.list(ledger_prefix()):
         parsed = parse_ledger_key(info.key)
-        if parsed is not None:
+        if parsed is not None and parsed[1] != EVENTS_STEM:  # operators' events: no submitter
             found.add(parsed)
     return found
 
