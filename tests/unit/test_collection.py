@@ -391,3 +391,29 @@ def test_the_bureau_sends_a_signoff_back_with_a_note(store: LocalStore) -> None:
     assert sorted(kinds) == ["sent_back", "signoff"]
     # the operators' events are no submitter of their own for the nightly index rebuild
     assert submitters_with_records(store) == {(YEAR, SCHOOL)}
+
+
+def test_the_commands_show_the_ladder_and_refuse_an_early_signoff(
+    store: LocalStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vetreport.cli.main import EXIT_ACCEPTED, EXIT_REJECTED, main
+
+    ingest(store, put(store, "graduates.csv", graduates_csv(3)))
+    bucket = str(store.root)
+    assert main(["status", "--year", str(YEAR), "--bucket", bucket]) == 0
+    printed = capsys.readouterr().out
+    assert "待说明 1" in printed  # the counts per state under the table
+    from vetreport.curate.completeness import as_grid, completeness_matrix
+
+    [row] = as_grid(completeness_matrix(store, YEAR)).to_dicts()
+    assert (row["状态"], row["graduates"], row["staff"]) == ("待说明", "有警告（待说明）", "未提交")
+    assert main(["signoff", SCHOOL, "--year", str(YEAR), "--bucket", bucket]) == EXIT_REJECTED
+    assert "collection.signoff_unexplained_warning" in capsys.readouterr().out
+    assert main(["explanations", SCHOOL, "--year", str(YEAR), "--bucket", bucket]) == 0
+    prefilled = capsys.readouterr().out
+    reason = prefilled.rstrip("\n") + "已核实\n"
+    ingest(store, put(store, "explanations.csv", reason.encode("utf-8")))
+    assert main(["signoff", SCHOOL, "--year", str(YEAR), "--bucket", bucket]) == EXIT_ACCEPTED
+    assert capsys.readouterr().out.startswith(f"{SCHOOL} {YEAR}: 已确认")
+    [row] = as_grid(completeness_matrix(store, YEAR)).to_dicts()
+    assert (row["状态"], row["graduates"]) == ("已确认", "有警告（已说明）")

@@ -636,7 +636,7 @@ def command_status(arguments: argparse.Namespace) -> int:
 
     from flows.pipeline import latest_upload_year
     from vetreport.bucket.store import open_store
-    from vetreport.curate.completeness import completeness, completeness_matrix, ladder_counts
+    from vetreport.curate.completeness import as_grid, completeness_matrix, ladder_counts
     from vetreport.publish.reader import read_pointer
 
     store_url = _store_url(arguments.bucket)
@@ -645,7 +645,8 @@ def command_status(arguments: argparse.Namespace) -> int:
         print("no uploads in the bucket", file=sys.stderr)
         return EXIT_USAGE
     store = open_store(store_url)
-    matrix = completeness(store, year)
+    long = completeness_matrix(store, year)
+    matrix = as_grid(long)
     pointer = read_pointer(store, year) or {}
     title = f"{year} 提交情况 / completeness"
     if pointer:
@@ -677,7 +678,7 @@ def command_status(arguments: argparse.Namespace) -> int:
     console = Console(width=max(Console().width, 120))
     console.print(table)
     if "状态" in matrix.columns:
-        counts = ladder_counts(completeness_matrix(store, year))
+        counts = ladder_counts(long)
         console.print(
             "  ".join(f"{row['状态']} {row['school_count']}" for row in counts.to_dicts())
         )
