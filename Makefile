@@ -29,8 +29,9 @@ install: .venv/.synced ## build .venv from uv.lock (bootstraps uv if needed)
 demo: install ## run the whole pipeline on the demo data and print 表1–表6
 	$(VENV_BIN)/vetreport demo
 
-test: lint ## lint, then unit, integration, service, browser and backtest suites
-	$(VENV_BIN)/pytest
+test: lint ## lint, then every suite: in two processes, then the timing-bound (serial) tests alone
+	$(VENV_BIN)/pytest -n 2 --dist loadfile -m "not serial"
+	$(VENV_BIN)/pytest -m serial
 
 test-fast: install ## the quick tests: no server, no browser, no subprocess (under a minute)
 	$(VENV_BIN)/pytest -m "not integration and not service and not browser and not backtest" -q -n 2

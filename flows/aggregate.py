@@ -13,6 +13,7 @@ published later years whose tables show that year.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -20,6 +21,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.ingest import artifact_key, retry_on_storage_errors, tag_flow_run
 from vetreport.aggregate.compute import AggregateResult, aggregate
+from vetreport.aggregate.school_feedback import PEER_GROUP_MINIMUM
 from vetreport.bucket.store import open_store
 from vetreport.curate.completeness import as_grid, ladder_counts
 from vetreport.publish.policy import status_for
@@ -27,6 +29,8 @@ from vetreport.publish.reader import later_years_showing
 from vetreport.publish.summary import version_markdown
 from vetreport.publish.writer import publish
 from vetreport.school.history_report import write_history_reports
+from vetreport.school.numbers_page import write_school_numbers
+from vetreport.settings import load_settings
 
 AGGREGATE_LIMIT_PREFIX = "aggregate-"
 # Every task of this flow reads or writes the bucket: retry transient storage failures only.
@@ -58,6 +62,21 @@ def write_school_history(store_url: str, result: AggregateResult) -> int:
 
 
 @task(
+    name="write-school-numbers",
+    **STORAGE_RETRIES,
+)
+def write_school_numbers_pages(store_url: str, result: AggregateResult) -> int:
+    """Show each school its own indicators beside its city and peers, before publication."""
+    return write_school_numbers(
+        open_store(store_url),
+        result.school_feedback,
+        result.history_findings,
+        result.report_year,
+        PEER_GROUP_MINIMUM,
+    )
+
+
+@task(
     name="publish-version",
     **STORAGE_RETRIES,
 )
@@ -75,6 +94,57 @@ def publish_version(store_url: str, result: AggregateResult, status: str) -> dic
             name: entry["row_count"] for name, entry in published.manifest["tables"].items()
         },
     }
+
+
+@task(name="build-report-document", **STORAGE_RETRIES)
+def build_report_document(store_url: str, report_year: int, version: int) -> dict[str, Any]:
+    """Write report.docx (and report.pdf if asked) into a new version of a one-city bucket.
+
+    A bucket with several cities (a province's or the nation's) has no single city report:
+    its documents are built per city with ``vetreport report build --city``.
+    """
+    from vetreport.publish.reader import read_table
+    from vetreport.report.build import ReportTemplateError, publish_report
+    from vetreport.report.pdf import PdfConversionError
+
+    settings = load_settings()
+    store = open_store(store_url)
+    regions = read_table(store, "regions", report_year, version)
+    cities = regions.filter(regions["region_level"] == "city").height
+    if not settings.report_document or cities != 1:
+        reason = "switched off" if not settings.report_document else f"{cities} cities"
+        return {"built": False, "reason": reason}
+    started = time.monotonic()
+    try:
+        built, _ = publish_report(
+            store, report_year, settings.report_template, version, with_pdf=settings.report_pdf
+        )
+    except (ReportTemplateError, PdfConversionError) as error:
+        # The tables are published; a template a writer broke must not fail the pipeline.
+        get_run_logger().error("%s v%s: report.docx not built: %s", report_year, version, error)
+        return {"built": False, "error": str(error)}
+    seconds = round(time.monotonic() - started, 1)
+    get_run_logger().info(
+        "%s v%s: report.docx built in %s s (%s figures, %s changed since the previous version)",
+        report_year,
+        version,
+        seconds,
+        len(built.values),
+        len(built.changes),
+    )
+    return {
+        "built": True,
+        "values": len(built.values),
+        "changed_figures": len(built.changes),
+        "seconds": seconds,
+    }
+
+
+def _document_note(document: dict[str, Any] | None) -> str:
+    """A line for the publish artifact when the report document could not be built."""
+    if not document or "error" not in document:
+        return ""
+    return f"\n\n报告文档未生成 / report document not built: {document['error']}\n"
 
 
 def year_limit(report_year: int) -> str:
@@ -141,10 +211,15 @@ def _aggregate_and_publish(
         result.reused_school_count,
     )
     write_school_history(store_url, result)
+    write_school_numbers_pages(store_url, result)
     summary = publish_version(store_url, result, status)
     summary["recomputed_school_count"] = result.recomputed_school_count
     verb = "published" if summary["is_new_version"] else "unchanged; still"
     logger.info("%s: %s v%s at %s", report_year, verb, summary["version"], summary["prefix"])
+    if summary["is_new_version"]:
+        summary["report_document"] = build_report_document(
+            store_url, report_year, summary["version"]
+        )
     matrix = as_grid(result.completeness)
     counts = " · ".join(
         f"{row['状态']} {row['school_count']}"
@@ -158,7 +233,8 @@ def _aggregate_and_publish(
     if summary["is_new_version"]:
         create_markdown_artifact(
             key=artifact_key("publish", report_year),
-            markdown=version_markdown(store, report_year, summary["version"]),
+            markdown=version_markdown(store, report_year, summary["version"])
+            + _document_note(summary.get("report_document")),
             description=f"{report_year} v{summary['version']}: what changed, with links",
         )
     return summary

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -250,6 +252,31 @@ def start_event_sources(
     return threads
 
 
+API_WAIT_SECONDS = 300
+RUNNER_RESTART_SECONDS = 5
+
+
+def _when_the_api_answers(call: Callable[[], Any], what: str) -> Any:
+    """Run ``call``, retrying while the Prefect API cannot be reached (up to 5 minutes).
+
+    The service may start before its server (a compose file starts both at once) or while
+    the server restarts: it waits for it instead of exiting.
+    """
+    import httpx
+
+    deadline = time.monotonic() + API_WAIT_SECONDS
+    pause = 1.0
+    while True:
+        try:
+            return call()
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as error:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("%s: the Prefect API does not answer (%s); retrying", what, error)
+            time.sleep(pause)
+            pause = min(pause * 2, 15.0)
+
+
 def serve_service(
     store_url: str,
     settings: Settings,
@@ -272,17 +299,26 @@ def serve_service(
     if settings.runner_start == "forkserver":
         use_fork_server()
     if settings.failure_webhook_url:
-        ensure_failure_automation(settings.failure_webhook_url)
+        url = settings.failure_webhook_url
+        _when_the_api_answers(lambda: ensure_failure_automation(url), "the failure automation")
         logger.info("failure webhook automation created")
-    runner = Runner(
-        name="vetreport-service",
-        pause_on_shutdown=False,
-        limit=settings.runner_limit,
-        query_seconds=settings.runner_poll_seconds,
-    )
     specs = deployment_specs(store_url, settings)
-    for flow, options in specs:
-        runner.add_flow(flow, **options)
+
+    def started_runner() -> Runner:
+        runner = Runner(
+            name="vetreport-service",
+            pause_on_shutdown=False,
+            limit=settings.runner_limit,
+            query_seconds=settings.runner_poll_seconds,
+        )
+        for flow, options in specs:
+            _when_the_api_answers(
+                lambda flow=flow, options=options: runner.add_flow(flow, **options),
+                f"adding {flow.name}",
+            )
+        return runner
+
+    runner = started_runner()
 
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # stop the runner (and its flow-run processes) cleanly
@@ -291,12 +327,27 @@ def serve_service(
     stop = threading.Event()
     start_event_sources(stop, watch, sqs_queue_url, receiver)
     print(
-        "serving: "
-        + ", ".join(f"{f.name}/{o['name']}" for f, o in deployment_specs(store_url, settings))
+        "serving: " + ", ".join(f"{f.name}/{o['name']}" for f, o in specs),
+        flush=True,  # operators and tests wait for this line in a log file
     )
     try:
-        asyncio.run(runner.start())
-    except (KeyboardInterrupt, TerminationSignal):
-        logger.info("shutting down")
+        while True:
+            try:
+                asyncio.run(runner.start())
+                reason: object = "it returned"
+            except (KeyboardInterrupt, TerminationSignal):
+                logger.info("shutting down")
+                return
+            except Exception as error:
+                reason = error
+            # Prefect's runner stops for good after three polls in a row cannot reach the
+            # API (a server restart, a network blip of a few seconds). The service must
+            # outlive that: start a runner again once the API answers. The event sources
+            # run on meanwhile (a notification is acknowledged only once its event is
+            # sent) and the sweep covers whatever was missed.
+            logger.warning("the runner stopped (%r); restarting it", reason)
+            time.sleep(RUNNER_RESTART_SECONDS)
+            runner = started_runner()
+            print("serving again", flush=True)
     finally:
         stop.set()

@@ -121,6 +121,16 @@ def _curated_rows(root: Path) -> dict[str, bytes]:
     return texts
 
 
+def _object_names(root: Path, zone: str) -> set[str]:
+    """The objects of a zone of a folder bucket: a writer killed mid-write leaves its
+    temporary file (``.tmp-…``) beside the target, which no listing shows as an object."""
+    return {
+        path.relative_to(root).as_posix()
+        for path in (root / zone).rglob("*")
+        if not path.name.startswith(".tmp-")
+    }
+
+
 def compare(
     before: Path, after: Path, zones: tuple[str, ...], catalogue: tuple[str, str] | None = None
 ) -> list[str]:
@@ -137,8 +147,7 @@ def compare(
                 if rows_before.get(dataset) != rows_after.get(dataset):
                     problems.append(f"differs: curated rows of {dataset}")
             continue
-        names_before = {p.relative_to(before).as_posix() for p in (before / zone).rglob("*")}
-        names_after = {p.relative_to(after).as_posix() for p in (after / zone).rglob("*")}
+        names_before, names_after = _object_names(before, zone), _object_names(after, zone)
         for name in sorted(names_before ^ names_after):
             side = "before" if name in names_before else "after"
             problems.append(f"only {side}: {name}")

@@ -44,6 +44,36 @@ class Settings(BaseSettings):
         "reports/ and published/, started by `vetreport up`, `demo` and `serve`: the links "
         "in the Prefect artifacts point at it.",
     )
+    # -- the school portal ------------------------------------------------------------------
+    portal_port: int = Field(
+        4290,
+        description="Port of the school portal (`vetreport portal`, started by `vetreport up`).",
+    )
+    portal_session_secret: str | None = Field(
+        None,
+        description="Key that signs the portal's session cookies (at least 32 characters). "
+        "Unset: a random key per portal process, so every sign-in ends when it restarts.",
+    )
+    portal_https_only: bool = Field(
+        False,
+        description="Send the portal's session cookie over HTTPS only (set it behind TLS).",
+    )
+    portal_max_upload_bytes: int = Field(
+        20 * 1024 * 1024,
+        description="Largest file a school may upload through the portal; the presigned "
+        "POST's policy carries it, so the object store itself refuses a larger one.",
+        ge=1,
+    )
+    portal_s3_public_endpoint: str | None = Field(
+        None,
+        description="The S3 endpoint as schools' browsers reach it, when it differs from "
+        "VETREPORT_S3_ENDPOINT_URL (the portal's presigned POSTs and GETs are sent there).",
+    )
+    portal_prefect_ui_url: str | None = Field(
+        None,
+        description="The Prefect UI the portal links operators to; unset: "
+        "http://127.0.0.1:{VETREPORT_PREFECT_PORT}.",
+    )
     # -- object store ----------------------------------------------------------------------
     s3_endpoint_url: str | None = Field(
         None,
@@ -108,6 +138,22 @@ class Settings(BaseSettings):
         "alone is 218,000 rows at 1,000 schools, and every city's tables are far smaller.",
         ge=1,
     )
+    # -- the report document -------------------------------------------------------------
+    report_document: bool = Field(
+        True,
+        description="Build the report document (report.docx) into every new version of a "
+        "bucket with one city, before the publish artifact (docs/report-writing.md).",
+    )
+    report_template: Path | None = Field(
+        None,
+        description="The .docx template the publish flow builds report.docx from; the "
+        "default template (vetreport/report/templates/default_report.docx) when unset.",
+    )
+    report_pdf: bool = Field(
+        False,
+        description="Also convert each flow-built report.docx to report.pdf with LibreOffice "
+        "(about 5 s more per version; `vetreport report build` makes one by default).",
+    )
     # -- the collection calendar -----------------------------------------------------------
     open_years: str = Field(
         "2021-2023",
@@ -154,7 +200,15 @@ class Settings(BaseSettings):
     def _at_least_prefects_minimum(cls, value: float) -> float:
         return max(MIN_QUIET_SECONDS, value)
 
-    @field_validator("s3_endpoint_url", "sqs_endpoint_url", "sqs_queue_url", "receiver_token")
+    @field_validator(
+        "s3_endpoint_url",
+        "sqs_endpoint_url",
+        "sqs_queue_url",
+        "receiver_token",
+        "portal_session_secret",
+        "portal_s3_public_endpoint",
+        "portal_prefect_ui_url",
+    )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

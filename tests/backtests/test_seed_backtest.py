@@ -14,23 +14,11 @@ import polars as pl
 import pytest
 
 from vetreport.bucket.store import open_store
-from vetreport.demo.generator import write_demo_uploads
 from vetreport.publish.reader import read_table
 from vetreport.publish.reconcile import load_reference, reconcile
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.backtest
-
-
-@pytest.fixture(scope="module")
-def published(prefect_server, tmp_path_factory) -> dict:
-    from flows.pipeline import run_pipeline
-
-    store_url = str(tmp_path_factory.mktemp("backtest") / "bucket")
-    write_demo_uploads(store_url, seed=2023)
-    first = run_pipeline(store_url, 2023)
-    second = run_pipeline(store_url, 2023)
-    return {"store_url": store_url, "first": first, "second": second}
 
 
 def test_every_demo_upload_is_accepted(published) -> None:
@@ -163,3 +151,49 @@ def test_history_warnings_are_written_for_each_school(published) -> None:
     report = json.loads(store.get(f"reports/2023/{school}/history.json"))
     assert report["finding_count"] == variance.filter(pl.col("school_code") == school).height
     assert report["findings"][0]["rule_id"] == "history.change_beyond_tolerance"
+
+
+def test_each_school_sees_its_numbers_beside_its_city_and_peers(published) -> None:
+    """Worked out again from the published values and the registry the bureau uploaded."""
+    import io
+    import json
+    import statistics
+
+    store = open_store(published["store_url"])
+    registry = pl.read_csv(
+        io.BytesIO(store.get("uploads/2023/_city/school_registry.csv")), infer_schema=False
+    ).rename({"学校代码": "school_code", "办学性质": "ownership", "办学类型": "school_type"})
+    group = {
+        row["school_code"]: (row["ownership"], row["school_type"])
+        for row in registry.iter_rows(named=True)
+    }
+    values = read_table(store, "indicator_values", 2023).filter(pl.col("year") == 2023)
+    indicator = "paper_books_per_student_count"
+    school_values = dict(
+        values.filter((pl.col("region_level") == "school") & (pl.col("indicator_id") == indicator))
+        .select("school_code", "indicator_value")
+        .iter_rows()
+    )
+    city_value = values.filter(
+        (pl.col("region_level") == "city") & (pl.col("indicator_id") == indicator)
+    )["indicator_value"][0]
+    medians_shown = 0
+    for code in sorted(school_values):
+        document = json.loads(store.get(f"reports/2023/{code}/numbers.json"))
+        [row] = [item for item in document["indicators"] if item["indicator_id"] == indicator]
+        peers = [
+            value
+            for other, value in school_values.items()
+            if other != code and group[other] == group[code] and value is not None
+        ]
+        assert row["school_value"] == school_values[code]
+        assert row["city_value"] == city_value
+        assert row["peer_school_count"] == len(peers)
+        if len(peers) >= 3:
+            assert row["peer_median_value"] == pytest.approx(statistics.median(peers))
+            medians_shown += 1
+        else:  # the two private schools: each would see the other's figure
+            assert row["peer_median_value"] is None
+            page = store.get(f"reports/2023/{code}/numbers.html").decode()
+            assert "—" in page[page.index("生均纸质图书") :].split("</tr>")[0]
+    assert medians_shown == 15  # all but the two 民办 schools

@@ -34,7 +34,7 @@ from vetreport.bucket.store import open_store
 from vetreport.curate.ledger import read_records
 from vetreport.serve.prefect_server import is_healthy, start_server_process, stop_process_group
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(600)]
 YEAR = 2023
 SCHOOLS = 20
 SCHOOLS_PER_SHARD = 10  # two shards, one a worker (--limit 1): more would cost a process start

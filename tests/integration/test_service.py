@@ -39,7 +39,7 @@ from vetreport.curate.ledger import (
 from vetreport.publish.reader import read_pointer
 from vetreport.serve.prefect_server import is_healthy, start_server_process, stop_process_group
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(1200)]
 SEEDED = ("/_city/", "/school_profile.", "/staff.")  # enough for a registry and tables
 YEAR = 2023
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,8 +64,10 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def start_prefect_server(home: Path, database_url: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def start_prefect_server(
+    home: Path, database_url: str, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    port = port or free_port()
     process = start_server_process(
         home,
         "127.0.0.1",
@@ -148,7 +150,16 @@ def service(
             } <= names
 
         wait_for(ready, 120, "the served deployments and their automations")
+        # and every deployment added: "serving:" is printed once the runner has them all
+        wait_for(
+            lambda: b"serving: " in (home / "serve.log").read_bytes(), 120, "the runner to serve"
+        )
+        processes = {"server": server, "served": served}
         yield {
+            "processes": processes,  # a test that restarts one leaves the new one here
+            "prefect_home": home,
+            "api_url": api_url,
+            "database_url": prefect_database_url,
             "store_url": store_url,
             "store": store,
             "bucket": name,
@@ -159,7 +170,7 @@ def service(
             "schools": sorted({key.split("/")[2] for key in uploads} - {"_city"}),
             "log": home / "serve.log",
         }
-    for process in (served, server):
+    for process in (processes["served"], processes["server"]):
         stop_process_group(process)
     hook.shutdown()
 
@@ -376,3 +387,47 @@ def test_the_server_keeps_its_runs_in_postgres(service: dict, prefect_database_u
             await connection.close()
 
     assert asyncio.run(count_runs()) >= len(flow_runs("ingest-upload")) > 0
+
+
+OUTAGE_SECONDS = 30
+
+
+def test_uploads_while_the_prefect_server_is_down_are_held_then_processed(service: dict) -> None:
+    """The server stops for 30 s while three schools upload, then comes back on the same
+    port and database: the notifications wait in the queue (the poller deletes a message
+    only once Prefect has its events), and every upload is processed and published after."""
+    from urllib.parse import urlsplit
+
+    processes = service["processes"]
+    before = published_version(service)
+    stop_process_group(processes["server"])
+    assert not is_healthy(service["api_url"])
+    schools = service["schools"][5:8]
+    versions = {
+        school: put(service, f"uploads/{YEAR}/{school}/staff.csv", staff_csv(school, 90 + i))
+        for i, school in enumerate(schools)
+    }
+    time.sleep(OUTAGE_SECONDS)
+    counts = service["sqs"].get_queue_attributes(
+        QueueUrl=service["queue_url"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    held = sum(int(value) for value in counts.values())
+    assert held >= len(schools), f"notifications were dropped during the outage: {counts}"
+    for school, version in versions.items():  # nothing can run without the server
+        assert record_for(service, f"uploads/{YEAR}/{school}/staff.csv", version) is None
+
+    port = urlsplit(service["api_url"]).port
+    processes["server"], _ = start_prefect_server(
+        service["prefect_home"], service["database_url"], port
+    )
+    # (Prefect's runner gives up on an API that three polls in a row cannot reach; the
+    # service starts a new one, or nothing would be processed from here on)
+    for school, version in versions.items():
+        record = wait_for(
+            lambda s=school, v=version: record_for(service, f"uploads/{YEAR}/{s}/staff.csv", v),
+            180,
+            f"the record of {school}'s upload after the outage",
+        )
+        assert record["outcome"] == "accepted"
+    wait_for(lambda: published_version(service) > before, 120, "the republished tables")

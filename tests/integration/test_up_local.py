@@ -31,7 +31,7 @@ from vetreport.publish.reader import read_pointer
 from vetreport.serve.files import served_by
 from vetreport.serve.prefect_server import is_healthy, stop_process_group
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 YEAR = walkthrough.YEAR
 SEEDED = ("/_city/", "/school_profile.", "/graduates.")  # enough for 表5 and 附表1
@@ -47,11 +47,13 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     seed_demo_year(open_store(bucket), YEAR, SEEDED)
     port = free_port()
     files_port = free_port()
+    portal_port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
     env.update(
         VETREPORT_VAR_DIR=str(base / "var"),
         VETREPORT_PREFECT_PORT=str(port),
         VETREPORT_FILES_PORT=str(files_port),
+        VETREPORT_PORTAL_PORT=str(portal_port),
         VETREPORT_DEADLINES="{}",
         PREFECT_HOME=str(base / "prefect-home"),
         PREFECT_UI_ENABLED="false",
@@ -90,6 +92,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "log": log,
                 "api": api_url,
                 "files": f"http://127.0.0.1:{files_port}",
+                "portal": f"http://127.0.0.1:{portal_port}",
             }
     finally:
         stop_process_group(process)
@@ -147,6 +150,11 @@ def test_up_started_its_own_server_and_serves_the_deployments(up: dict[str, Any]
     assert f"files / 文件: {up['files']}/reports/" in text
     assert "ingest-upload/on-upload" in text and "sweep/every-minute" in text
     assert is_healthy(up["api"])
+
+
+def test_up_serves_the_school_portal_beside_the_service(up: dict[str, Any]) -> None:
+    assert f"school portal / 学校门户: {up['portal']}" in up["log"].read_text(errors="replace")
+    assert "学校登录" in opens(f"{up['portal']}/signin").decode("utf-8")
 
 
 def test_a_file_with_errors_gets_a_rejected_report_and_its_data_no_longer_counts(

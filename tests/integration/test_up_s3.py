@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,12 @@ from vetreport.bucket.identities import write_identities
 from vetreport.serve.prefect_server import is_healthy, stop_process_group
 from vetreport.serve.seaweedfs import weed_binary
 
-pytestmark = [pytest.mark.integration, pytest.mark.service, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.serial,
+    pytest.mark.service,
+    pytest.mark.timeout(900),
+]
 ROOT = Path(__file__).resolve().parents[2]
 YEAR = 2023
 SEEDED = ("/_city/", "/school_profile.", "/graduates.")
@@ -48,7 +54,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     }
     registry = uploads[f"uploads/{YEAR}/_city/school_registry.csv"]
     issued = write_identities(registry, base / "identities", BUCKET, [YEAR])
-    port, s3_port = free_port(), free_port()
+    port, s3_port, portal_port = free_port(), free_port(), free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -57,6 +63,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     env.update(
         VETREPORT_VAR_DIR=str(base / "var"),
         VETREPORT_PREFECT_PORT=str(port),
+        VETREPORT_PORTAL_PORT=str(portal_port),
         VETREPORT_DEADLINES="{}",
         VETREPORT_OPEN_YEARS=str(YEAR),
         PREFECT_HOME=str(base / "prefect-home"),
@@ -100,6 +107,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "log": log,
             "api": api_url,
             "endpoint": endpoint,
+            "portal": f"http://127.0.0.1:{portal_port}",
             "data": base / "var" / "seaweedfs",
             "schools": sorted(p.school_code for p in issued if p.school_code),
         }
@@ -120,6 +128,14 @@ def test_up_s3_started_seaweedfs_with_a_versioned_bucket(up: dict[str, Any]) -> 
     pipeline = up["client"]("vetreport-pipeline")
     assert pipeline.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
     assert (up["data"] / "weed.log").exists()
+
+
+def test_up_s3_serves_the_school_portal_for_the_bucket(up: dict[str, Any]) -> None:
+    assert f"school portal / 学校门户: {up['portal']}" in up["log"].read_text(errors="replace")
+    with urllib.request.urlopen(f"{up['portal']}/signin", timeout=10) as reply:
+        policy = reply.headers["Content-Security-Policy"]
+        assert "学校登录" in reply.read().decode("utf-8")
+    assert f"connect-src 'self' {up['endpoint']};" in policy  # uploads go to SeaweedFS
 
 
 def test_uploads_under_each_schools_keys_are_reported_back_and_published(

@@ -75,7 +75,16 @@ def test_counts_registry_and_manifest(tmp_path: Path) -> None:
     assert summary.data_rows == manifest["data_rows"].sum()
     for year in years:
         registry = read_bureau_csv(tmp_path, year, "school_registry")
-        assert registry.columns == ["学校代码", "学校名称", "省份", "地市", "区县", "办学性质"]
+        assert registry.columns == [
+            "学校代码",
+            "学校名称",
+            "省份",
+            "地市",
+            "区县",
+            "办学性质",
+            "办学类型",
+        ]
+        assert set(registry["办学类型"]) <= {"中等专业学校", "职业高中"}
         assert registry.height == 12 and registry["学校代码"].n_unique() == 12
         folders = {p.name for p in (tmp_path / f"uploads/{year}").iterdir()} - {"_city"}
         assert folders == set(registry["学校代码"])

@@ -309,7 +309,7 @@ def test_a_file_that_killed_its_worker_is_tried_alone_then_refused_unread(
     local_store.put(key, staff_csv(SCHOOL, 5))
     batches: list[int] = []
 
-    def dies(store_, infos, registries, settings):  # the worker is killed reading the batch
+    def dies(store_, infos, registries, settings, **_):  # the worker is killed reading
         batches.append(len(infos))
         raise MemoryError("killed")
 

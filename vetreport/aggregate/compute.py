@@ -50,6 +50,7 @@ from vetreport.aggregate.measures import (
     school_measures,
 )
 from vetreport.aggregate.regions import region_directory
+from vetreport.aggregate.school_feedback import school_feedback
 from vetreport.aggregate.variance import history_findings, variance_table
 from vetreport.bucket.store import ObjectStore
 from vetreport.curate.completeness import (
@@ -84,6 +85,7 @@ class AggregateResult:
     completeness: pl.DataFrame = field(default_factory=pl.DataFrame)
     history_findings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     schools_in_year: list[str] = field(default_factory=list)
+    school_feedback: pl.DataFrame = field(default_factory=pl.DataFrame)
     recomputed_school_count: int = 0
     reused_school_count: int = 0
 
@@ -285,8 +287,9 @@ def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
     (schools by status per nation, province, city and county, and dataset) and
     ``variance`` (changes against the previous year beyond each indicator's tolerance).
     The result also carries
-    the completeness matrix and each school's history findings for the flow to show and
-    write.
+    the completeness matrix, each school's history findings and each school's own numbers
+    beside its city and peers (vetreport.aggregate.school_feedback) for the flow to show
+    and write.
 
     The ledger is read and the uploads listed once. School measures come from the cache
     of vetreport.aggregate.measures where a school's submissions are unchanged and are
@@ -332,6 +335,7 @@ def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
         completeness=matrix,
         history_findings=history_findings(variance, report_year),
         schools_in_year=sorted(schools_in_year),
+        school_feedback=school_feedback(values, registry_rows, report_year),
         recomputed_school_count=recomputed,
         reused_school_count=reused,
     )

@@ -213,6 +213,11 @@ def history_report_key(year: int, school_code: str) -> str:
     return f"reports/{year}/{school_code}/history.json"
 
 
+def school_numbers_key(year: int, school_code: str, extension: str) -> str:
+    """A school's own indicators beside its city and peers (``numbers.json`` / ``.html``)."""
+    return f"reports/{year}/{school_code}/numbers.{extension}"
+
+
 def school_index_key(year: int, submitter: str, extension: str) -> str:
     """The page listing a school's uploads of a year with links to their reports."""
     return f"reports/{year}/{submitter}/index.{extension}"

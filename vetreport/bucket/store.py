@@ -402,16 +402,45 @@ class S3Store:
         with _translated_errors(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
-    def presigned_get_url(self, key: str, expires_seconds: int) -> str:
+    def presigned_get_url(
+        self, key: str, expires_seconds: int, download_name: str | None = None
+    ) -> str:
         """A URL that lets whoever holds it GET the object until it expires.
 
-        No request is made: the URL is signed locally with the store's credentials.
+        No request is made: the URL is signed locally with the store's credentials. With
+        ``download_name`` the browser saves the object under that name instead of showing it.
         """
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        if download_name:
+            params["ResponseContentDisposition"] = _attachment(download_name)
         return self.client.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": self._key(key)},
+            "get_object", Params=params, ExpiresIn=expires_seconds
+        )
+
+    def presigned_post(
+        self, key: str, starts_with: str, max_bytes: int, expires_seconds: int
+    ) -> tuple[str, dict[str, str]]:
+        """The URL and form fields with which a browser may POST one object to ``key``.
+
+        The policy, signed locally with the store's credentials, pins the key (exactly, and
+        with a ``starts-with`` condition on ``starts_with``) and allows 1 to ``max_bytes``
+        bytes, so the store itself refuses any other key or size. The store answers 201.
+        """
+        full_key, prefix = self._key(key), self.prefix + validate_key(starts_with + "x")[:-1]
+        if not full_key.startswith(prefix):
+            raise ValueError(f"{key} is not under {starts_with}")
+        post = self.client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=full_key,
+            Fields={"success_action_status": "201"},
+            Conditions=[
+                ["starts-with", "$key", prefix],
+                ["content-length-range", 1, max_bytes],
+                {"success_action_status": "201"},
+            ],
             ExpiresIn=expires_seconds,
         )
+        return post["url"], {name: str(value) for name, value in post["fields"].items()}
 
     def ensure_bucket(self, versioned: bool = True) -> bool:
         """Create the bucket unless it exists, with versioning on; return whether it was made.
@@ -435,6 +464,14 @@ class S3Store:
                     Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"}
                 )
         return created
+
+
+def _attachment(name: str) -> str:
+    """A Content-Disposition that saves under name (RFC 6266, UTF-8 names too)."""
+    from urllib.parse import quote
+
+    fallback = name.encode("ascii", "replace").decode("ascii").replace('"', "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
 
 
 def _real_version(version_id: str | None) -> str | None:

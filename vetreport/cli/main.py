@@ -27,6 +27,8 @@ Commands:
     vetreport reopen SCHOOL --year Y [--note N]   reopen a locked year; held uploads follow
     vetreport explanations SCHOOL --year Y [--out FILE]   the school's pre-filled explanations
     vetreport identities --registry FILE --out DIR   S3 identities and policies per school
+    vetreport portal [--host H] [--port P] [--bucket URL]   the school portal (web pages)
+    vetreport portal issue-token SCHOOL    a school's sign-in secret for the portal
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -79,11 +82,16 @@ def command_demo(arguments: argparse.Namespace) -> int:
     ui = api.removesuffix("/api")
     from vetreport.bucket.links import public_url
     from vetreport.bucket.store import open_store
-    from vetreport.publish.writer import REPORT_HTML
+    from vetreport.publish.reader import resolve_version
+    from vetreport.publish.writer import REPORT_DOCX, REPORT_HTML
 
     prefix = summary["publish"]["prefix"]
     console.print(f"\n已发布 / published: {store_url}/{prefix}")
     console.print(f"报告 / report: {public_url(open_store(store_url), prefix + REPORT_HTML)}")
+    manifest = resolve_version(store_url, report_year, summary["publish"]["version"])
+    if REPORT_DOCX in manifest["files"]:
+        link = public_url(open_store(store_url), prefix + REPORT_DOCX)
+        console.print(f"质量报告 / report document: {link}")
     console.print(f"流程运行 / flow runs in the Prefect UI: {ui}/runs")
     console.print(f"校验报告 / validation reports: {store_url}/reports/")
     return 0
@@ -493,6 +501,91 @@ def command_publish(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_report_build(arguments: argparse.Namespace) -> int:
+    """Build report.docx (and a PDF where LibreOffice is) into a published version."""
+    from vetreport.bucket.store import KeyNotFound, open_store
+    from vetreport.report.build import ReportTemplateError, build_report, publish_report
+    from vetreport.report.pdf import PdfConversionError, soffice_path
+
+    store = open_store(_store_url(arguments.bucket))
+    template = Path(arguments.template) if arguments.template else None
+    started = time.monotonic()
+    try:
+        if arguments.out:  # a draft on disk; the version is left as it is
+            built = build_report(store, arguments.year, template, arguments.version, arguments.city)
+            Path(arguments.out).write_bytes(built.docx)
+            written = [arguments.out]
+        else:
+            built, manifest = publish_report(
+                store,
+                arguments.year,
+                template,
+                arguments.version,
+                arguments.city,
+                with_pdf=not arguments.no_pdf,
+            )
+            prefix = f"published/{arguments.year}/v{built.version}/"
+            written = [prefix + name for name in ("report.docx", "report.pdf")]
+            written = [key for key in written if key.removeprefix(prefix) in manifest["files"]]
+    except (ReportTemplateError, KeyNotFound, PdfConversionError) as error:
+        print(f"report not built: {error}", file=sys.stderr)
+        return EXIT_REJECTED
+    print(
+        f"{arguments.year} v{built.version} ({built.status}), {built.city_name}: "
+        f"{len(built.values)} figures, {len(built.changes)} changed since the previous "
+        f"version, in {time.monotonic() - started:.1f} s"
+    )
+    for key in written:
+        print(f"wrote {key}")
+    if not arguments.out and not arguments.no_pdf and soffice_path() is None:
+        print("no PDF: LibreOffice (soffice) is not installed", file=sys.stderr)
+    return 0
+
+
+def command_report_check(arguments: argparse.Namespace) -> int:
+    """List every number of a hand-edited report that disagrees with the published data."""
+    import polars as pl
+
+    from vetreport.bucket.store import open_store
+    from vetreport.publish.reader import read_table, resolve_version
+    from vetreport.report.check import check_document, score
+
+    store = open_store(_store_url(arguments.bucket))
+    version = resolve_version(store, arguments.year, arguments.version)["version"]
+    regions = read_table(store, "regions", arguments.year, version)
+    cities = regions.filter(pl.col("region_level") == "city").get_column("city_name").to_list()
+    city = arguments.city or (cities[0] if len(cities) == 1 else None)
+    if city not in cities:
+        print(f"name the city with --city: {', '.join(cities)}", file=sys.stderr)
+        return EXIT_USAGE
+    values = read_table(store, "indicator_values", arguments.year, version)
+    result = check_document(Path(arguments.file), values, city, arguments.year)
+    counts = result.counts()
+    print(
+        f"{arguments.file} against {arguments.year} v{version} ({city}): "
+        f"{counts['agrees']} agree, {counts['disagrees']} disagree, "
+        f"{counts['no_data']} without data, {counts['not_checked']} not checked"
+    )
+    for number in result.numbers:
+        if number.status == "disagrees" or (arguments.all and number.status != "agrees"):
+            data = f"{number.data_text} ({number.data_value:g})" if number.data_text else "—"
+            print(
+                f"{number.status}\t{number.location}\t{number.printed}\t{data}\t"
+                f"{number.indicator_zh or number.reason} {number.year or ''}\t…{number.context}…"
+            )
+    if arguments.expected:
+        scored = score(result, pl.read_csv(arguments.expected, infer_schema=False))
+        print(
+            f"recall {scored['found']}/{scored['expected']} = {scored['recall']:.0%}; "
+            f"false alarms: {len(scored['false_alarms'])}"
+        )
+        for missed in scored["missed"]:
+            print(f"missed: {missed}")
+        for alarm in scored["false_alarms"]:
+            print(f"false alarm: {alarm}")
+    return EXIT_REJECTED if result.disagreements else EXIT_ACCEPTED
+
+
 def command_server(arguments: argparse.Namespace) -> int:
     """Start or stop the local Prefect server (stop: and the file server)."""
     from vetreport.serve.files import stop_file_server
@@ -530,6 +623,8 @@ def command_serve(arguments: argparse.Namespace) -> int:
             return EXIT_USAGE
         receiver = (arguments.host, arguments.receiver_port, token)
     print(f"Prefect API: {api}\nPrefect UI: {api.removesuffix('/api')}\nbucket: {store_url}")
+    if getattr(arguments, "portal", False):
+        _start_portal(store_url, arguments.host)
     serve_service(
         store_url,
         load_settings(),
@@ -549,6 +644,7 @@ def command_up(arguments: argparse.Namespace) -> int:
     arguments.watch = True
     arguments.sqs_queue_url = None
     arguments.receiver_port = None
+    arguments.portal = not arguments.no_portal
     if arguments.s3:
         return _up_on_seaweedfs(arguments)
     return command_serve(arguments)
@@ -611,6 +707,47 @@ def _up_on_seaweedfs(arguments: argparse.Namespace) -> int:
         return command_serve(arguments)
     finally:
         server.stop()
+
+
+def command_portal(arguments: argparse.Namespace) -> int:
+    """Serve the school portal, or issue a school's sign-in secret."""
+    store_url = _store_url(arguments.bucket)
+    if arguments.action == "issue-token":
+        if not arguments.school:
+            print("usage: vetreport portal issue-token SCHOOL", file=sys.stderr)
+            return EXIT_USAGE
+        from vetreport.bucket.store import open_store
+        from vetreport.curate.ingest import registry_codes
+        from vetreport.portal.tokens import TokenError, issue_token
+
+        store = open_store(store_url)
+        registries = [registry_codes(store, year) for year in load_settings().open_year_set()]
+        known = [codes for codes in registries if codes is not None]
+        if known and not any(arguments.school in codes for codes in known):
+            print(f"{arguments.school} is in no open year's school registry", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            secret = issue_token(store, arguments.school)
+        except TokenError as error:
+            print(str(error), file=sys.stderr)
+            return EXIT_USAGE
+        print(f"学校 {arguments.school} 的门户登录口令 / portal secret: {secret}")
+        print("Hand it to the school; any earlier secret of this school no longer works.")
+        return 0
+    from vetreport.portal.server import serve_portal
+
+    port = arguments.port or load_settings().portal_port
+    print(f"school portal / 学校门户: http://{arguments.host}:{port} (bucket {store_url})")
+    serve_portal(store_url, arguments.host, port)
+    return 0
+
+
+def _start_portal(store_url: str, host: str) -> None:
+    """Start the school portal in a thread beside the service (``vetreport up``)."""
+    from vetreport.portal.server import start_portal_thread
+
+    _server, address = start_portal_thread(store_url, host)
+    print(f"school portal / 学校门户: {address}")
 
 
 def command_receive(arguments: argparse.Namespace) -> int:
@@ -897,6 +1034,37 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--bucket")
     publish.set_defaults(handler=command_publish)
 
+    report = commands.add_parser("report", help="build or check the report document (.docx)")
+    report_actions = report.add_subparsers(dest="action", required=True)
+    report_build = report_actions.add_parser(
+        "build", help="write report.docx (and report.pdf) into the latest published version"
+    )
+    report_build.add_argument("--year", type=int, required=True)
+    report_build.add_argument("--template", help="a .docx template (default: the default one)")
+    report_build.add_argument("--version", type=int, help="default: the latest version")
+    report_build.add_argument("--city", help="the city, when the bucket has several")
+    report_build.add_argument("--no-pdf", action="store_true", help="do not make report.pdf")
+    report_build.add_argument(
+        "--out", help="write the .docx to this file instead of into the version (a draft)"
+    )
+    report_build.add_argument("--bucket")
+    report_build.set_defaults(handler=command_report_build)
+    report_check = report_actions.add_parser(
+        "check", help="list every number of a .docx that disagrees with the published data"
+    )
+    report_check.add_argument("file", help="the report as edited (.docx)")
+    report_check.add_argument("--year", type=int, required=True)
+    report_check.add_argument("--version", type=int, help="default: the latest version")
+    report_check.add_argument("--city", help="the city, when the bucket has several")
+    report_check.add_argument(
+        "--expected", help="CSV of indicator_id,year,printed the check should flag: prints recall"
+    )
+    report_check.add_argument(
+        "--all", action="store_true", help="also list numbers without data or not checked"
+    )
+    report_check.add_argument("--bucket")
+    report_check.set_defaults(handler=command_report_check)
+
     reconcile = commands.add_parser("reconcile", help="compare computed figures with a reference")
     reconcile.add_argument("--year", type=int, required=True)
     reconcile.add_argument("--reference", required=True, help="CSV like seed_figures.csv")
@@ -933,7 +1101,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--identities", help="folder from `vetreport identities`: enforce them (--s3)")
     up.add_argument("--demo-data", action="store_true", help="write the demo uploads first (--s3)")
     up.add_argument("--seed", type=int, default=2023)
+    up.add_argument(
+        "--no-portal", action="store_true", help="do not start the school portal beside it"
+    )
     up.set_defaults(handler=command_up)
+
+    portal = commands.add_parser("portal", help="the school portal, or a school's secret")
+    portal.add_argument("action", nargs="?", choices=["serve", "issue-token"], default="serve")
+    portal.add_argument("school", nargs="?", help="school code (issue-token)")
+    portal.add_argument("--bucket", help="folder (default var/bucket) or s3://NAME")
+    portal.add_argument("--host", default="127.0.0.1")
+    portal.add_argument("--port", type=int, help="default VETREPORT_PORTAL_PORT (4290)")
+    portal.set_defaults(handler=command_portal)
 
     receive = commands.add_parser("receive", help="HTTP receiver for S3/MinIO notifications")
     receive.add_argument("--port", type=int, default=8787)

@@ -160,29 +160,34 @@ def ingest_keys(
     def run(infos: list[ObjectInfo], tries: int = 1) -> list[IngestResult]:
         marker = _mark_batch(store, infos, tries)
         try:
-            done = _ingest_batch(store, infos, registries, settings)
+            done = _ingest_batch(store, infos, registries, settings, marker=marker)
+            _write_school_indexes(store, done)
         except StoreError:
             _abandon(store, marker)  # the store failed, not the worker: no attempt spent
             raise
-        store.delete(marker)  # not reached when the worker dies: the marker says so
+        # Not reached when the worker dies: the marker says so, and whoever retires it
+        # removes the batch's unrecorded curated files and rewrites its schools' indexes.
+        store.delete(marker)
         return done
+
+    loose: list[IngestResult] = []  # results of no batch: withdrawals, refusals
 
     for key in order_for_ingest(keys):
         try:
             info = store.head(key)
         except KeyNotFound:
             if not is_locked(key):  # a deletion while locked waits, like any change, for reopening
-                results += _withdraw(store, key)
+                loose += _withdraw(store, key)
             continue
         except ValueError:  # a name no folder can hold: an empty part, "." or ".."
-            results.append(_reject_bad_key(store, _nameless_info(key)))
+            loose.append(_reject_bad_key(store, _nameless_info(key)))
             continue
         submission = submission_id(info.key, info.version_token)
         if submission in attempts.running:
             continue  # another worker has it; its record will say what happened
         died = attempts.died.get(submission, 0)
         if died >= 2:
-            results.append(_refuse_poison(store, info))
+            loose.append(_refuse_poison(store, info))
             continue
         if f"/{CITY_SUBMITTER}/" in key or died:
             # the bureau's files, and a file that may have killed a worker, go alone
@@ -197,9 +202,9 @@ def ingest_keys(
             batch, size = [], 0
     if batch:
         results += run(batch)
+    _write_school_indexes(store, loose)
     _retire_markers(store, attempts)
-    _write_school_indexes(store, results)
-    return results
+    return results + loose
 
 
 def _lock_checker(store: ObjectStore) -> Callable[[str], bool]:
@@ -315,8 +320,24 @@ def _mark_batch(store: ObjectStore, infos: list[ObjectInfo], attempts: int) -> s
     return key
 
 
+def _name_curated_files(store: ObjectStore, marker_key: str, curated_keys: list[str]) -> None:
+    """Add to a batch's marker the curated files it is about to write."""
+    marker = json.loads(store.get(marker_key))
+    marker["curated_keys"] = curated_keys
+    body = json.dumps(marker, ensure_ascii=False).encode("utf-8")
+    store.put(marker_key, body, "application/json")
+
+
 def _retire_markers(store: ObjectStore, attempts: _Attempts) -> None:
-    """Delete the markers of dead batches once each of their uploads has its record."""
+    """Clear up after dead batches once each of their uploads has its record.
+
+    A batch that died may have written some of its reports, school indexes and curated
+    files but not all its records. Its uploads were processed again since (that is why
+    they all have records now), but an upload list written before the death, or never,
+    would still be missing the result, and a curated file of the dead batch that no
+    record names would hold rows nobody counts: the schools' indexes are rewritten and
+    such files removed, then the marker.
+    """
     if not attempts.stale_markers:
         return
     done = processed_submission_ids(store)
@@ -325,8 +346,29 @@ def _retire_markers(store: ObjectStore, attempts: _Attempts) -> None:
             marker = json.loads(store.get(key))
         except KeyNotFound:
             continue
-        if set(marker["submissions"]) <= done:
-            store.delete(key)
+        if not set(marker["submissions"]) <= done:
+            continue
+        owners = sorted({owner for name in marker["keys"] if (owner := key_owner(name))})
+        if marker.get("curated_keys"):
+            prefixes = [ledger_prefix(year, submitter) for year, submitter in owners]
+            submissions = set(marker["submissions"])
+            counted = {
+                entry.get("curated_key")
+                for record in read_records_under(store, prefixes)
+                if record["submission_id"] in submissions
+                for entry in record.get("datasets", [])
+            }
+            for curated in marker["curated_keys"]:
+                if curated not in counted:
+                    store.delete(curated)
+        for owner in owners:
+            try:
+                write_school_index(store, *owner)
+            except StoreError:
+                raise
+            except Exception:
+                LOGGER.exception("could not write the upload list of %s %s", *owner)
+        store.delete(key)
 
 
 def _refuse_poison(store: ObjectStore, info: ObjectInfo) -> IngestResult:
@@ -357,11 +399,14 @@ def _ingest_batch(
     infos: list[ObjectInfo],
     registries: dict[int, frozenset[str] | None],
     settings: Settings,
+    marker: str | None = None,
 ) -> list[IngestResult]:
     """Ingest a batch of object versions: done ones skipped, the rest validated together.
 
     Results come in the order of ``infos``. The same version twice in a batch is processed
-    once; the second is reported as skipped, as it would be in a later batch.
+    once; the second is reported as skipped, as it would be in a later batch. ``marker``
+    is the batch's attempt marker: the curated files are named in it before they are
+    written, so that a batch that dies before its records leaves nothing unaccounted for.
     """
     slots: list[IngestResult | _Pending | str] = []
     pending: dict[str, _Pending] = {}
@@ -388,7 +433,7 @@ def _ingest_batch(
     reported = _report(
         store, [(entry, entry.verdict or verdicts[id(entry)]) for entry in pending.values()]
     )
-    curated_keys = _write_curated(store, reported)
+    curated_keys = _write_curated(store, reported, marker)
     # last, once every report and curated file is written: the records that make them count
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         records = list(pool.map(lambda done: _record(store, done, curated_keys), reported))
@@ -758,11 +803,14 @@ def _curated_rows(done: _Reported) -> list[tuple[str, pl.DataFrame]]:
     return rows
 
 
-def _write_curated(store: ObjectStore, batch: list[_Reported]) -> dict[tuple[str, str], str]:
+def _write_curated(
+    store: ObjectStore, batch: list[_Reported], marker: str | None = None
+) -> dict[tuple[str, str], str]:
     """One Parquet per dataset and year with the accepted rows of a batch's uploads.
 
     Returns (submission, dataset) -> curated key. Each row keeps its ``submission_id``, so a
-    reader takes the rows of the submissions that count and leaves the rest.
+    reader takes the rows of the submissions that count and leaves the rest. The keys are
+    added to the batch's attempt marker first (see ``_retire_markers``).
     """
     groups: dict[tuple[str, int], list[tuple[str, pl.DataFrame]]] = {}
     for done in batch:
@@ -780,6 +828,8 @@ def _write_curated(store: ObjectStore, batch: list[_Reported]) -> dict[tuple[str
         )
         writes.append((key, buffer.getvalue(), "application/vnd.apache.parquet"))
         written.update({(submission, dataset_id): key for submission in submissions})
+    if marker is not None and writes:
+        _name_curated_files(store, marker, [key for key, _, _ in writes])
     _put_all(store, writes)
     return written
 

@@ -129,6 +129,7 @@ class SchoolType:
     postgrad: float
     senior: float
     undergrad: float
+    registry_type: str  # what the registry's 办学类型 says of such a school
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def _load_school_types() -> dict[str, SchoolType]:
                 for name in ("mismatch", "income", "equipment", "staff")
                 + ("postgrad", "senior", "undergrad")
             },
+            registry_type=row["registry_school_type"],
         )
     return types
 
@@ -442,6 +444,7 @@ def _registry_table() -> pl.DataFrame:
             "city_name": [CITY] * len(SCHOOLS),
             "county_name": [school.county for school in SCHOOLS],
             "ownership": [school.ownership for school in SCHOOLS],
+            "school_type": [SCHOOL_TYPES[school.school_type].registry_type for school in SCHOOLS],
         }
     )
 

@@ -795,6 +795,7 @@ def write_national_bucket(
             "city_name": school.city.name,
             "county_name": school.county,
             "ownership": school.ownership,
+            "school_type": SCHOOL_TYPES[school.school_type].registry_type,
         }
         for registry in registries.values():
             registry.write([values[name] for name in registry_spec.column_names])

@@ -4,7 +4,8 @@ What belongs here: the Markdown of a new version's artifact, from its manifest a
 changelog: the changelog's summary (tables and cells changed, rows and submissions added
 or removed), only the tables added, changed or removed (with how many are unchanged), and
 links that open in a browser (``vetreport.bucket.links.public_url``) to each listed
-table's CSV and to the version's report, changelog and workbook. Nothing here imports
+table's CSV and to the version's report, report document (.docx, .pdf when built),
+changelog and workbook. Nothing here imports
 Prefect; the aggregate flow attaches it to its run.
 """
 
@@ -16,11 +17,20 @@ from typing import Any
 from vetreport.bucket.links import public_url
 from vetreport.bucket.store import ObjectStore
 from vetreport.publish.reader import read_manifest, read_version_file
-from vetreport.publish.writer import CHANGELOG_JSON, CHANGELOG_MD, REPORT_HTML, WORKBOOK_NAME
+from vetreport.publish.writer import (
+    CHANGELOG_JSON,
+    CHANGELOG_MD,
+    REPORT_DOCX,
+    REPORT_HTML,
+    REPORT_PDF,
+    WORKBOOK_NAME,
+)
 
 CHANGE_WORDS = {"added": "新增 added", "changed": "变化 changed", "removed": "删除 removed"}
 VERSION_LINKS = (
     ("报告 report", REPORT_HTML),
+    ("质量报告 report document (.docx)", REPORT_DOCX),
+    ("PDF", REPORT_PDF),
     ("变更说明 changelog", CHANGELOG_MD),
     ("工作簿 workbook", WORKBOOK_NAME),
 )

@@ -17,6 +17,8 @@ A version holds:
     submissions.parquet                          every submission the version counts
     manifest.json                                checksums, lineage, status (written last
                                                  but the pointer)
+    report.docx, report.pdf                      the report document (vetreport.report),
+                                                 attached after the version is complete
 
 Lineage: each table's manifest entry names the datasets and first year its numbers come
 from (``lineage``); the exact submissions are those rows of ``submissions.parquet``
@@ -102,7 +104,12 @@ MEDIA_TYPES = {
     "md": "text/markdown; charset=utf-8",
     "json": "application/json",
     "html": "text/html; charset=utf-8",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pdf": "application/pdf",
 }
+REPORT_DOCX = "report.docx"
+REPORT_PDF = "report.pdf"
+ATTACHABLE = (REPORT_DOCX, REPORT_PDF)
 
 
 @dataclass(frozen=True)
@@ -424,3 +431,46 @@ def _claim_version(store: ObjectStore, report_year: int, first_candidate: int) -
         if store.put_if_absent(claim, datetime.now(UTC).isoformat().encode()):
             return candidate
         candidate += 1
+
+
+def attach_files(
+    store: ObjectStore,
+    report_year: int,
+    version: int,
+    files: dict[str, bytes],
+    records: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Add files made from a complete version (the report document) to it; return the manifest.
+
+    Only the names in ``ATTACHABLE`` may be added, and they may be replaced by a later
+    build (a new template over the same numbers): every other file of a version stays
+    immutable. The files are written first, then the manifest lists them (checksum, size,
+    and ``records[name]``, e.g. the values a document printed), then the pointer's
+    manifest checksum follows if it points at this version. A file of the version that is
+    no longer built (a PDF where LibreOffice is gone) is dropped from the manifest.
+    """
+    unknown = sorted(set(files) - set(ATTACHABLE))
+    if unknown:
+        raise ValueError(f"only {', '.join(ATTACHABLE)} can be attached, not {unknown}")
+    manifest = read_manifest(store, report_year, version)
+    prefix = published_version_prefix(report_year, version)
+    entries = dict(manifest.get("files", {}))
+    for name in ATTACHABLE:
+        entries.pop(name, None)
+    for name, body in files.items():
+        store.put(prefix + name, body, MEDIA_TYPES[name.rsplit(".", 1)[-1]])
+        entries[name] = _file_entry(prefix + name, body, name.rsplit(".", 1)[-1]) | (
+            (records or {}).get(name, {})
+        )
+    manifest["files"] = entries
+    body = json.dumps(manifest, ensure_ascii=False, indent=2, default=str).encode()
+    store.put(prefix + MANIFEST_NAME, body, MEDIA_TYPES["json"])
+    pointer = read_pointer(store, report_year)
+    if pointer is not None and int(pointer["version"]) == version:
+        pointer["manifest_sha256"] = sha256(body)
+        store.put(
+            published_pointer_key(report_year),
+            json.dumps(pointer, ensure_ascii=False, indent=2).encode(),
+            MEDIA_TYPES["json"],
+        )
+    return manifest

@@ -1,9 +1,10 @@
 """The school-facing HTML pages: Jinja templates kept as files in templates/, rendered here.
 
 What belongs here: the one Jinja environment (autoescaped, strict about missing values)
-and a render function per page: the validation report of an upload and the list of a
-school's uploads. What goes on a page is gathered elsewhere (vetreport.school.feedback,
-vetreport.curate.school_index); a designer can change the templates without touching code.
+and a render function per page: the validation report of an upload, the list of a
+school's uploads and the school's own numbers. What goes on a page is gathered elsewhere
+(vetreport.school.feedback, vetreport.curate.school_index, vetreport.school.numbers_page);
+a designer can change the templates without touching code.
 """
 
 from __future__ import annotations
@@ -39,9 +40,19 @@ def render_upload_list_page(
 ) -> str:
     """A school's uploads of a year, newest first (templates/upload_list.html.j2).
 
+    A school's list links its own numbers page; the bureau's (``_city``) does not.
     ``status``: the school's place on the collection ladder (state, state_zh, next_step,
     note, warnings with is_explained and reason), shown above the list.
     """
     return template("upload_list.html.j2").render(
-        year=year, submitter=submitter, uploads=uploads, status=status
+        year=year,
+        submitter=submitter,
+        uploads=uploads,
+        status=status,
+        show_numbers_link=not submitter.startswith("_"),
     )
+
+
+def render_school_numbers_page(**context: Any) -> str:
+    """A school's own indicators beside its city and peers (templates/school_numbers.html.j2)."""
+    return template("school_numbers.html.j2").render(**context)

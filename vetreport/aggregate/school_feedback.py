@@ -1,0 +1,143 @@
+"""Each school's own numbers before publication: its indicators beside its city and its peers.
+
+What belongs here: turning the indicator values of an aggregation (every grain, every
+year shown) and the report year's registry into ``out_school__yearly_feedback``, one row per
+school and school-level indicator of the report year, with
+
+- ``school_value`` and ``school_value_last_year``: the school's own indicator, this year
+  and the year before (the same rounding as the published tables);
+- ``city_value``: the indicator of the school's city (a ratio of sums, as published);
+- ``peer_school_count`` and ``peer_median_value``: the other schools of the same city,
+  type (registry ``school_type``, 办学类型) and ownership (公办/民办) that have a value,
+  and the median of their values.
+
+What a school sees must not disclose another single school's figure: the median is shown
+only when at least ``PEER_GROUP_MINIMUM`` other schools have a value (null otherwise), and
+the school itself never counts among its peers. A school without a type in the registry is
+compared with the schools of its ownership that have none either.
+
+Nothing here reads or writes the bucket: vetreport.school.numbers_page writes the pages.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from schemas.indicators import indicator_definitions
+
+# Fewer other schools than this and a median would come too close to one school's figure.
+PEER_GROUP_MINIMUM = 3
+
+FEEDBACK_SCHEMA: dict[str, type[pl.DataType]] = {
+    "year": pl.Int64,
+    "school_code": pl.Utf8,
+    "school_name": pl.Utf8,
+    "city_name": pl.Utf8,
+    "school_type": pl.Utf8,
+    "ownership": pl.Utf8,
+    "indicator_id": pl.Utf8,
+    "name_zh": pl.Utf8,
+    "unit": pl.Utf8,
+    "decimals": pl.Int64,
+    "row_order": pl.Int64,
+    "school_value": pl.Float64,
+    "school_value_last_year": pl.Float64,
+    "city_value": pl.Float64,
+    "peer_school_count": pl.Int64,
+    "peer_median_value": pl.Float64,
+}
+
+PEER_KEYS = ("year", "city_name", "school_type", "ownership", "indicator_id")
+
+
+def school_feedback(values: pl.DataFrame, registry: pl.DataFrame, report_year: int) -> pl.DataFrame:
+    """out_school__yearly_feedback for ``report_year`` (see the module docstring).
+
+    ``values`` is out_region__yearly_indicator_values; ``registry`` the curated registry
+    rows (any years; the report year's are used, ``school_type`` may be missing).
+    """
+    definitions = indicator_definitions().filter(pl.col("is_school_level"))
+    school_rows = values.filter(pl.col("region_level") == "school")
+    this_year = school_rows.filter(pl.col("year") == report_year)
+    if this_year.is_empty():
+        return pl.DataFrame(schema=FEEDBACK_SCHEMA)
+    groups = _peer_attributes(registry, report_year)
+    own = (
+        this_year.select(
+            "year",
+            "school_code",
+            "school_name",
+            "city_name",
+            "indicator_id",
+            pl.col("indicator_value").alias("school_value"),
+        )
+        .join(definitions.select("indicator_id"), on="indicator_id", how="semi")
+        .join(groups, on="school_code", how="left")
+        .with_columns(
+            # the same words for a school the registry does not type and one it types ""
+            pl.col("school_type").fill_null(""),
+            pl.col("ownership").fill_null(""),
+        )
+    )
+    last_year = school_rows.filter(pl.col("year") == report_year - 1).select(
+        "school_code", "indicator_id", pl.col("indicator_value").alias("school_value_last_year")
+    )
+    city = values.filter(
+        (pl.col("region_level") == "city") & (pl.col("year") == report_year)
+    ).select("city_name", "indicator_id", pl.col("indicator_value").alias("city_value"))
+    peers = (
+        own.filter(pl.col("school_value").is_not_null())
+        .select(*PEER_KEYS, pl.col("school_code").alias("peer_code"), "school_value")
+        .rename({"school_value": "peer_value"})
+    )
+    peer_stats = (
+        own.select(*PEER_KEYS, "school_code")
+        .join(peers, on=list(PEER_KEYS), how="inner")
+        .filter(pl.col("peer_code") != pl.col("school_code"))
+        .group_by("school_code", "indicator_id")
+        .agg(
+            pl.len().cast(pl.Int64).alias("peer_school_count"),
+            pl.col("peer_value").median().alias("peer_median_value"),
+        )
+    )
+    feedback = (
+        own.join(last_year, on=["school_code", "indicator_id"], how="left")
+        .join(city, on=["city_name", "indicator_id"], how="left")
+        .join(peer_stats, on=["school_code", "indicator_id"], how="left")
+        .join(
+            definitions.select("indicator_id", "name_zh", "unit", "decimals", "row_order"),
+            on="indicator_id",
+            how="left",
+        )
+        .with_columns(
+            pl.col("peer_school_count").fill_null(0),
+            pl.when(pl.col("peer_school_count") >= PEER_GROUP_MINIMUM)
+            .then(pl.col("peer_median_value"))
+            .otherwise(None)
+            .alias("peer_median_value"),
+        )
+    )
+    order = definitions.select("indicator_id").with_row_index("catalogue_order")
+    return (
+        feedback.join(order, on="indicator_id", how="left")
+        .sort("school_code", "catalogue_order")
+        .select([pl.col(name).cast(kind) for name, kind in FEEDBACK_SCHEMA.items()])
+    )
+
+
+def _peer_attributes(registry: pl.DataFrame, report_year: int) -> pl.DataFrame:
+    """school_code -> school_type, ownership from the report year's registry rows."""
+    rows = (
+        registry.filter(pl.col("year") == report_year) if "year" in registry.columns else registry
+    )
+    columns = [
+        pl.col(name).cast(pl.Utf8) if name in rows.columns else pl.lit(None, pl.Utf8).alias(name)
+        for name in ("school_type", "ownership")
+    ]
+    if "school_code" not in rows.columns:
+        return pl.DataFrame(
+            schema={"school_code": pl.Utf8, "school_type": pl.Utf8, "ownership": pl.Utf8}
+        )
+    return rows.select(pl.col("school_code").cast(pl.Utf8), *columns).unique(
+        "school_code", keep="last", maintain_order=True
+    )
