@@ -23,7 +23,7 @@ from flows.ingest import artifact_key, retry_on_storage_errors, tag_flow_run
 from vetreport.aggregate.compute import AggregateResult, aggregate
 from vetreport.aggregate.school_feedback import PEER_GROUP_MINIMUM
 from vetreport.bucket.store import open_store
-from vetreport.curate.completeness import as_grid
+from vetreport.curate.completeness import as_grid, ladder_counts
 from vetreport.publish.policy import status_for
 from vetreport.publish.reader import later_years_showing
 from vetreport.publish.summary import version_markdown
@@ -221,10 +221,14 @@ def _aggregate_and_publish(
             store_url, report_year, summary["version"]
         )
     matrix = as_grid(result.completeness)
+    counts = " · ".join(
+        f"{row['状态']} {row['school_count']}"
+        for row in ladder_counts(result.completeness).to_dicts()
+    )
     create_table_artifact(
         key=artifact_key("completeness", report_year),
         table=matrix.to_dicts(),
-        description=f"{report_year} 提交情况 / completeness (school × dataset)",
+        description=f"{report_year} 提交情况 / completeness (school × dataset): {counts}",
     )
     if summary["is_new_version"]:
         create_markdown_artifact(

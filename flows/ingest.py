@@ -13,14 +13,23 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
 from prefect.states import Completed, State
 
-from vetreport.bucket.store import StoreError, open_store
+from vetreport.bucket.keys import key_owner
+from vetreport.bucket.store import ObjectStore, StoreError, open_store
+from vetreport.curate.collection import (
+    SIGNED_OFF_OUTCOME,
+    SchoolStatus,
+    read_school_status,
+    status_markdown,
+)
 from vetreport.curate.ingest import (
     ingest_keys,
     split_city_first,
     unprocessed_upload_keys,
 )
+from vetreport.curate.ledger import HELD
 from vetreport.curate.run_summary import (
     ALREADY_PROCESSED_TAG,
     outcome_tags,
@@ -35,6 +44,9 @@ DEFAULT_BATCH_SIZE = 512
 # The name of the final state of an ingest-upload run whose upload was rejected: a
 # Completed state (the run did its job) that the UI shows, and filters, as "Rejected".
 REJECTED_STATE_NAME = "Rejected"
+# ... and of one that arrived while the school's year was locked (kept, counts nothing).
+LOCKED_STATE_NAME = "Locked"
+SIGNED_OFF_EVENT = "vetreport.school.signed-off"
 
 
 def retry_on_storage_errors(task: Any, task_run: Any, state: Any) -> bool:
@@ -129,6 +141,8 @@ def ingest_uploads(
         changes = changes_to_announce(processed)
         if announce and changes:
             announce_counted_changes(changes)
+        if announce:
+            announce_signoffs(processed)
     return results
 
 
@@ -179,9 +193,44 @@ def ingest_upload(
     changes = changes_to_announce([result])
     if changes:
         announce_counted_changes(changes)
+    announce_signoffs([result])
+    owner = key_owner(key)
+    if owner is not None and not key.startswith(f"uploads/{owner[0]}/_city/"):
+        status_artifact(store, read_school_status(store, *owner))
     if result["outcome"] == REJECTED:
         return Completed(name=REJECTED_STATE_NAME, message=message, data=result)
+    if result["outcome"] == HELD:
+        return Completed(name=LOCKED_STATE_NAME, message=message, data=result)
     return Completed(message=message, data=result)
+
+
+def status_artifact(store: ObjectStore, status: SchoolStatus) -> None:
+    """The school's status artifact: the same key for each run, so the UI shows its history."""
+    create_markdown_artifact(
+        key=artifact_key("collection", status.year, status.school_code),
+        markdown=status_markdown(store, status),
+        description=f"{status.school_code} {status.year}: {status.state_zh}",
+    )
+
+
+def announce_signoffs(results: list[dict[str, Any]]) -> int:
+    """Send ``vetreport.school.signed-off`` for each sign-off accepted in these results."""
+    sent = 0
+    for result in results:
+        owner = key_owner(result["key"])
+        if result["was_skipped"] or result["outcome"] != SIGNED_OFF_OUTCOME or owner is None:
+            continue
+        year, school = owner
+        emit_event(
+            event=SIGNED_OFF_EVENT,
+            resource={
+                "prefect.resource.id": f"vetreport.school.{year}.{school}",
+                "vetreport.year": str(year),
+            },
+            payload={"year": year, "school": school, "key": result["key"]},
+        )
+        sent += 1
+    return sent
 
 
 def tag_flow_run(*extra: str) -> None:

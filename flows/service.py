@@ -11,7 +11,12 @@ through ``infra/prefect.yaml``):
   of uploads gives one run; a global concurrency limit ``aggregate-{year}`` keeps one run
   per year at a time. It also carries one schedule per collection deadline (status final);
 - ``sweep/every-minute``: lists uploads/ against the ledger (catches lost events);
-- ``rebuild/nightly``: sweep plus re-aggregation of every year.
+- ``rebuild/nightly``: sweep plus re-aggregation of every year;
+- ``approve-signoff/on-signoff``: one run per accepted sign-off (``vetreport.school.signed-off``),
+  paused until the bureau approves (locks) or sends the year back in the UI;
+- ``remind-schools/on-calendar``: one schedule per reminder date of each year's calendar;
+- ``reopen-school/by-operator``: no trigger: an operator runs it from the UI (school, year
+  and a note are its form) to reopen a locked year; held uploads are then ingested.
 
 Prefect's ``serve`` recreates deployment automations on each start (events in that gap are
 left to the sweep) and, with ``pause_on_shutdown=False``, leaves schedules running.
@@ -33,10 +38,11 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval, RRule
 
 from flows.aggregate import aggregate_and_publish
-from flows.ingest import ingest_upload, sweep_uploads
+from flows.collection import approve_signoff, remind_schools, reopen_school
+from flows.ingest import SIGNED_OFF_EVENT, ingest_upload, sweep_uploads
 from flows.pipeline import rebuild
 from flows.prefect_fork_server import use_fork_server
-from vetreport.publish.policy import deadline_rrule, load_deadlines
+from vetreport.publish.policy import deadline_rrule, load_calendar, load_deadlines
 from vetreport.publish.writer import FINAL
 from vetreport.receive.events import (
     ACCEPTED_EVENT,
@@ -92,6 +98,24 @@ def aggregate_trigger(store_url: str, quiet_seconds: float) -> DeploymentEventTr
     )
 
 
+def signoff_trigger(store_url: str) -> DeploymentEventTrigger:
+    """One approval run per accepted sign-off, for the school and year the event names."""
+    return DeploymentEventTrigger(
+        name="vetreport-approve-on-signoff",
+        description="Ask the bureau to approve a school's signed-off year",
+        expect={SIGNED_OFF_EVENT},
+        match={"prefect.resource.id": "vetreport.school.*"},
+        posture=Posture.Reactive,
+        threshold=1,
+        within=timedelta(0),
+        parameters={
+            "store_url": store_url,
+            "year": "{{ event.payload.year }}",
+            "school": "{{ event.payload.school }}",
+        },
+    )
+
+
 def deployment_specs(store_url: str, settings: Settings) -> list[tuple[Any, dict[str, Any]]]:
     """Each deployment as (flow, options); the options fit ``to_deployment`` and ``add_flow``."""
     deadline_schedules = [
@@ -101,6 +125,15 @@ def deployment_specs(store_url: str, settings: Settings) -> list[tuple[Any, dict
             slug=f"deadline-{year}",
         )
         for year, moment in sorted(load_deadlines().items())
+    ]
+    reminder_schedules = [
+        RRule(
+            deadline_rrule(moment),
+            parameters={"store_url": store_url, "year": year},
+            slug=f"reminder-{year}-{number}",
+        )
+        for year, calendar in sorted(load_calendar().items())
+        for number, moment in enumerate(calendar.reminders, start=1)
     ]
     return [
         (
@@ -148,6 +181,35 @@ def deployment_specs(store_url: str, settings: Settings) -> list[tuple[Any, dict
                 ],
                 "tags": ["vetreport", "rebuild"],
                 "description": "Sweep and re-aggregate every year",
+            },
+        ),
+        (
+            approve_signoff,
+            {
+                "name": "on-signoff",
+                "parameters": {"store_url": store_url},
+                "triggers": [signoff_trigger(store_url)],
+                "tags": ["vetreport", "approval"],
+                "description": "Wait for the bureau to approve (lock) or send back a sign-off",
+            },
+        ),
+        (
+            remind_schools,
+            {
+                "name": "on-calendar",
+                "parameters": {"store_url": store_url},
+                "schedules": reminder_schedules,
+                "tags": ["vetreport", "reminders"],
+                "description": "Remind schools below 已确认 on the calendar's reminder dates",
+            },
+        ),
+        (
+            reopen_school,
+            {
+                "name": "by-operator",
+                "parameters": {"store_url": store_url},
+                "tags": ["vetreport", "reopen"],
+                "description": "Reopen a school's locked year; its held uploads become revisions",
             },
         ),
     ]

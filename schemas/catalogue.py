@@ -28,7 +28,19 @@ DATA_TYPES: dict[str, type[pl.DataType]] = {
     "boolean": pl.Boolean,
 }
 SEVERITIES = ("error", "warning")
-LAYERS = ("file", "structure", "field", "row", "dataset", "cross_dataset", "history")
+LAYERS = (
+    "file",
+    "structure",
+    "field",
+    "row",
+    "dataset",
+    "cross_dataset",
+    "history",
+    "collection",
+)
+# What a dataset is for (datasets.csv ``purpose``): figures the tables are computed from, or
+# a record of the collection workflow (a school's explanations of its warnings).
+PURPOSES = ("data", "workflow")
 
 
 class CatalogueError(ValueError):
@@ -76,6 +88,12 @@ class DatasetSpec:
     key_columns: tuple[str, ...]
     description_en: str
     columns: tuple[ColumnSpec, ...] = field(default=())
+    purpose: str = "data"
+
+    @property
+    def is_data(self) -> bool:
+        """Whether tables are computed from it (not a record of the collection workflow)."""
+        return self.purpose == "data"
 
     @property
     def column_names(self) -> list[str]:
@@ -103,6 +121,8 @@ class RuleSpec:
     message_zh: str
     message_en: str
     fix_zh: str
+    # A warning of this rule must be explained by the school before it may sign off.
+    needs_explanation: bool = False
 
 
 def read_csv_rows(path: Path | str) -> list[dict[str, str]]:
@@ -184,6 +204,8 @@ def load_datasets() -> dict[str, DatasetSpec]:
             raise CatalogueError(f"dataset {dataset_id}: key columns {missing} are not columns")
         if row["submitted_by"] not in ("school", "bureau"):
             raise CatalogueError(f"dataset {dataset_id}: submitted_by must be school or bureau")
+        if row["purpose"] not in PURPOSES:
+            raise CatalogueError(f"dataset {dataset_id}: purpose must be one of {PURPOSES}")
         datasets[dataset_id] = DatasetSpec(
             dataset_id=dataset_id,
             name_zh=row["name_zh"],
@@ -193,6 +215,7 @@ def load_datasets() -> dict[str, DatasetSpec]:
             key_columns=key_columns,
             description_en=row["description_en"],
             columns=columns,
+            purpose=row["purpose"],
         )
     if columns_by_dataset:
         raise CatalogueError(f"columns.csv names unknown datasets: {sorted(columns_by_dataset)}")
@@ -274,11 +297,16 @@ def load_rules() -> dict[str, RuleSpec]:
             message_zh=row["message_zh"],
             message_en=row["message_en"],
             fix_zh=row["fix_zh"],
+            needs_explanation=row["needs_explanation"].strip().lower() == "true",
         )
         if rule.rule_id in rules:
             raise CatalogueError(f"rules.csv: rule {rule.rule_id} appears twice")
         if rule.layer not in LAYERS or rule.severity not in SEVERITIES:
             raise CatalogueError(f"rules.csv: rule {rule.rule_id} has a bad layer or severity")
+        if rule.needs_explanation and rule.severity != "warning":
+            raise CatalogueError(
+                f"rules.csv: {rule.rule_id} is an error; errors are never explained"
+            )
         rules[rule.rule_id] = rule
     return rules
 

@@ -174,6 +174,16 @@ class Settings(BaseSettings):
         INFRA_DIR / "deadlines.json",
         description="JSON file of collection deadlines (see infra/deadlines.example.json).",
     )
+    reminder_block: str | None = Field(
+        None,
+        description="Name of the Prefect notification block (webhook, email ...) that reminds "
+        "schools below 已确认 on the calendar's reminder dates; overrides the webhook URL.",
+    )
+    reminder_webhook_url: str | None = Field(
+        None,
+        description="URL the reminders are POSTed to as JSON (one request per school) "
+        "when no reminder block is named.",
+    )
 
     @field_validator("open_years")
     @classmethod
@@ -203,7 +213,7 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
-    @field_validator("failure_webhook_url", "deadlines")
+    @field_validator("failure_webhook_url", "deadlines", "reminder_block", "reminder_webhook_url")
     @classmethod
     def _empty_text_is_unset(cls, value: str | None) -> str | None:
         return value or None

@@ -41,14 +41,23 @@ def specs(monkeypatch: pytest.MonkeyPatch, **environment: str) -> dict[str, dict
     }
 
 
-def test_the_four_deployments_and_how_each_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_seven_deployments_and_how_each_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     deployments = specs(monkeypatch, VETREPORT_SWEEP_SECONDS="30")
     assert set(deployments) == {
         "ingest-upload/on-upload",
         "aggregate/on-accepted",
         "sweep/every-minute",
         "rebuild/nightly",
+        "approve-signoff/on-signoff",
+        "reopen-school/by-operator",
+        "remind-schools/on-calendar",
     }
+    [approval] = deployments["approve-signoff/on-signoff"]["triggers"]
+    assert approval.expect == {"vetreport.school.signed-off"}
+    assert approval.parameters["school"] == "{{ event.payload.school }}"
+    assert "triggers" not in deployments["reopen-school/by-operator"]
+    assert deployments["remind-schools/on-calendar"]["schedules"] == []  # no calendar, no dates
+
     [ingest] = deployments["ingest-upload/on-upload"]["triggers"]
     assert ingest.expect == {UPLOAD_EVENT} and ingest.posture == "Reactive"
     assert ingest.parameters["key"] == "{{ event.payload.key }}"
@@ -66,6 +75,30 @@ def test_the_four_deployments_and_how_each_starts(monkeypatch: pytest.MonkeyPatc
 
     [sweep] = deployments["sweep/every-minute"]["schedules"]
     assert sweep.interval == timedelta(seconds=30)
+
+
+def test_each_reminder_date_of_the_calendar_is_a_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "VETREPORT_DEADLINES",
+        '{"2023": {"open": "2024-01-02T09:00:00+08:00", '
+        '"reminders": ["2024-03-01T09:00:00+08:00", "2024-03-15T09:00:00+08:00"], '
+        '"school_deadline": "2024-03-20T18:00:00+08:00", '
+        '"bureau_lock": "2024-03-28T18:00:00+08:00", '
+        '"publication": "2024-03-31T18:00:00+08:00"}}',
+    )
+    from flows.service import deployment_specs
+
+    deployments = {
+        f"{flow.name}/{options['name']}": options
+        for flow, options in deployment_specs("s3://bucket", load_settings())
+    }
+    reminders = deployments["remind-schools/on-calendar"]["schedules"]
+    assert [schedule.parameters for schedule in reminders] == [
+        {"store_url": "s3://bucket", "year": 2023}
+    ] * 2
+    assert "DTSTART:20240301T010000Z" in reminders[0].rrule
+    [final] = deployments["aggregate/on-accepted"]["schedules"]
+    assert "DTSTART:20240331T100000Z" in final.rrule  # the publication moment, as before
 
 
 def test_the_quiet_window_is_never_below_prefects_minimum(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -74,7 +74,9 @@ def read_sql(relative_path: str) -> str:
 def school_dataset_ids() -> frozenset[str]:
     """The datasets schools submit (schemas/datasets.csv, ``submitted_by = school``)."""
     return frozenset(
-        spec.dataset_id for spec in load_datasets().values() if spec.submitted_by == "school"
+        spec.dataset_id
+        for spec in load_datasets().values()
+        if spec.submitted_by == "school" and spec.is_data
     )
 
 

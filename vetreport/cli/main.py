@@ -22,7 +22,10 @@ Commands:
     vetreport up                           server + service + watcher on var/bucket
     vetreport up --s3 [--demo-data]        the same on a local SeaweedFS (s3://vetreport)
     vetreport receive --port P --token T   HTTP receiver for S3/MinIO notifications
-    vetreport status [--year Y]            completeness matrix (school x dataset)
+    vetreport status [--year Y]            the status ladder: school x dataset, counts per state
+    vetreport signoff SCHOOL --year Y      an operator signs off a school's year for it
+    vetreport reopen SCHOOL --year Y [--note N]   reopen a locked year; held uploads follow
+    vetreport explanations SCHOOL --year Y [--out FILE]   the school's pre-filled explanations
     vetreport identities --registry FILE --out DIR   S3 identities and policies per school
     vetreport portal [--host H] [--port P] [--bucket URL]   the school portal (web pages)
     vetreport portal issue-token SCHOOL    a school's sign-in secret for the portal
@@ -770,7 +773,7 @@ def command_status(arguments: argparse.Namespace) -> int:
 
     from flows.pipeline import latest_upload_year
     from vetreport.bucket.store import open_store
-    from vetreport.curate.completeness import completeness
+    from vetreport.curate.completeness import as_grid, completeness_matrix, ladder_counts
     from vetreport.publish.reader import read_pointer
 
     store_url = _store_url(arguments.bucket)
@@ -779,13 +782,27 @@ def command_status(arguments: argparse.Namespace) -> int:
         print("no uploads in the bucket", file=sys.stderr)
         return EXIT_USAGE
     store = open_store(store_url)
-    matrix = completeness(store, year)
+    long = completeness_matrix(store, year)
+    matrix = as_grid(long)
     pointer = read_pointer(store, year) or {}
     title = f"{year} 提交情况 / completeness"
     if pointer:
         title += f" — 已发布 v{pointer.get('version')} ({pointer.get('status')})"
     table = Table(title=title)
-    colours = {"已接收": "green", "有警告": "yellow", "已退回": "red", "未提交": "dim"}
+    colours = {
+        "已接收": "green",
+        "有警告": "yellow",
+        "有警告（待说明）": "yellow",
+        "有警告（已说明）": "green",
+        "已退回": "red",
+        "未提交": "dim",
+        "已提交": "cyan",
+        "有错误": "red",
+        "待说明": "yellow",
+        "已确认": "green",
+        "已锁定": "bold green",
+        "修订中": "magenta",
+    }
     for column in matrix.columns:
         table.add_column(column)
     for row in matrix.iter_rows():
@@ -795,7 +812,57 @@ def command_status(arguments: argparse.Namespace) -> int:
                 for value in row
             )
         )
-    Console(width=max(Console().width, 120)).print(table)
+    console = Console(width=max(Console().width, 120))
+    console.print(table)
+    if "状态" in matrix.columns:
+        counts = ladder_counts(long)
+        console.print(
+            "  ".join(f"{row['状态']} {row['school_count']}" for row in counts.to_dicts())
+        )
+    return 0
+
+
+def command_signoff(arguments: argparse.Namespace) -> int:
+    """An operator signs off a school's year (as the school's signoff.json upload would)."""
+    from vetreport.bucket.store import open_store
+    from vetreport.curate.collection import sign_off
+    from vetreport.curate.school_index import write_school_index
+
+    store = open_store(_store_url(arguments.bucket))
+    outcome = sign_off(store, arguments.year, arguments.school, by=arguments.by)
+    write_school_index(store, arguments.year, arguments.school)
+    print(f"{arguments.school} {arguments.year}: {outcome.status.state_zh}")
+    for reason in outcome.refusals:
+        print(f"  {reason['rule_id']}: {reason.get('detail_zh') or reason['detail']}")
+    return EXIT_REJECTED if outcome.refusals else EXIT_ACCEPTED
+
+
+def command_reopen(arguments: argparse.Namespace) -> int:
+    """Reopen a locked year (the reopen-school flow): held uploads are ingested as revisions."""
+    from flows.collection import reopen_school
+
+    try:
+        result = reopen_school(
+            _store_url(arguments.bucket), arguments.year, arguments.school, arguments.note
+        )
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{arguments.school} {arguments.year}: {result['state']}, ingested {result['ingested']}")
+    return 0
+
+
+def command_explanations(arguments: argparse.Namespace) -> int:
+    """Write the school's pre-filled explanations file (one row per current warning)."""
+    from vetreport.bucket.store import open_store
+    from vetreport.curate.collection import explanations_csv, read_school_status
+
+    store = open_store(_store_url(arguments.bucket))
+    body = explanations_csv(read_school_status(store, arguments.year, arguments.school))
+    if arguments.out:
+        Path(arguments.out).write_bytes(body)
+    else:
+        sys.stdout.write(body.decode("utf-8-sig"))
     return 0
 
 
@@ -1073,6 +1140,29 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--year", type=int)
     status.add_argument("--bucket")
     status.set_defaults(handler=command_status)
+
+    signoff = commands.add_parser("signoff", help="sign off a school's year for it (operator)")
+    signoff.add_argument("school")
+    signoff.add_argument("--year", type=int, required=True)
+    signoff.add_argument("--by", default="operator", help="who signs off (recorded)")
+    signoff.add_argument("--bucket")
+    signoff.set_defaults(handler=command_signoff)
+
+    reopen = commands.add_parser("reopen", help="reopen a school's locked year for revision")
+    reopen.add_argument("school")
+    reopen.add_argument("--year", type=int, required=True)
+    reopen.add_argument("--note", default="", help="why (shown to the school)")
+    reopen.add_argument("--bucket")
+    reopen.set_defaults(handler=command_reopen)
+
+    explain = commands.add_parser(
+        "explanations", help="a school's pre-filled explanations file (one row per warning)"
+    )
+    explain.add_argument("school")
+    explain.add_argument("--year", type=int, required=True)
+    explain.add_argument("--out")
+    explain.add_argument("--bucket")
+    explain.set_defaults(handler=command_explanations)
     return parser
 
 

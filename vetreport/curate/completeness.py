@@ -31,6 +31,7 @@ import polars as pl
 from schemas.catalogue import load_datasets
 from vetreport.bucket.keys import CITY_SUBMITTER
 from vetreport.bucket.store import ObjectStore
+from vetreport.curate.collection import LADDER, LADDER_ZH, year_statuses
 from vetreport.curate.curated import read_curated_rows
 from vetreport.curate.ledger import (
     LedgerView,
@@ -67,6 +68,12 @@ COMPLETENESS_SCHEMA: dict[str, type[pl.DataType]] = {
     "upload_count": pl.Int64,
     "submission_id": pl.Utf8,
     "is_in_registry": pl.Boolean,
+    # the school's place on the collection ladder (vetreport.curate.collection), the same
+    # on each of its rows; and whether the dataset's warnings that need explaining are
+    # (null: it has none)
+    "school_state": pl.Utf8,
+    "school_state_zh": pl.Utf8,
+    "is_warning_explained": pl.Boolean,
 }
 
 
@@ -76,7 +83,7 @@ def school_datasets() -> pl.DataFrame:
         [
             {"dataset": spec.dataset_id, "dataset_name_zh": spec.name_zh}
             for spec in load_datasets().values()
-            if spec.submitted_by == "school"
+            if spec.submitted_by == "school" and spec.is_data
         ],
         schema={"dataset": pl.Utf8, "dataset_name_zh": pl.Utf8},
     )
@@ -180,10 +187,57 @@ def completeness_from_records(
             pl.col("upload_count").fill_null(0),
         )
     )
+    ladder = _ladder_rows(records, current_versions, year, schools["school_code"].to_list())
     return (
-        matrix.select(list(COMPLETENESS_SCHEMA))
+        matrix.join(
+            ladder.select("school_code", "school_state", "school_state_zh"),
+            on="school_code",
+            how="left",
+        )
+        .join(
+            ladder.explode("explained", empty_as_null=True).unnest("explained"),
+            on=["school_code", "dataset"],
+            how="left",
+        )
+        .select(list(COMPLETENESS_SCHEMA))
         .cast(COMPLETENESS_SCHEMA)
         .sort("school_code", "dataset")
+    )
+
+
+def _ladder_rows(
+    records: list[dict], current_versions: dict[str, str], year: int, schools: list[str]
+) -> pl.DataFrame:
+    """Each school's ladder state, and per dataset whether its warnings are explained."""
+    rows = []
+    for school, status in year_statuses(records, current_versions, year, schools).items():
+        needing: dict[str, bool] = {}
+        for warning in status.warnings:
+            if warning["needs_explanation"]:
+                dataset = warning["dataset"]
+                needing[dataset] = needing.get(dataset, True) and warning["is_explained"]
+        rows.append(
+            {
+                "school_code": school,
+                "school_state": status.state,
+                "school_state_zh": status.state_zh,
+                "explained": [
+                    {"dataset": dataset, "is_warning_explained": flag}
+                    for dataset, flag in needing.items()
+                ]
+                or [{"dataset": None, "is_warning_explained": None}],
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "school_code": pl.Utf8,
+            "school_state": pl.Utf8,
+            "school_state_zh": pl.Utf8,
+            "explained": pl.List(
+                pl.Struct({"dataset": pl.Utf8, "is_warning_explained": pl.Boolean})
+            ),
+        },
     )
 
 
@@ -288,6 +342,22 @@ def completeness_by_region(matrix: pl.DataFrame, registry: pl.DataFrame) -> pl.D
     )
 
 
+LADDER_COLUMN = "状态"
+
+
+def ladder_counts(matrix: pl.DataFrame) -> pl.DataFrame:
+    """How many schools stand at each state of the ladder (every state, zeros included)."""
+    schools = matrix.select("school_code", "school_state").unique("school_code")
+    counted = dict(schools.group_by("school_state").len().iter_rows())
+    return pl.DataFrame(
+        {
+            "state": list(LADDER),
+            "状态": [LADDER_ZH[state] for state in LADDER],
+            "school_count": [counted.get(state, 0) for state in LADDER],
+        }
+    )
+
+
 def completeness_summary(matrix: pl.DataFrame) -> pl.DataFrame:
     """Counts of each status per dataset: what an operator looks at first."""
     return (
@@ -305,13 +375,29 @@ def completeness(store: ObjectStore, year: int) -> pl.DataFrame:
 
 
 def as_grid(long: pl.DataFrame) -> pl.DataFrame:
-    """Pivot a long (school, dataset, status) frame to schools x datasets in Chinese words."""
+    """Pivot a long (school, dataset, status) frame to schools x datasets in Chinese words.
+
+    With the collection ladder (``school_state_zh``), the school's state comes first as
+    ``状态``, and a dataset with warnings that need explaining reads 有警告（已说明） or
+    有警告（待说明）.
+    """
     if not {"school_code", "dataset", "status"} <= set(long.columns):
         return long
-    index = [name for name in ("school_code", "school_name") if name in long.columns]
+    if "school_state_zh" in long.columns:
+        long = long.rename({"school_state_zh": LADDER_COLUMN})
+    index = [name for name in ("school_code", "school_name", LADDER_COLUMN) if name in long.columns]
     datasets = list(dict.fromkeys(long.get_column("dataset").to_list()))
+    words = pl.col("status").replace(STATUS_WORDS)
+    if "is_warning_explained" in long.columns:
+        words = (
+            pl.when(pl.col("is_warning_explained") & (pl.col("status") == "accepted_with_warnings"))
+            .then(words + "（已说明）")
+            .when(~pl.col("is_warning_explained") & (pl.col("status") == "accepted_with_warnings"))
+            .then(words + "（待说明）")
+            .otherwise(words)
+        )
     grid = (
-        long.with_columns(pl.col("status").replace(STATUS_WORDS).alias("status"))
+        long.with_columns(words.alias("status"))
         .pivot(on="dataset", index=index, values="status", aggregate_function="first")
         .sort("school_code")
     )

@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -52,8 +53,23 @@ from vetreport.bucket.keys import (
     year_of_upload_key,
 )
 from vetreport.bucket.store import KeyNotFound, ObjectInfo, ObjectStore, StoreError
+from vetreport.curate.collection import (
+    EXPLANATIONS_DATASET,
+    LOCKED_RULE,
+    SIGNED_OFF_OUTCOME,
+    SIGNOFF,
+    SIGNOFF_REFUSED,
+    SIGNOFF_REFUSED_OUTCOME,
+    SIGNOFF_STEM,
+    explanation_findings,
+    locked_schools,
+    read_school_status,
+    record_warnings,
+    signoff_refusals,
+)
 from vetreport.curate.curated import read_curated_rows
 from vetreport.curate.ledger import (
+    HELD,
     current_submissions,
     processed_submission_ids,
     read_records_under,
@@ -137,6 +153,7 @@ def ingest_keys(
     attempts = _read_attempts(store, settings.attempt_stale_seconds)
     results: list[IngestResult] = []
     registries: dict[int, frozenset[str] | None] = {}
+    is_locked = _lock_checker(store)
     batch: list[ObjectInfo] = []
     size = 0
 
@@ -160,7 +177,8 @@ def ingest_keys(
     ordered = order_for_ingest(keys)
     for key, info in zip(ordered, _heads(store, ordered), strict=True):
         if isinstance(info, KeyNotFound):
-            loose += _withdraw(store, key)
+            if not is_locked(key):  # a deletion while locked waits, like any change, for reopening
+                loose += _withdraw(store, key)
             continue
         if isinstance(info, ValueError):  # a name no folder can hold: "", "." or ".."
             loose.append(_reject_bad_key(store, _nameless_info(key)))
@@ -207,6 +225,21 @@ def _heads(store: ObjectStore, keys: list[str]) -> list[ObjectInfo | Exception]:
         return [head(key) for key in keys]
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         return list(pool.map(head, keys))
+
+
+def _lock_checker(store: ObjectStore) -> Callable[[str], bool]:
+    """Whether an upload key's school has its year locked (one read of each year's events)."""
+    locks: dict[int, frozenset[str]] = {}
+
+    def is_locked(key: str) -> bool:
+        owner = key_owner(key)
+        if owner is None or owner[1] == CITY_SUBMITTER:
+            return False
+        if owner[0] not in locks:
+            locks[owner[0]] = locked_schools(store, owner[0])
+        return owner[1] in locks[owner[0]]
+
+    return is_locked
 
 
 def _write_school_indexes(store: ObjectStore, results: list[IngestResult]) -> None:
@@ -384,6 +417,7 @@ class _Pending:
     registry: frozenset[str] | None
     data: bytes
     verdict: list[DatasetResult] | None = None  # refused before reading: not validated
+    explained: list[dict[str, Any]] | None = None  # an explanations upload: what it explains
 
 
 def _ingest_batch(
@@ -401,16 +435,23 @@ def _ingest_batch(
     written, so that a batch that dies before its records leaves nothing unaccounted for.
     """
     firsts: dict[str, ObjectInfo] = {}
+    is_locked = _lock_checker(store)
+    locked: dict[str, bool] = {}
     for info in infos:
         year = _year_of(info.key)
         is_school_file = f"/{CITY_SUBMITTER}/" not in info.key
         if year is not None and year not in registries and is_school_file:
             registries[year] = registry_codes(store, year)
-        firsts.setdefault(submission_id(info.key, info.version_token), info)
+        submission = submission_id(info.key, info.version_token)
+        if submission not in firsts:
+            firsts[submission] = info
+            locked[submission] = is_locked(info.key)  # here: one read of a year's events
 
     def start(info: ObjectInfo) -> IngestResult | _Pending:
         year = _year_of(info.key)
-        return _start(store, info, registries.get(year) if year else None, settings)
+        registry = registries.get(year) if year else None
+        submission = submission_id(info.key, info.version_token)
+        return _start(store, info, registry, settings, locked[submission])
 
     # Reading the uploads (and looking for their records) is a round trip or two each on
     # a remote store: on threads, in the batch's order.
@@ -434,6 +475,8 @@ def _ingest_batch(
     to_validate = [entry for entry in pending.values() if entry.verdict is None]
     validated = validate_uploads([(entry.data, entry.context) for entry in to_validate])
     verdicts = {id(entry): results for entry, results in zip(to_validate, validated, strict=True)}
+    for entry in to_validate:
+        _check_explanations(store, entry, verdicts[id(entry)])
     reported = _report(
         store, [(entry, entry.verdict or verdicts[id(entry)]) for entry in pending.values()]
     )
@@ -467,16 +510,25 @@ def ingest_object(
     store: ObjectStore, info: ObjectInfo, registry: frozenset[str] | None = None
 ) -> IngestResult:
     """Process one object version end to end; idempotent per (key, version)."""
-    started = _start(store, info, registry, load_settings())
+    owner = key_owner(info.key)
+    is_locked = owner is not None and owner[1] in locked_schools(store, owner[0])
+    started = _start(store, info, registry, load_settings(), is_locked)
     if isinstance(started, IngestResult):
         return started
-    results = started.verdict or validate_uploads([(started.data, started.context)])[0]
+    results = started.verdict
+    if results is None:
+        results = validate_uploads([(started.data, started.context)])[0]
+        _check_explanations(store, started, results)
     reported = _report(store, [(started, results)])[0]
     return _record(store, reported, _write_curated(store, [reported]))
 
 
 def _start(
-    store: ObjectStore, info: ObjectInfo, registry: frozenset[str] | None, settings: Settings
+    store: ObjectStore,
+    info: ObjectInfo,
+    registry: frozenset[str] | None,
+    settings: Settings,
+    is_locked: bool = False,
 ) -> IngestResult | _Pending:
     """Skip a processed version, refuse what the key alone refuses, else read the upload.
 
@@ -496,6 +548,10 @@ def _start(
     if store.exists(record_key):
         record = json.loads(store.get(record_key))
         return IngestResult(info.key, submission, record["outcome"], True, record.get("report_key"))
+    if is_locked and not upload.is_city_file:
+        return _hold(store, info, upload)
+    if upload.stem == SIGNOFF_STEM and not upload.is_city_file:
+        return _sign_off_upload(store, info, upload)
 
     datasets = load_datasets()
     dataset_id = None if upload.is_workbook else upload.stem
@@ -522,6 +578,177 @@ def _start(
     if refusal is not None:
         pending.verdict = [_refused(dataset_id, *refusal)]
     return pending
+
+
+# -- the collection workflow: explanations, sign-off, the lock -------------------------------
+
+
+def _check_explanations(
+    store: ObjectStore, pending: _Pending, results: list[DatasetResult]
+) -> None:
+    """Check an explanations upload (file or workbook sheet) against the school's warnings.
+
+    The school's current warnings are read from its ledger records: an explanation refers
+    to a report the school has already seen (the pre-filled file is written beside it).
+    """
+    school = pending.upload.school_code
+    for result in results:
+        if result.dataset_id != EXPLANATIONS_DATASET or school is None:
+            continue
+        if result.frame is None or result.outcome == REJECTED:
+            continue
+        status = read_school_status(store, pending.upload.year, school)
+        findings, explained = explanation_findings(result.frame, status.warnings)
+        result.findings = pl.concat([result.findings, findings], how="vertical_relaxed")
+        pending.explained = explained
+
+
+def _collection_report(
+    upload: UploadKey,
+    info: ObjectInfo,
+    submission: str,
+    findings: list[dict[str, Any]],
+    outcome: str,
+) -> dict[str, Any]:
+    """The report of an upload the collection workflow answers (sign-off, held upload)."""
+    context = UploadContext(
+        key=info.key,
+        year=upload.year,
+        school_code=upload.school_code,
+        dataset_id=None,
+        extension=upload.extension,
+    )
+    report = build_report([DatasetResult(None, None, finding_rows(findings))], context, submission)
+    report["outcome"] = outcome
+    return report
+
+
+def _write_collection_record(
+    store: ObjectStore,
+    info: ObjectInfo,
+    upload: UploadKey,
+    submission: str,
+    report: dict[str, Any],
+    **fields: Any,
+) -> IngestResult:
+    """Write the report (JSON and the school's page) and the record of such an upload."""
+    json_report_key = report_key(upload.year, upload.submitter, submission, "json")
+    body = json.dumps(report, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    writes: list[_Write] = [(json_report_key, body, "application/json")]
+    try:
+        html = render_html(report).encode("utf-8")
+        writes.append(
+            (report_key(upload.year, upload.submitter, submission, "html"), html, "text/html")
+        )
+    except Exception:  # rendering must never fail ingest
+        LOGGER.exception("could not render the report of %s", info.key)
+    _put_all(store, writes)
+    now = datetime.now(UTC).isoformat()
+    record = {
+        "submission_id": submission,
+        "key": info.key,
+        "stem": upload.stem,
+        "extension": upload.extension,
+        "version_token": info.version_token,
+        "etag": info.etag,
+        "version_id": info.version_id,
+        "size_bytes": info.size_bytes,
+        "uploaded_at": info.last_modified.astimezone(UTC).isoformat(),
+        "processed_at": now,
+        "year": upload.year,
+        "submitter": upload.submitter,
+        "school_code": upload.school_code,
+        "outcome": report["outcome"],
+        "error_count": report["error_count"],
+        "warning_count": report["warning_count"],
+        "report_key": json_report_key,
+        "report_keys": [key for key, _, _ in writes],
+        "datasets": [],
+        "schema_version": SCHEMA_VERSION,
+        **fields,
+    }
+    store.put_if_absent(
+        ledger_key(upload.year, upload.submitter, upload.stem, submission, upload.extension),
+        json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8"),
+        "application/json",
+    )
+    return IngestResult(info.key, submission, report["outcome"], False, json_report_key)
+
+
+def _hold(store: ObjectStore, info: ObjectInfo, upload: UploadKey) -> IngestResult:
+    """An upload of a locked year: kept, recorded as held, reported as locked; counts nothing.
+
+    Its record has its own submission id (``held:`` + version), so once the bureau reopens
+    the year the same version is still unprocessed and the sweep ingests it for real.
+    """
+    held = submission_id(info.key, f"held:{info.version_token}")
+    record_key = _record_key(upload, held)
+    if store.exists(record_key):
+        record = json.loads(store.get(record_key))
+        return IngestResult(info.key, held, HELD, True, record.get("report_key"))
+    detail = "the year is locked by the bureau; this upload is kept as a revision request"
+    finding = {
+        "rule_id": LOCKED_RULE,
+        "detail": detail,
+        "detail_zh": "已锁定：已转交教育局作为修订。",
+    }
+    report = _collection_report(upload, info, held, [finding], HELD)
+    return _write_collection_record(
+        store,
+        info,
+        upload,
+        held,
+        report,
+        version_token=f"held:{info.version_token}",
+        held_version=info.version_token,
+    )
+
+
+SIGNOFF_FIELDS = ("signed_by", "title", "note")  # what a sign-off file may say (all optional)
+
+
+def _sign_off_upload(store: ObjectStore, info: ObjectInfo, upload: UploadKey) -> IngestResult:
+    """``uploads/{year}/{school}/signoff.json``: the school signs off its year.
+
+    Whose sign-off it is comes from the key's prefix (the school's own), never from the
+    file; the file may name who signed (``signed_by``, ``title``, ``note``). Accepted only
+    when nothing is rejected and every warning that needs an explanation has one;
+    otherwise the report lists what is still open.
+    """
+    submission = submission_id(info.key, info.version_token)
+    school = upload.school_code or ""
+    status = read_school_status(store, upload.year, school)
+    refusals = signoff_refusals(status)
+    outcome = SIGNOFF_REFUSED_OUTCOME if refusals else SIGNED_OFF_OUTCOME
+    report = _collection_report(upload, info, submission, refusals, outcome)
+    report["status_before"] = status.state
+    said = _signoff_fields(store.get(info.key) if info.size_bytes <= 64 * 1024 else b"")
+    return _write_collection_record(
+        store,
+        info,
+        upload,
+        submission,
+        report,
+        collection_event=SIGNOFF_REFUSED if refusals else SIGNOFF,
+        by="school",
+        refusals=[item["rule_id"] for item in refusals],
+        **said,
+    )
+
+
+def _signoff_fields(data: bytes) -> dict[str, str]:
+    """The optional fields of a sign-off file (JSON object), as short text; else none."""
+    try:
+        content = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    if not isinstance(content, dict):
+        return {}
+    return {
+        name: str(content[name])[:200]
+        for name in SIGNOFF_FIELDS
+        if isinstance(content.get(name), str | int)
+    }
 
 
 def _record_key(upload: UploadKey, submission: str) -> str:
@@ -692,6 +919,10 @@ def _record(
         "datasets": entries,
         "schema_version": SCHEMA_VERSION,
     }
+    if not done.is_rejected:
+        record["warnings"] = record_warnings(report)
+        if done.pending.explained is not None:
+            record["explained_warnings"] = done.pending.explained
     write_record(store, record)
     return IngestResult(
         info.key,

@@ -14,6 +14,8 @@ What counts is the object now at each key (docs/operations.md, "What counts, and
   it is, so a result never flickers while an upload waits for its turn;
 - a key that no longer exists counts for nothing (withdrawn), a key whose current
   version was rejected counts for nothing (the school was told: not counted);
+- a key whose upload was held (its school's year locked by the bureau) keeps its last
+  processed state: the held record counts for nothing until the year is reopened;
 - of the keys that count for the same (year, submitter, dataset) — graduates.csv and
   a workbook's sheet, say — the one uploaded last wins.
 """
@@ -38,6 +40,9 @@ from vetreport.bucket.keys import (
 from vetreport.bucket.store import ObjectStore
 
 ACCEPTED_OUTCOMES = ("accepted", "accepted_with_warnings")
+# An upload kept while the bureau has locked its school's year: recorded and reported, but
+# never what a key counts through (vetreport.curate.collection).
+HELD = "held"
 SEQUENTIAL_READS = 8  # on a local folder, below this many reads threads cost more than they save
 READ_THREADS = 16
 
@@ -134,7 +139,8 @@ def counting_records(
     """The one record each existing key counts through (see the module docstring)."""
     by_key: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        by_key.setdefault(record["key"], []).append(record)
+        if record.get("outcome") != HELD:
+            by_key.setdefault(record["key"], []).append(record)
     counting = []
     for key, key_records in by_key.items():
         token = current_versions.get(key)

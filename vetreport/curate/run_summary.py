@@ -17,15 +17,27 @@ from typing import Any
 from vetreport.bucket.keys import parse_upload_key, school_index_key
 from vetreport.bucket.links import public_url
 from vetreport.bucket.store import KeyNotFound, ObjectStore
+from vetreport.curate.collection import SIGNED_OFF_OUTCOME, SIGNOFF_REFUSED_OUTCOME
+from vetreport.curate.ledger import HELD
 from vetreport.validate.checks import ACCEPTED, ACCEPTED_WITH_WARNINGS, REJECTED
 
-OUTCOMES = (ACCEPTED, ACCEPTED_WITH_WARNINGS, REJECTED)
+OUTCOMES = (
+    ACCEPTED,
+    ACCEPTED_WITH_WARNINGS,
+    REJECTED,
+    HELD,
+    SIGNED_OFF_OUTCOME,
+    SIGNOFF_REFUSED_OUTCOME,
+)
 OUTCOME_TAG_PREFIX = "outcome:"
 ALREADY_PROCESSED_TAG = "already-processed"
 OUTCOME_WORDS = {
     ACCEPTED: "已接收 accepted",
     ACCEPTED_WITH_WARNINGS: "有警告 accepted with warnings",
     REJECTED: "已退回 rejected",
+    HELD: "已锁定 locked: sent to the bureau for a revision",
+    SIGNED_OFF_OUTCOME: "已确认 signed off",
+    SIGNOFF_REFUSED_OUTCOME: "确认未被接受 sign-off refused",
 }
 SEVERITY_WORDS = {"error": "错误 error", "warning": "警告 warning"}
 RULES_IN_MESSAGE = 5

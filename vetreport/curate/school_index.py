@@ -18,13 +18,22 @@ from zoneinfo import ZoneInfo
 
 from schemas.catalogue import load_datasets
 from vetreport.bucket.keys import (
+    CITY_SUBMITTER,
     ledger_prefix,
     parse_ledger_key,
     school_index_key,
     uploads_prefix,
 )
 from vetreport.bucket.store import ObjectStore
-from vetreport.curate.ledger import current_submissions, read_records_under
+from vetreport.curate.collection import (
+    EVENTS_STEM,
+    EXPLANATIONS_FILE,
+    NEXT_STEP_ZH,
+    events_prefix,
+    explanations_csv,
+    school_status,
+)
+from vetreport.curate.ledger import HELD, current_submissions, read_records_under
 from vetreport.school.pages import render_upload_list_page
 
 DISPLAY_TIMEZONE = ZoneInfo("Asia/Shanghai")
@@ -33,15 +42,30 @@ OUTCOME_ZH = {
     "accepted_with_warnings": "通过（有警告）",
     "rejected": "退回",
     "withdrawn": "已撤回（文件已删除）",
+    HELD: "已锁定：已转交教育局作为修订",
+    "signed_off": "已确认提交",
+    "signoff_refused": "确认未被接受",
 }
 
 
-def school_uploads(store: ObjectStore, year: int, submitter: str) -> list[dict[str, Any]]:
-    """The submitter's processed uploads of a year, newest first, as the index shows them."""
-    records = read_records_under(store, [ledger_prefix(year, submitter)])
-    current_versions = {
-        info.key: info.version_token for info in store.list(uploads_prefix(year, submitter))
-    }
+def school_uploads(
+    store: ObjectStore,
+    year: int,
+    submitter: str,
+    records: list[dict[str, Any]] | None = None,
+    current_versions: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The submitter's processed uploads of a year, newest first, as the index shows them.
+
+    ``records`` and ``current_versions``: the submitter's ledger records and uploads as
+    already read (else read here).
+    """
+    if records is None:
+        records = read_records_under(store, [ledger_prefix(year, submitter)])
+    if current_versions is None:
+        current_versions = {
+            info.key: info.version_token for info in store.list(uploads_prefix(year, submitter))
+        }
     current = set(
         current_submissions(records, current_versions).get_column("submission_id").to_list()
     )
@@ -75,15 +99,34 @@ def school_uploads(store: ObjectStore, year: int, submitter: str) -> list[dict[s
 
 def write_school_index(store: ObjectStore, year: int, submitter: str) -> list[str]:
     """Rewrite the submitter's index page and its JSON twin; return their keys."""
-    uploads = school_uploads(store, year, submitter)
-    html = render_upload_list_page(year, submitter, uploads)
+    records = read_records_under(store, [ledger_prefix(year, submitter)])
+    current_versions = {
+        info.key: info.version_token for info in store.list(uploads_prefix(year, submitter))
+    }
+    uploads = school_uploads(store, year, submitter, records, current_versions)
     written = []
+    status_view = None
+    if submitter != CITY_SUBMITTER:
+        events = read_records_under(store, [events_prefix(year, submitter)])
+        status = school_status(records + events, current_versions, year, submitter)
+        status_view = {
+            "state": status.state,
+            "state_zh": status.state_zh,
+            "next_step": NEXT_STEP_ZH[status.state],
+            "note": status.note,
+            "warnings": list(status.warnings),
+            "held_keys": list(status.held_keys),
+        }
+        key = school_index_key(year, submitter, "html").replace("index.html", EXPLANATIONS_FILE)
+        store.put(key, explanations_csv(status), "text/csv; charset=utf-8")
+        written.append(key)
+    html = render_upload_list_page(year, submitter, uploads, status_view)
     for extension, body, content_type in (
         ("html", html.encode("utf-8"), "text/html; charset=utf-8"),
         (
             "json",
             json.dumps(
-                {"year": year, "submitter": submitter, "uploads": uploads},
+                {"year": year, "submitter": submitter, "status": status_view, "uploads": uploads},
                 ensure_ascii=False,
                 indent=2,
             ).encode("utf-8"),
@@ -101,7 +144,7 @@ def submitters_with_records(store: ObjectStore) -> set[tuple[int, str]]:
     found = set()
     for info in store.list(ledger_prefix()):
         parsed = parse_ledger_key(info.key)
-        if parsed is not None:
+        if parsed is not None and parsed[1] != EVENTS_STEM:  # operators' events: no submitter
             found.add(parsed)
     return found
 

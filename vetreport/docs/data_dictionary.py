@@ -120,8 +120,11 @@ def render_dictionary() -> str:
         "",
         "Every finding in a validation report carries one of these rule ids (schemas/rules.csv).",
         "",
-        "| rule id | layer | severity | 问题 | message | 修改建议 |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "A warning marked *explain* needs the school's explanation (explanations.csv) before",
+        "the school may sign off its year.",
+        "",
+        "| rule id | layer | severity | 问题 | message | 修改建议 | explain |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for rule in load_rules().values():
         cells = [
@@ -131,6 +134,7 @@ def render_dictionary() -> str:
             rule.message_zh,
             rule.message_en,
             rule.fix_zh,
+            "explain" if rule.needs_explanation else "",
         ]
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"

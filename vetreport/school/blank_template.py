@@ -36,7 +36,9 @@ REQUIRED_MARK = "*"
 
 def school_datasets() -> list[DatasetSpec]:
     """The datasets schools submit, in catalogue order."""
-    return [spec for spec in load_datasets().values() if spec.submitted_by == "school"]
+    return [
+        spec for spec in load_datasets().values() if spec.submitted_by == "school" and spec.is_data
+    ]
 
 
 def template_header(column: ColumnSpec) -> str:

@@ -58,12 +58,18 @@ OUTCOME_ZH = {
     "accepted_with_warnings": "已通过（有警告，请核对）",
     "rejected": "未通过（已退回）",
     "withdrawn": "已撤回（文件已删除）",
+    "held": "已锁定：已转交教育局作为修订",
+    "signed_off": "已确认提交",
+    "signoff_refused": "确认未被接受",
 }
 OUTCOME_EN = {
     "accepted": "accepted",
     "accepted_with_warnings": "accepted with warnings",
     "rejected": "rejected",
     "withdrawn": "withdrawn (the file was deleted)",
+    "held": "locked: sent to the bureau for a revision",
+    "signed_off": "signed off",
+    "signoff_refused": "sign-off refused",
 }
 SEVERITY_ZH = {"error": "错误", "warning": "警告"}
 NEXT_STEP_ZH = {
@@ -80,6 +86,17 @@ NEXT_STEP_ZH = {
     ),
     "withdrawn": (
         "此文件已从存储桶中删除，其数据已撤回，不再计入统计。如系误删，重新上传该文件即可。"
+    ),
+    "held": (
+        "本年度数据已由教育局审核锁定。此文件已保存并转交教育局作为修订，"
+        "在教育局重新开放（修订）之前不改变任何统计数据。如需修改，请联系教育局。"
+    ),
+    "signed_off": (
+        "本校本年度数据已确认提交，等待教育局审核。确认后如再上传文件，确认即失效，需重新确认。"
+    ),
+    "signoff_refused": (
+        "确认提交未被接受：请按下面所列，修改被退回的文件，或在说明表（explanations.csv）中"
+        "说明需要说明的警告，然后重新上传 signoff.json。"
     ),
 }
 

@@ -32,15 +32,23 @@ def render_validation_report_page(**context: Any) -> str:
     return template("validation_report.html.j2").render(**context)
 
 
-def render_upload_list_page(year: int, submitter: str, uploads: list[dict[str, Any]]) -> str:
+def render_upload_list_page(
+    year: int,
+    submitter: str,
+    uploads: list[dict[str, Any]],
+    status: dict[str, Any] | None = None,
+) -> str:
     """A school's uploads of a year, newest first (templates/upload_list.html.j2).
 
     A school's list links its own numbers page; the bureau's (``_city``) does not.
+    ``status``: the school's place on the collection ladder (state, state_zh, next_step,
+    note, warnings with is_explained and reason), shown above the list.
     """
     return template("upload_list.html.j2").render(
         year=year,
         submitter=submitter,
         uploads=uploads,
+        status=status,
         show_numbers_link=not submitter.startswith("_"),
     )
 

@@ -1,0 +1,183 @@
+"""The collection flows: the bureau approves a school's sign-off, or reopens a locked year.
+
+- ``approve-signoff``: started by a school's accepted sign-off (event
+  ``vetreport.school.signed-off``); lists what the bureau should look at (explained
+  warnings with the school's reasons, datasets not submitted) in an artifact and in the
+  form of a paused run (``pause_flow_run`` with the typed ``ApprovalInput``). The operator
+  resumes the run in the UI: approve (the year is locked) or send back with a note.
+- ``remind-schools``: on each reminder date of the year's calendar, every school of the
+  registry whose state is below 已确认 gets a notice through a Prefect notification block
+  (a named block, or a webhook from ``VETREPORT_REMINDER_WEBHOOK_URL``), and the run writes
+  a ``reminders-{year}`` artifact listing who was reminded and why.
+- ``reopen-school``: run from the UI (its parameters are the form) or by ``vetreport
+  reopen``: the locked year is reopened, and the uploads held while it was locked are
+  ingested now, as revisions.
+
+Each run leaves the school's status artifact (``collection-{year}-{school}``), the ladder
+word an operator and the school see. The logic is in ``vetreport.curate.collection``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.blocks.notifications import CustomWebhookNotificationBlock, NotificationBlock
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import Field
+
+from flows.ingest import ingest_uploads, status_artifact, tag_flow_run
+from vetreport.bucket.keys import key_owner
+from vetreport.bucket.store import open_store
+from vetreport.curate.collection import (
+    LADDER,
+    NEXT_STEP_ZH,
+    SIGNED_OFF,
+    decide,
+    read_school_status,
+    reopen,
+    status_markdown,
+)
+from vetreport.curate.completeness import completeness_matrix
+from vetreport.curate.ingest import unprocessed_upload_keys
+from vetreport.curate.school_index import write_school_index
+from vetreport.settings import load_settings
+
+APPROVAL_TIMEOUT_SECONDS = 30 * 24 * 3600  # a paused approval waits up to a month
+
+
+class ApprovalInput(RunInput):
+    """The bureau's decision on a school's signed-off year (the form of the paused run)."""
+
+    approve: bool = Field(
+        default=True, description="通过并锁定 approve and lock (untick to send it back)"
+    )
+    note: str = Field(default="", description="给学校的说明 note to the school (why sent back)")
+
+
+@flow(name="approve-signoff", flow_run_name="approve-{year}-{school}", log_prints=True)
+def approve_signoff(
+    store_url: str, year: int, school: str, timeout_seconds: int = APPROVAL_TIMEOUT_SECONDS
+) -> dict[str, Any]:
+    """Wait for the bureau's decision on a signed-off year, then lock it or send it back."""
+    logger = get_run_logger()
+    tag_flow_run(f"year:{year}", f"school:{school}", "approval")
+    store = open_store(store_url)
+    status = read_school_status(store, year, school)
+    if status.state != SIGNED_OFF:
+        logger.info("%s %s is %s: nothing to approve", school, year, status.state_zh)
+        status_artifact(store, status)
+        return {"school": school, "year": year, "state": status.state, "decided": False}
+    status_artifact(store, status)
+    form = ApprovalInput.with_initial_data(
+        description=status_markdown(store, status)
+        + "\n勾选 approve 即锁定；不勾选并写明原因即退回学校。",
+        approve=True,
+    )
+    decision = pause_flow_run(wait_for_input=form, timeout=timeout_seconds)
+    try:
+        outcome = decide(store, year, school, decision.approve, by="bureau", note=decision.note)
+    except ValueError as error:  # the school uploaded meanwhile, or another run decided
+        logger.warning("%s; the decision was not recorded", error)
+        status = read_school_status(store, year, school)
+        status_artifact(store, status)
+        return {"school": school, "year": year, "state": status.state, "decided": False}
+    write_school_index(store, year, school)
+    status_artifact(store, outcome.status)
+    logger.info("%s %s: %s", school, year, outcome.status.state_zh)
+    return {
+        "school": school,
+        "year": year,
+        "state": outcome.status.state,
+        "decided": True,
+        "approved": decision.approve,
+        "note": decision.note,
+    }
+
+
+@flow(name="reopen-school", flow_run_name="reopen-{year}-{school}", log_prints=True)
+def reopen_school(store_url: str, year: int, school: str, note: str = "") -> dict[str, Any]:
+    """Reopen a locked year for revision and ingest what the school uploaded meanwhile."""
+    logger = get_run_logger()
+    tag_flow_run(f"year:{year}", f"school:{school}", "reopen")
+    store = open_store(store_url)
+    reopen(store, year, school, by="bureau", note=note)
+    held = [key for key in unprocessed_upload_keys(store, year) if key_owner(key) == (year, school)]
+    if held:
+        ingest_uploads(store_url, held, label=f"reopen-{year}-{school}")
+    write_school_index(store, year, school)
+    status = read_school_status(store, year, school)
+    status_artifact(store, status)
+    logger.info("%s %s reopened: %d held uploads ingested", school, year, len(held))
+    return {"school": school, "year": year, "state": status.state, "ingested": held}
+
+
+def reminder_block(block_name: str = "") -> NotificationBlock:
+    """The notification block reminders go through: a named block, else the settings' webhook.
+
+    The webhook receives one JSON POST per school: ``{"subject": ..., "body": ...}`` where
+    the body is the notice as JSON text (year, school, state, next step).
+    """
+    settings = load_settings()
+    name = block_name or settings.reminder_block
+    if name:
+        return NotificationBlock.load(name)  # type: ignore[no-any-return]
+    if not settings.reminder_webhook_url:
+        raise ValueError("no reminder block named and VETREPORT_REMINDER_WEBHOOK_URL is unset")
+    return CustomWebhookNotificationBlock(
+        name="vetreport-reminders",
+        url=settings.reminder_webhook_url,
+        method="POST",
+        json_data={"subject": "{{subject}}", "body": "{{body}}"},
+    )
+
+
+def schools_to_remind(matrix: Any) -> list[dict[str, str]]:
+    """The registry's schools whose state is below 已确认 (one row each, by code)."""
+    below = set(LADDER[: LADDER.index(SIGNED_OFF)])
+    schools = matrix.select("school_code", "school_name", "school_state", "school_state_zh")
+    return [
+        row
+        for row in schools.unique("school_code").sort("school_code").to_dicts()
+        if row["school_state"] in below
+    ]
+
+
+@flow(name="remind-schools", flow_run_name="remind-{year}", log_prints=True)
+def remind_schools(store_url: str, year: int, block_name: str = "") -> dict[str, Any]:
+    """Remind every school below 已确认 of what it still has to do; return who was told."""
+    logger = get_run_logger()
+    store = open_store(store_url)
+    targets = schools_to_remind(completeness_matrix(store, year))
+    block = reminder_block(block_name) if targets else None
+    for row in targets:
+        notice = {
+            "year": year,
+            "school_code": row["school_code"],
+            "school_name": row["school_name"],
+            "state": row["school_state"],
+            "state_zh": row["school_state_zh"],
+            "next_step_zh": NEXT_STEP_ZH[row["school_state"]],
+        }
+        assert block is not None
+        block.notify(
+            body=json.dumps(notice, ensure_ascii=False),
+            subject=f"{year} 年度数据采集提醒：{row['school_code']} {row['school_state_zh']}",
+        )
+    create_table_artifact(
+        key=f"reminders-{year}",
+        table=[
+            {
+                "school_code": row["school_code"],
+                "school_name": row["school_name"],
+                "状态": row["school_state_zh"],
+            }
+            for row in targets
+        ],
+        description=f"{year}: {len(targets)} schools below 已确认 reminded",
+    )
+    logger.info("%s: reminded %d schools below 已确认", year, len(targets))
+    return {"year": year, "reminded": [row["school_code"] for row in targets]}
