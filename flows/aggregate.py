@@ -22,7 +22,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.ingest import artifact_key, retry_on_storage_errors, tag_flow_run
 from vetreport.aggregate.compute import AggregateResult, aggregate
 from vetreport.aggregate.school_feedback import PEER_GROUP_MINIMUM
-from vetreport.bucket.store import open_store
+from vetreport.bucket.store import StoreError, open_store
 from vetreport.curate.completeness import as_grid, ladder_counts
 from vetreport.publish.policy import status_for
 from vetreport.publish.reader import later_years_showing
@@ -123,6 +123,11 @@ def build_report_document(store_url: str, report_year: int, version: int) -> dic
         # The tables are published; a template a writer broke must not fail the pipeline.
         get_run_logger().error("%s v%s: report.docx not built: %s", report_year, version, error)
         return {"built": False, "error": str(error)}
+    except StoreError:
+        raise  # the task's retry builds it (the version is published; the build is not)
+    except Exception as error:  # a template that divides by zero, data it did not expect
+        get_run_logger().exception("%s v%s: report.docx not built", report_year, version)
+        return {"built": False, "error": f"{type(error).__name__}: {error}"}
     seconds = round(time.monotonic() - started, 1)
     get_run_logger().info(
         "%s v%s: report.docx built in %s s (%s figures, %s changed since the previous version)",

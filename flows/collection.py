@@ -153,6 +153,7 @@ def remind_schools(store_url: str, year: int, block_name: str = "") -> dict[str,
     store = open_store(store_url)
     targets = schools_to_remind(completeness_matrix(store, year))
     block = reminder_block(block_name) if targets else None
+    failed: list[str] = []
     for row in targets:
         notice = {
             "year": year,
@@ -163,10 +164,14 @@ def remind_schools(store_url: str, year: int, block_name: str = "") -> dict[str,
             "next_step_zh": NEXT_STEP_ZH[row["school_state"]],
         }
         assert block is not None
-        block.notify(
-            body=json.dumps(notice, ensure_ascii=False),
-            subject=f"{year} 年度数据采集提醒：{row['school_code']} {row['school_state_zh']}",
-        )
+        try:
+            block.notify(
+                body=json.dumps(notice, ensure_ascii=False),
+                subject=f"{year} 年度数据采集提醒：{row['school_code']} {row['school_state_zh']}",
+            )
+        except Exception:  # one unreachable address must not keep the others unreminded
+            logger.exception("%s: the reminder to %s failed", year, row["school_code"])
+            failed.append(row["school_code"])
     create_table_artifact(
         key=f"reminders-{year}",
         table=[
@@ -174,10 +179,14 @@ def remind_schools(store_url: str, year: int, block_name: str = "") -> dict[str,
                 "school_code": row["school_code"],
                 "school_name": row["school_name"],
                 "状态": row["school_state_zh"],
+                "提醒": "发送失败" if row["school_code"] in failed else "已发送",
             }
             for row in targets
         ],
         description=f"{year}: {len(targets)} schools below 已确认 reminded",
     )
     logger.info("%s: reminded %d schools below 已确认", year, len(targets))
-    return {"year": year, "reminded": [row["school_code"] for row in targets]}
+    reminded = [row["school_code"] for row in targets if row["school_code"] not in failed]
+    if failed:
+        logger.error("%s: reminders not delivered to %s", year, failed)
+    return {"year": year, "reminded": reminded, "failed": failed}

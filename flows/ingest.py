@@ -196,7 +196,12 @@ def ingest_upload(
     announce_signoffs([result])
     owner = key_owner(key)
     if owner is not None and not key.startswith(f"uploads/{owner[0]}/_city/"):
-        status_artifact(store, read_school_status(store, *owner))
+        try:  # a courtesy: the upload is recorded and reported already
+            status_artifact(store, read_school_status(store, *owner))
+        except StoreError:
+            raise
+        except Exception:
+            get_run_logger().exception("no status artifact for %s %s", *owner)
     if result["outcome"] == REJECTED:
         return Completed(name=REJECTED_STATE_NAME, message=message, data=result)
     if result["outcome"] == HELD:

@@ -256,15 +256,19 @@ API_WAIT_SECONDS = 300
 RUNNER_RESTART_SECONDS = 5
 
 
-def _when_the_api_answers(call: Callable[[], Any], what: str) -> Any:
-    """Run ``call``, retrying while the Prefect API cannot be reached (up to 5 minutes).
+def _when_the_api_answers(
+    call: Callable[[], Any], what: str, wait_seconds: float | None = API_WAIT_SECONDS
+) -> Any:
+    """Run ``call``, retrying while the Prefect API cannot be reached.
 
     The service may start before its server (a compose file starts both at once) or while
-    the server restarts: it waits for it instead of exiting.
+    the server restarts: it waits for it instead of exiting, up to ``wait_seconds`` when
+    starting (a wrong API URL should fail the start) and for ever (None) once it has
+    served (an outage of any length must not end the service).
     """
     import httpx
 
-    deadline = time.monotonic() + API_WAIT_SECONDS
+    deadline = time.monotonic() + (wait_seconds if wait_seconds is not None else float("inf"))
     pause = 1.0
     while True:
         try:
@@ -304,7 +308,7 @@ def serve_service(
         logger.info("failure webhook automation created")
     specs = deployment_specs(store_url, settings)
 
-    def started_runner() -> Runner:
+    def started_runner(wait_seconds: float | None = API_WAIT_SECONDS) -> Runner:
         runner = Runner(
             name="vetreport-service",
             pause_on_shutdown=False,
@@ -315,6 +319,7 @@ def serve_service(
             _when_the_api_answers(
                 lambda flow=flow, options=options: runner.add_flow(flow, **options),
                 f"adding {flow.name}",
+                wait_seconds,
             )
         return runner
 
@@ -347,7 +352,7 @@ def serve_service(
             # sent) and the sweep covers whatever was missed.
             logger.warning("the runner stopped (%r); restarting it", reason)
             time.sleep(RUNNER_RESTART_SECONDS)
-            runner = started_runner()
+            runner = started_runner(wait_seconds=None)
             print("serving again", flush=True)
     finally:
         stop.set()
