@@ -577,8 +577,8 @@ def test_private_schools_have_no_established_posts(uploads: dict[str, bytes]) ->
 
 
 def _load_school_targets() -> list[dict[str, str]]:
-    text = resources.files("vetreport.demo").joinpath("school_targets.csv").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("vetreport.demo").joinpath("school_targets.csv").read_text(encoding="utf-8")
     )
     return list(csv.DictReader(io.StringIO(text)))
 
@@ -646,9 +646,10 @@ def test_new_graduate_columns_follow_the_destination(uploads: dict[str, bytes]) 
     for year in YEARS:
         graduates = school_table(uploads, year, "graduates")
         direct = pl.col("destination") == "直接就业"
-        assert graduates.filter(~direct)["employer_location"].null_count() == graduates.filter(
-            ~direct
-        ).height
+        assert (
+            graduates.filter(~direct)["employer_location"].null_count()
+            == graduates.filter(~direct).height
+        )
         assert graduates.filter(direct)["employer_industry"].null_count() == 0
         levels = graduates.filter(pl.col("further_study_level").is_not_null())
         assert set(levels["destination"]) <= set(studying)

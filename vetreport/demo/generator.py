@@ -563,8 +563,11 @@ def _enrollment_tables(seed: int, year: int, targets: Targets) -> dict[str, pl.D
 def _with_cohort_entrants(
     seed: int, year: int, frame: pl.DataFrame, graduates: int
 ) -> pl.DataFrame:
-    """The enrolment rows with 本届毕业生入学人数: the school's graduates over a retention
-    (巩固率) of 95–99%, spread over its rows by enrolled students."""
+    """The enrolment rows with 本届毕业生入学人数 (cohort entrants).
+
+    The school's graduates over a retention (巩固率) of 95–99%, spread over its rows by
+    enrolled students.
+    """
     school_code = frame.item(0, "school_code")
     retention = _rng(seed, year, school_code, "retention").uniform(0.95, 0.99)
     entrants = _apportion(round(graduates / retention), frame["enrolled_count"].to_list())
@@ -997,9 +1000,11 @@ def _graduate_tables(
 
 @dataclass(frozen=True)
 class GraduateDetails:
-    """Counts of a school's graduates the report states: 中本一体化 entrants to undergraduate
-    programmes (among its 五年制转段 graduates) and graduates of east-west classes (among its
-    directly employed, all employed in the city)."""
+    """Counts of a school's graduates the report states.
+
+    中本一体化 entrants to undergraduate programmes (among its 五年制转段 graduates) and
+    graduates of east-west classes (among its directly employed, all employed in the city).
+    """
 
     integrated: int = 0
     east_west: int = 0
@@ -1021,8 +1026,11 @@ EMPLOYER_LOCATIONS = ("本地", "省内", "省外")
 def _graduate_details(
     seed: int, year: int, school: DemoSchool, destinations: list[str], details: GraduateDetails
 ) -> dict[str, list]:
-    """The optional graduate columns: employer location and sector (direct employment), level
-    of further study, 中本一体化, east-west class, 双证书 and 1+X certificates."""
+    """The optional graduate columns, drawn from a generator of their own.
+
+    Employer location and sector (direct employment), 中本一体化, east-west class, 双证书 and
+    1+X certificates.
+    """
     rng = _rng(seed, year, school.code, "graduate-details")
     secondary = SECONDARY_SECTOR_SHARE.get(school.school_type, 0.5)
     direct_rows = [i for i, name in enumerate(destinations) if name == DIRECT]
@@ -1046,7 +1054,9 @@ def _graduate_details(
         direct = destination == DIRECT
         location = rng.choices(EMPLOYER_LOCATIONS, (0.72, 0.18, 0.10))[0] if direct else None
         draw = rng.random()
-        sector = "第一产业" if draw < 0.02 else "第二产业" if draw < 0.02 + secondary else "第三产业"
+        sector = (
+            "第一产业" if draw < 0.02 else "第二产业" if draw < 0.02 + secondary else "第三产业"
+        )
         columns["employer_location"].append("本地" if i in east_west else location)
         columns["employer_industry"].append(sector if direct else None)
         columns["is_east_west_class"].append(YES if i in east_west else NO)
@@ -1353,8 +1363,11 @@ def _award_tables(
 def _hosted_medals(
     year: int, targets: Targets, medals: dict[str, list[int]]
 ) -> dict[str, list[int]]:
-    """Medals won in the event the city hosted: the host school's (school_targets.csv) first,
-    the rest to the schools with the most medals of that colour (from their own medals)."""
+    """Medals won in the event the city hosted, per school.
+
+    The host school's (school_targets.csv) first, the rest to the schools with the most
+    medals of that colour (from their own medals).
+    """
     hosted: dict[str, list[int]] = {}
     for medal, name in zip(MEDALS, ("gold", "silver", "bronze"), strict=True):
         counts = [_school_target(year, school, f"hosted_event_{name}") or 0 for school in SCHOOLS]
@@ -1416,7 +1429,9 @@ def _award_table(
     events = _award_events(seed, year, school, rows, hosted)
     for medal, medal_count in zip(MEDALS[:2], moral, strict=True):
         for n in range(medal_count):
-            contest = ("教学能力比赛", "思政课程教学") if n % 2 == 0 else ("班主任能力比赛", "班主任能力")
+            contest = (
+                ("教学能力比赛", "思政课程教学") if n % 2 == 0 else ("班主任能力比赛", "班主任能力")
+            )
             rows.append((f"全国职业院校技能大赛{contest[0]}", contest[0], "国家", "教师", medal))
             events.append((contest[1], "德育与思政", NO))
     used: set[str] = set()
@@ -1446,8 +1461,11 @@ def _award_events(
     rows: list[tuple[str, str, str, str, str]],
     hosted: Sequence[int],
 ) -> list[tuple[str | None, str | None, str | None]]:
-    """赛项名称, 赛项类别 and 是否本市承办赛项 of each award row (national skills contests only;
-    the first ``hosted`` medals of each colour are the hosted event's)."""
+    """赛项名称, 赛项类别 and 是否本市承办赛项 of each award row.
+
+    National skills contests only; the first ``hosted`` medals of each colour are the hosted
+    event's.
+    """
     rng = _rng(seed, year, school.code, "award-events")
     events = SKILL_EVENTS.get(school.school_type, SKILL_EVENTS["comprehensive"])
     left = dict(zip(MEDALS, hosted, strict=True))
@@ -1624,9 +1642,11 @@ EAST_WEST_REGIONS = ("四川省乐山市", "四川省南充市", "新疆阿克�
 def _service_details(
     seed: int, year: int, school: DemoSchool, size: int, counts: ServiceCounts, patents: int
 ) -> dict[str, object]:
-    """The optional service columns: patent applications and utility models, 纵向 and
-    technology-transaction income, enterprise staff training, east-west details. Drawn from a
-    generator of their own, so the other columns stay as they were."""
+    """The optional service columns, drawn from a generator of their own.
+
+    Patent applications and utility models, 纵向 and technology-transaction income,
+    enterprise staff training, east-west details; the other columns stay as they were.
+    """
     rng = _rng(seed, year, school.code, "service-details")
     stated = counts.stated
     invention = patents // 5
