@@ -613,6 +613,11 @@ def school_figure(uploads: dict[str, bytes], year: int, code: str, figure: str) 
             & (pl.col("is_undergraduate_integrated") == yes),
         ),
         "east_west_graduates": count(graduates, pl.col("is_east_west_class") == yes),
+        "local_employment_share_pct": ratio(
+            count(graduates, pl.col("employer_location") == "本地"),
+            count(graduates, pl.col("employer_location").is_not_null()),
+            100,
+        ),
     }
     for figure_name, column in (
         ("patent_applications", "patent_applications_count"),

@@ -992,6 +992,7 @@ def _graduate_tables(
             GraduateDetails(
                 integrated=_school_target(year, school, "integrated_undergraduate_entrants") or 0,
                 east_west=_school_target(year, school, "east_west_graduates") or 0,
+                local_share_pct=_school_target(year, school, "local_employment_share_pct"),
             ),
         )
         for i, (school, row) in enumerate(zip(SCHOOLS, matrix, strict=True))
@@ -1008,6 +1009,7 @@ class GraduateDetails:
 
     integrated: int = 0
     east_west: int = 0
+    local_share_pct: int | None = None  # the share of direct employment in the city, if stated
 
 
 # Share of direct employment in the secondary sector (第二产业) by school type; 2% primary.
@@ -1039,6 +1041,11 @@ def _graduate_details(
         raise ValueError(f"{school.name}: too few graduates for {details}")
     east_west = set(rng.sample(direct_rows, details.east_west))
     integrated = set(rng.sample(five_year_rows, details.integrated))
+    local: set[int] | None = None
+    if details.local_share_pct is not None:
+        wanted = round(len(direct_rows) * details.local_share_pct / 100)
+        others = [i for i in direct_rows if i not in east_west]
+        local = east_west | set(rng.sample(others, wanted - len(east_west)))
     columns: dict[str, list] = {
         name: []
         for name in (
@@ -1053,6 +1060,10 @@ def _graduate_details(
     for i, destination in enumerate(destinations):
         direct = destination == DIRECT
         location = rng.choices(EMPLOYER_LOCATIONS, (0.72, 0.18, 0.10))[0] if direct else None
+        if local is not None and direct:
+            location = (
+                "本地" if i in local else rng.choices(EMPLOYER_LOCATIONS[1:], (0.64, 0.36))[0]
+            )
         draw = rng.random()
         sector = (
             "第一产业" if draw < 0.02 else "第二产业" if draw < 0.02 + secondary else "第三产业"
