@@ -662,3 +662,29 @@ def test_new_graduate_columns_follow_the_destination(uploads: dict[str, bytes]) 
         assert set(integrated["further_study_level"]) <= {"本科"}
         east_west = graduates.filter(pl.col("is_east_west_class") == "是")
         assert set(east_west["employer_location"]) <= {"本地"}
+
+
+def test_a_school_target_the_demo_cannot_meet_is_refused(monkeypatch) -> None:
+    """The generator fails loudly rather than write files that miss a stated figure."""
+    from decimal import Decimal as D
+
+    from vetreport.demo import generator
+
+    school = generator.SCHOOLS[0]
+    staff = [400] * len(generator.SCHOOLS)
+    full_time = [352] * len(generator.SCHOOLS)
+    # 19.8% needs 353 full-time teachers: one comes from the largest other public school
+    monkeypatch.setitem(
+        generator.SCHOOL_TARGETS, (2023, school.name, "famous_teacher_share_pct"), D("19.8")
+    )
+    fitted = generator._fit_honour_shares(2023, staff, full_time)
+    assert fitted[0] == 353 and sum(fitted) == sum(full_time)
+    # a share no head count within reach can give (all staff are full-time already)
+    with pytest.raises(ValueError, match="no full-time count gives"):
+        generator._fit_honour_shares(2023, [352] * len(staff), full_time)
+    counts = generator.ServiceCounts(10, 500, 3, 2, False, {"east_west_students": 40})
+    with pytest.raises(ValueError, match="not in east-west work"):
+        generator._service_details(2023, 2023, school, 2750, counts, 6)
+    counts = generator.ServiceCounts(10, 500, 3, 2, True, {"utility_model_patents": 9})
+    with pytest.raises(ValueError, match="do not fit"):
+        generator._service_details(2023, 2023, school, 2750, counts, 6)
