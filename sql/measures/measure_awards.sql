@@ -26,7 +26,24 @@ per_school as (
         count(*) filter (where contest_level = '省' and participant_type = '学生')::double
             as provincial_student_award_count,
         count(*) filter (where contest_level = '省' and participant_type = '教师')::double
-            as provincial_teacher_award_count
+            as provincial_teacher_award_count,
+        -- Optional columns (2024 contract): the event hosted in the city, and the moral and
+        -- political education (德育与思政) events, national level, any contest type.
+        count(*) filter (
+            where contest_level = '国家' and coalesce(is_hosted_event, false) and award_grade = '金'
+        )::double as hosted_event_gold_count,
+        count(*) filter (
+            where contest_level = '国家' and coalesce(is_hosted_event, false) and award_grade = '银'
+        )::double as hosted_event_silver_count,
+        count(*) filter (
+            where contest_level = '国家' and coalesce(is_hosted_event, false) and award_grade = '铜'
+        )::double as hosted_event_bronze_count,
+        count(*) filter (
+            where contest_level = '国家' and event_category = '德育与思政' and award_grade = '金'
+        )::double as national_moral_education_gold_count,
+        count(*) filter (
+            where contest_level = '国家' and event_category = '德育与思政' and award_grade = '银'
+        )::double as national_moral_education_silver_count
     from awards
     group by year, school_code
 ),

@@ -17,7 +17,8 @@ with funding as (
         sum(part_time_teacher_hours) as part_time_teacher_hours,
         sum(part_time_teacher_pay_yuan) as part_time_teacher_pay_yuan,
         sum(private_subsidy_yuan) as private_subsidy_yuan,
-        max(private_subsidy_standard_per_student_yuan) as private_subsidy_standard_per_student_yuan
+        max(private_subsidy_standard_per_student_yuan) as private_subsidy_standard_per_student_yuan,
+        sum(capital_construction_yuan) as capital_construction_yuan
     from curated_funding
     group by year, school_code
 ),
@@ -48,6 +49,7 @@ per_school as (
         funding.part_time_teacher_hours::double as part_time_teacher_hours,
         funding.part_time_teacher_pay_yuan::double as part_time_teacher_pay_yuan,
         funding.private_subsidy_yuan::double as private_subsidy_yuan,
+        funding.capital_construction_yuan::double as capital_construction_yuan,
         (
             funding.private_subsidy_standard_per_student_yuan
             * enrollment.enrolled_students_count

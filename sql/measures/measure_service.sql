@@ -21,7 +21,20 @@ per_school as (
         max(coalesce(is_east_west_cooperation, false)::int)::double
             as east_west_cooperation_school_count,
         sum(rural_revitalization_training_person_times)::double
-            as rural_revitalization_training_person_times
+            as rural_revitalization_training_person_times,
+        -- Optional columns (2024 contract): null where a school's file lacks them, so a
+        -- region's sum counts the schools that report.
+        sum(patent_applications_count)::double as patent_applications_count,
+        sum(invention_patent_applications_count)::double as invention_patent_applications_count,
+        sum(utility_model_patents_count)::double as utility_model_patents_count,
+        sum(vertical_research_income_yuan)::double as vertical_research_income_yuan,
+        sum(technology_transaction_income_yuan)::double as technology_transaction_income_yuan,
+        sum(enterprise_staff_training_person_times)::double
+            as enterprise_staff_training_person_times,
+        sum(east_west_students_count)::double as east_west_students_count,
+        sum(east_west_teacher_batches_count)::double as east_west_teacher_batches_count,
+        sum(east_west_donation_yuan)::double as east_west_donation_yuan,
+        sum(east_west_partner_enterprises_count)::double as east_west_partner_enterprises_count
     from service
     group by year, school_code
 ),

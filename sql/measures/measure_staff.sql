@@ -27,7 +27,19 @@ per_school as (
         count(*) filter (where is_full_time_teacher and is_dual_qualified_teacher)::double
             as dual_qualified_teacher_count,
         count(*) filter (where is_full_time_teacher and is_professional_course_teacher)::double
-            as professional_course_teacher_count
+            as professional_course_teacher_count,
+        -- Optional columns (2024 contract): teacher honours (名优教师) of full-time teachers.
+        count(*) filter (
+            where is_full_time_teacher and famous_teacher_level in ('国家级', '省级', '市级')
+        )::double as famous_teacher_count,
+        count(*) filter (where is_full_time_teacher and famous_teacher_level is not null)::double
+            as famous_teacher_reported_count,
+        count(*) filter (
+            where famous_teacher_level = '国家级' and famous_teacher_year = year
+        )::double as new_national_famous_teacher_count,
+        count(*) filter (
+            where famous_teacher_level in ('省级', '市级') and famous_teacher_year = year
+        )::double as new_provincial_city_famous_teacher_count
     from staff
     group by year, school_code
 ),

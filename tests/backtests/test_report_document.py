@@ -119,7 +119,7 @@ def test_the_documents_figures_are_the_published_values(published, report_docx) 
     expected = _expected_paragraphs(DEFAULT_TEMPLATE, values, 2023)
     document = Document(io.BytesIO(report_docx))
     built = [p.text for p in document.paragraphs]
-    assert len(expected) == 13  # the paragraphs of the default template with figures
+    assert len(expected) == 14  # the paragraphs of the default template with figures
     for text in expected:
         assert "{{" not in text  # every placeholder of the paragraph was recomputed here
         assert text in built

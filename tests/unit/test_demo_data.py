@@ -214,7 +214,19 @@ def appendix_figures(
             * private["students"]
         ).sum()
     )
+    hosted = awards.filter(
+        (pl.col("contest_level") == "国家") & (pl.col("is_hosted_event") == "是")
+    )
+    moral = awards.filter(
+        (pl.col("contest_level") == "国家") & (pl.col("event_category") == "德育与思政")
+    )
     return {
+        "hosted_event_gold": count(hosted, pl.col("award_grade") == "金"),
+        "hosted_event_silver": count(hosted, pl.col("award_grade") == "银"),
+        "hosted_event_bronze": count(hosted, pl.col("award_grade") == "铜"),
+        "moral_education_gold": count(moral, pl.col("award_grade") == "金"),
+        "moral_education_silver": count(moral, pl.col("award_grade") == "银"),
+        "capital_construction_yuan": total(funding, "capital_construction_yuan"),
         "national_skills_gold": count(national_skills, pl.col("award_grade") == "金"),
         "national_skills_silver": count(national_skills, pl.col("award_grade") == "银"),
         "national_skills_bronze": count(national_skills, pl.col("award_grade") == "铜"),
@@ -562,3 +574,117 @@ def test_private_schools_have_no_established_posts(uploads: dict[str, bytes]) ->
     assert staff.filter(
         pl.col("school_code").is_in(list(private)) & (pl.col("is_established") == "是")
     ).is_empty()
+
+
+def _load_school_targets() -> list[dict[str, str]]:
+    text = (
+        resources.files("vetreport.demo").joinpath("school_targets.csv").read_text(encoding="utf-8")
+    )
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def school_figure(uploads: dict[str, bytes], year: int, code: str, figure: str) -> Decimal:
+    """A figure of school_targets.csv, computed from one school's files."""
+    yes = "是"
+
+    def table(dataset_id: str) -> pl.DataFrame:
+        return school_table(uploads, year, dataset_id).filter(pl.col("school_code") == code)
+
+    graduates, service, staff = table("graduates"), table("service"), table("staff")
+    teachers = staff.filter(pl.col("is_full_time_teacher") == yes)
+    honoured = pl.col("famous_teacher_level").is_in(["国家级", "省级", "市级"])
+    new = pl.col("famous_teacher_year").cast(pl.Int64) == year
+    hosted_gold = table("awards").filter(
+        (pl.col("is_hosted_event") == yes) & (pl.col("award_grade") == "金")
+    )
+    computed: dict[str, int | Decimal] = {
+        "famous_teacher_share_pct": ratio(count(teachers, honoured), teachers.height, 100),
+        "new_national_famous_teachers": count(
+            staff, (pl.col("famous_teacher_level") == "国家级") & new
+        ),
+        "new_provincial_city_famous_teachers": count(
+            staff, pl.col("famous_teacher_level").is_in(["省级", "市级"]) & new
+        ),
+        "hosted_event_gold": hosted_gold.height,
+        "undergrad_line": count(graduates, pl.col("is_undergraduate_line_reached") == yes),
+        "integrated_undergraduate_entrants": count(
+            graduates,
+            (pl.col("further_study_level") == "本科")
+            & (pl.col("is_undergraduate_integrated") == yes),
+        ),
+        "east_west_graduates": count(graduates, pl.col("is_east_west_class") == yes),
+        "local_employment_share_pct": ratio(
+            count(graduates, pl.col("employer_location") == "本地"),
+            count(graduates, pl.col("employer_location").is_not_null()),
+            100,
+        ),
+    }
+    for figure_name, column in (
+        ("patent_applications", "patent_applications_count"),
+        ("invention_patent_applications", "invention_patent_applications_count"),
+        ("utility_model_patents", "utility_model_patents_count"),
+        ("east_west_students", "east_west_students_count"),
+        ("east_west_teacher_batches", "east_west_teacher_batches_count"),
+        ("east_west_donation_yuan", "east_west_donation_yuan"),
+        ("east_west_partner_enterprises", "east_west_partner_enterprises_count"),
+        ("enterprise_staff_training_person_times", "enterprise_staff_training_person_times"),
+    ):
+        computed[figure_name] = total(service, column)
+    return Decimal(computed[figure])
+
+
+@pytest.mark.parametrize(
+    "target",
+    _load_school_targets(),
+    ids=lambda row: f"{row['year']}-{row['school_name']}-{row['figure']}",
+)
+def test_school_figure_matches_target(uploads: dict[str, bytes], target: dict[str, str]) -> None:
+    registry = city_table(uploads, int(target["year"]), "school_registry")
+    code = registry.filter(pl.col("school_name") == target["school_name"]).item(0, "school_code")
+    expected = Decimal(target["value"])
+    computed = school_figure(uploads, int(target["year"]), code, target["figure"])
+    assert round_like(computed, expected) == expected, (target, computed)
+
+
+def test_new_graduate_columns_follow_the_destination(uploads: dict[str, bytes]) -> None:
+    studying = ["单考单招", "五年制转段", "自主招生", "保送", "高级工技师段"]
+    for year in YEARS:
+        graduates = school_table(uploads, year, "graduates")
+        direct = pl.col("destination") == "直接就业"
+        assert (
+            graduates.filter(~direct)["employer_location"].null_count()
+            == graduates.filter(~direct).height
+        )
+        assert graduates.filter(direct)["employer_industry"].null_count() == 0
+        levels = graduates.filter(pl.col("further_study_level").is_not_null())
+        assert set(levels["destination"]) <= set(studying)
+        integrated = graduates.filter(pl.col("is_undergraduate_integrated") == "是")
+        assert set(integrated["further_study_level"]) <= {"本科"}
+        east_west = graduates.filter(pl.col("is_east_west_class") == "是")
+        assert set(east_west["employer_location"]) <= {"本地"}
+
+
+def test_a_school_target_the_demo_cannot_meet_is_refused(monkeypatch) -> None:
+    """The generator fails loudly rather than write files that miss a stated figure."""
+    from decimal import Decimal as D
+
+    from vetreport.demo import generator
+
+    school = generator.SCHOOLS[0]
+    staff = [400] * len(generator.SCHOOLS)
+    full_time = [352] * len(generator.SCHOOLS)
+    # 19.8% needs 353 full-time teachers: one comes from the largest other public school
+    monkeypatch.setitem(
+        generator.SCHOOL_TARGETS, (2023, school.name, "famous_teacher_share_pct"), D("19.8")
+    )
+    fitted = generator._fit_honour_shares(2023, staff, full_time)
+    assert fitted[0] == 353 and sum(fitted) == sum(full_time)
+    # a share no head count within reach can give (all staff are full-time already)
+    with pytest.raises(ValueError, match="no full-time count gives"):
+        generator._fit_honour_shares(2023, [352] * len(staff), full_time)
+    counts = generator.ServiceCounts(10, 500, 3, 2, False, {"east_west_students": 40})
+    with pytest.raises(ValueError, match="not in east-west work"):
+        generator._service_details(2023, 2023, school, 2750, counts, 6)
+    counts = generator.ServiceCounts(10, 500, 3, 2, True, {"utility_model_patents": 9})
+    with pytest.raises(ValueError, match="do not fit"):
+        generator._service_details(2023, 2023, school, 2750, counts, 6)

@@ -118,16 +118,31 @@ def empty_curated(dataset_id: str) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
+def with_every_column(frame: pl.DataFrame, dataset_id: str) -> pl.DataFrame:
+    """``frame`` with the catalogue's columns it lacks added as nulls.
+
+    Curated files written before an optional column joined the catalogue, or files that
+    leave an optional column out, have no such column; the measure SQL reads it as null.
+    """
+    schema = empty_curated(dataset_id).schema
+    missing = [name for name in schema if name not in frame.columns]
+    if not missing:
+        return frame
+    return frame.with_columns(pl.lit(None, dtype=schema[name]).alias(name) for name in missing)
+
+
 def curated_connection(curated: dict[str, pl.DataFrame]) -> duckdb.DuckDBPyConnection:
     """A DuckDB (memory-limited) with every curated dataset and the yearly registry.
 
-    Datasets missing from ``curated`` are registered empty.
+    Datasets missing from ``curated`` are registered empty; columns missing from a frame as
+    nulls (with_every_column).
     """
     connection = connect()
     for dataset_id in load_datasets():
         frame = curated.get(dataset_id)
         connection.register(
-            f"curated_{dataset_id}", empty_curated(dataset_id) if frame is None else frame
+            f"curated_{dataset_id}",
+            empty_curated(dataset_id) if frame is None else with_every_column(frame, dataset_id),
         )
     connection.execute(
         f"create table {REGISTRY_TABLE} as " + read_sql("create_core_school__yearly_registry.sql")

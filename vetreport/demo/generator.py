@@ -32,7 +32,7 @@ import hashlib
 import io
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
@@ -58,6 +58,7 @@ APPENDIX_DATASETS = (
 SCHOOL_DATASETS = ("school_profile", "enrollment", "staff", "graduates", *APPENDIX_DATASETS)
 CITY_DATASETS = ("school_registry", "city_reference")
 TARGETS_FILE = "targets.csv"
+SCHOOL_TARGETS_FILE = "school_targets.csv"
 
 CSV_UTF8_BOM = "csv-utf8-bom"
 CSV_GBK = "csv-gbk"
@@ -231,6 +232,23 @@ HONOUR_FIGURES = {
 Targets = dict[str, Decimal]
 
 
+def _load_school_targets() -> dict[tuple[int, str, str], Decimal]:
+    """school_targets.csv: figures the report states for one school, by year and school name."""
+    return {
+        (int(row["year"]), row["school_name"], row["figure"]): Decimal(row["value"])
+        for row in _read_demo_csv(SCHOOL_TARGETS_FILE)
+    }
+
+
+SCHOOL_TARGETS = _load_school_targets()
+
+
+def _school_target(year: int, school: DemoSchool, figure: str) -> int | None:
+    """A whole-number figure the report states for this school and year, if any."""
+    value = SCHOOL_TARGETS.get((year, school.name, figure))
+    return None if value is None else int(value)
+
+
 # --------------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------------
@@ -266,6 +284,10 @@ def _year_uploads(
         "staff": _staff_tables(seed, year, targets, students),
         "graduates": _graduate_tables(seed, year, targets, students, enrollment),
         **_appendix_tables(seed, year, targets, students, enrollment),
+    }
+    tables["enrollment"] = {
+        code: _with_cohort_entrants(seed, year, frame, tables["graduates"][code].height)
+        for code, frame in enrollment.items()
     }
     uploads: dict[str, bytes] = {}
     for school in SCHOOLS:
@@ -538,6 +560,20 @@ def _enrollment_tables(seed: int, year: int, targets: Targets) -> dict[str, pl.D
     return _by_school(frame)
 
 
+def _with_cohort_entrants(
+    seed: int, year: int, frame: pl.DataFrame, graduates: int
+) -> pl.DataFrame:
+    """The enrolment rows with 本届毕业生入学人数 (cohort entrants).
+
+    The school's graduates over a retention (巩固率) of 95–99%, spread over its rows by
+    enrolled students.
+    """
+    school_code = frame.item(0, "school_code")
+    retention = _rng(seed, year, school_code, "retention").uniform(0.95, 0.99)
+    entrants = _apportion(round(graduates / retention), frame["enrolled_count"].to_list())
+    return frame.with_columns(pl.Series("cohort_entry_count", entrants, dtype=pl.Int64))
+
+
 # --------------------------------------------------------------------------------------------
 # School profile
 # --------------------------------------------------------------------------------------------
@@ -563,6 +599,11 @@ def _profile_tables(
     )
     books = _apportion(_count(targets, "paper_books"), _school_weights(seed, 2021, "books", sizes))
     ebooks = _apportion(_count(targets, "ebooks"), _school_weights(seed, year, "ebooks", sizes))
+    # 实践场所面积: a fifth to a third of the buildings, drawn once per school like them.
+    practice = [
+        round(area * _rng(seed, school.code, "practice-area").uniform(0.2, 0.33))
+        for school, area in zip(SCHOOLS, building, strict=True)
+    ]
     frame = pl.DataFrame(
         {
             "school_code": [school.code for school in SCHOOLS],
@@ -573,6 +614,7 @@ def _profile_tables(
             "paper_books_count": books,
             "ebooks_count": ebooks,
             **_honour_flags(targets),
+            "practice_area_m2": practice,
         }
     )
     return _by_school(frame)
@@ -615,7 +657,9 @@ def _staff_counts(
     staff = _apportion(
         _count(targets, "staff"), _school_weights(seed, year, "staff", sizes, "staff")
     )
-    full_time = _apportion(_count(targets, "fulltime_teachers"), staff, staff)
+    full_time = _fit_honour_shares(
+        year, staff, _apportion(_count(targets, "fulltime_teachers"), staff, staff)
+    )
     others = [total - teachers for total, teachers in zip(staff, full_time, strict=True)]
     ft_established = _apportion(
         _count(targets, "fulltime_teachers_established"),
@@ -652,6 +696,44 @@ def _staff_counts(
             strict=True,
         )
     ]
+
+
+def _honour_holders(full_time: int, share_pct: Decimal) -> int | None:
+    """How many of ``full_time`` teachers give ``share_pct`` rounded half-up, if any count does."""
+    step = Decimal(1).scaleb(share_pct.as_tuple().exponent)
+    for holders in range(full_time + 1):
+        share = (Decimal(holders * 100) / full_time).quantize(step, rounding=ROUND_HALF_UP)
+        if share == share_pct:
+            return holders
+    return None
+
+
+def _fit_honour_shares(year: int, staff: list[int], full_time: list[int]) -> list[int]:
+    """Full-time counts where every school with a 名优教师 share target can print it.
+
+    Not every head count allows a share printed with one decimal (no k/352 rounds to
+    19.8%): such a school takes one full-time teacher from the largest other public school
+    (the city total stays), until its count does.
+    """
+    counts = list(full_time)
+    for i, school in enumerate(SCHOOLS):
+        share = SCHOOL_TARGETS.get((year, school.name, "famous_teacher_share_pct"))
+        if share is None:
+            continue
+        donors = sorted(
+            (j for j, other in enumerate(SCHOOLS) if j != i and other.ownership == "公办"),
+            key=lambda j: (-counts[j], j),
+        )
+        for donor in donors[:5]:
+            if _honour_holders(counts[i], share) is not None:
+                break
+            if counts[i] >= staff[i]:
+                raise ValueError(f"{school.name}: no full-time count gives {share}%")
+            counts[i] += 1
+            counts[donor] -= 1
+        if _honour_holders(counts[i], share) is None:
+            raise ValueError(f"{school.name}: no full-time count gives {share}%")
+    return counts
 
 
 def _shuffled(rng: random.Random, counts: Sequence[tuple[str, int]]) -> list[str]:
@@ -718,15 +800,66 @@ def _other_staff_columns(rng: random.Random, counts: _StaffCounts) -> dict[str, 
     }
 
 
+HONOUR_LEVELS = ("国家级", "省级", "市级")
+
+
+def _honour_columns(
+    seed: int, year: int, school: DemoSchool, counts: _StaffCounts
+) -> dict[str, list]:
+    """名优教师级别 and 获评年份 of every staff member (full-time teachers first, as the rows).
+
+    A school's share and its new honours of the year come from school_targets.csv where the
+    report states them; otherwise they are drawn (8–20% of full-time teachers honoured, a
+    tenth of them in the year). Staff who are not full-time teachers hold none (无).
+    """
+    rng = _rng(seed, year, school.code, "teacher-honours")
+    n = counts.full_time
+    share = SCHOOL_TARGETS.get((year, school.name, "famous_teacher_share_pct"))
+    holders = _honour_holders(n, share) if share is not None else None
+    if holders is None:
+        holders = round(n * rng.uniform(0.08, 0.2))
+    new_national = _school_target(year, school, "new_national_famous_teachers")
+    new_local = _school_target(year, school, "new_provincial_city_famous_teachers")
+    if new_national is None:
+        new_national = 1 if rng.random() < 0.15 and holders else 0
+    if new_local is None:
+        new_local = min(holders - new_national, round(holders * rng.uniform(0.05, 0.15)))
+    national = max(new_national, round(holders * 0.05))
+    if national + new_local > holders:
+        raise ValueError(f"{school.name}: {holders} honoured teachers cannot hold the new ones")
+    levels: list[str] = []
+    years: list[int | None] = []
+    for index in range(holders):
+        if index < national:
+            levels.append(HONOUR_LEVELS[0])
+            years.append(year if index < new_national else year - rng.randint(1, 10))
+        else:
+            levels.append(HONOUR_LEVELS[1] if rng.random() < 0.35 else HONOUR_LEVELS[2])
+            is_new = index - national < new_local
+            years.append(year if is_new else year - rng.randint(1, 10))
+    order = list(range(n))
+    rng.shuffle(order)
+    level_column: list[str] = ["无"] * counts.staff
+    year_column: list[int | None] = [None] * counts.staff
+    for rank, row in enumerate(order[:holders]):
+        level_column[row] = levels[rank]
+        year_column[row] = years[rank]
+    return {"famous_teacher_level": level_column, "famous_teacher_year": year_column}
+
+
 def _staff_table(seed: int, year: int, school: DemoSchool, counts: _StaffCounts) -> pl.DataFrame:
     rng = _rng(seed, year, school.code, "staff")
     teachers = _full_time_columns(rng, counts)
     others = _other_staff_columns(rng, counts)
     columns = {name: values + others[name] for name, values in teachers.items()}
+    columns |= _honour_columns(seed, year, school, counts)
     used: set[str] = set()
     # Index-based ids: the same person keeps the same id from year to year.
     ids = [_pseudonym("T", used, seed, school.code, "staff", i) for i in range(counts.staff)]
-    frame = pl.DataFrame({"school_code": [school.code] * counts.staff, "staff_id": ids, **columns})
+    frame = pl.DataFrame(
+        {"school_code": [school.code] * counts.staff, "staff_id": ids, **columns},
+        schema_overrides={"famous_teacher_year": pl.Int64},
+    )
     return frame.sort("staff_id")
 
 
@@ -834,18 +967,127 @@ def _graduate_tables(
         direct,
     )
     matched = [n - m for n, m in zip(direct, mismatched, strict=True)]
+    # Schools whose line count the report implies keep it; the others share the rest.
+    pinned = [_school_target(year, school, "undergrad_line") for school in SCHOOLS]
     undergrad = _apportion(
-        _count(targets, "undergrad_line"),
+        _count(targets, "undergrad_line") - sum(value or 0 for value in pinned),
         _school_weights(seed, year, "undergrad", exam, "undergrad"),
-        exam,
+        [0 if value is not None else cap for value, cap in zip(pinned, exam, strict=True)],
     )
+    undergrad = [
+        value if value is not None else drawn
+        for value, drawn in zip(pinned, undergrad, strict=True)
+    ]
     incomes = _incomes(seed, year, _count(targets, "starting_income_mean"), direct)
     return {
         school.code: _graduate_table(
-            seed, year, school, row, matched[i], undergrad[i], incomes[i], enrollment[school.code]
+            seed,
+            year,
+            school,
+            row,
+            matched[i],
+            undergrad[i],
+            incomes[i],
+            enrollment[school.code],
+            GraduateDetails(
+                integrated=_school_target(year, school, "integrated_undergraduate_entrants") or 0,
+                east_west=_school_target(year, school, "east_west_graduates") or 0,
+                local_share_pct=_school_target(year, school, "local_employment_share_pct"),
+            ),
         )
         for i, (school, row) in enumerate(zip(SCHOOLS, matrix, strict=True))
     }
+
+
+@dataclass(frozen=True)
+class GraduateDetails:
+    """Counts of a school's graduates the report states.
+
+    中本一体化 entrants to undergraduate programmes (among its 五年制转段 graduates) and
+    graduates of east-west classes (among its directly employed, all employed in the city).
+    """
+
+    integrated: int = 0
+    east_west: int = 0
+    local_share_pct: int | None = None  # the share of direct employment in the city, if stated
+
+
+# Share of direct employment in the secondary sector (第二产业) by school type; 2% primary.
+SECONDARY_SECTOR_SHARE = {
+    "engineering": 0.75,
+    "textile": 0.7,
+    "comprehensive": 0.55,
+    "private": 0.4,
+    "finance_tourism": 0.1,
+    "nursing": 0.05,
+    "arts": 0.1,
+}
+EMPLOYER_LOCATIONS = ("本地", "省内", "省外")
+
+
+def _graduate_details(
+    seed: int, year: int, school: DemoSchool, destinations: list[str], details: GraduateDetails
+) -> dict[str, list]:
+    """The optional graduate columns, drawn from a generator of their own.
+
+    Employer location and sector (direct employment), 中本一体化, east-west class, 双证书 and
+    1+X certificates.
+    """
+    rng = _rng(seed, year, school.code, "graduate-details")
+    secondary = SECONDARY_SECTOR_SHARE.get(school.school_type, 0.5)
+    direct_rows = [i for i, name in enumerate(destinations) if name == DIRECT]
+    five_year_rows = [i for i, name in enumerate(destinations) if name == FIVE_YEAR]
+    if details.east_west > len(direct_rows) or details.integrated > len(five_year_rows):
+        raise ValueError(f"{school.name}: too few graduates for {details}")
+    east_west = set(rng.sample(direct_rows, details.east_west))
+    integrated = set(rng.sample(five_year_rows, details.integrated))
+    local: set[int] | None = None
+    if details.local_share_pct is not None:
+        wanted = round(len(direct_rows) * details.local_share_pct / 100)
+        others = [i for i in direct_rows if i not in east_west]
+        local = east_west | set(rng.sample(others, wanted - len(east_west)))
+    columns: dict[str, list] = {
+        name: []
+        for name in (
+            "employer_location",
+            "employer_industry",
+            "is_east_west_class",
+            "is_undergraduate_integrated",
+            "is_dual_certificate",
+            "is_1x_certificate",
+        )
+    }
+    for i, destination in enumerate(destinations):
+        direct = destination == DIRECT
+        location = rng.choices(EMPLOYER_LOCATIONS, (0.72, 0.18, 0.10))[0] if direct else None
+        if local is not None and direct:
+            location = (
+                "本地" if i in local else rng.choices(EMPLOYER_LOCATIONS[1:], (0.64, 0.36))[0]
+            )
+        draw = rng.random()
+        sector = (
+            "第一产业" if draw < 0.02 else "第二产业" if draw < 0.02 + secondary else "第三产业"
+        )
+        columns["employer_location"].append("本地" if i in east_west else location)
+        columns["employer_industry"].append(sector if direct else None)
+        columns["is_east_west_class"].append(YES if i in east_west else NO)
+        columns["is_undergraduate_integrated"].append(YES if i in integrated else NO)
+        columns["is_dual_certificate"].append(YES if rng.random() < 0.9 else NO)
+        columns["is_1x_certificate"].append(YES if rng.random() < 0.45 else NO)
+    return columns
+
+
+def _further_study_level(destination: str, reached_line: str, is_integrated: str) -> str | None:
+    """升学层次: 本科 for the line reached by 单考单招 or a 中本一体化 transfer."""
+    if destination == EXAM_TRACK:
+        return "本科" if reached_line == YES else "专科"
+    if destination == FIVE_YEAR:
+        return "本科" if is_integrated == YES else "专科"
+    if destination in (INDEPENDENT, RECOMMENDED):
+        return "专科"
+    if destination == ADVANCED_TECHNICIAN:
+        return "技师"
+    return None
 
 
 def _graduate_table(
@@ -857,6 +1099,7 @@ def _graduate_table(
     undergrad: int,
     incomes: list[int],
     enrollment: pl.DataFrame,
+    details: GraduateDetails = GraduateDetails(),
 ) -> pl.DataFrame:
     rng = _rng(seed, year, school.code, "graduates")
     destinations = _shuffled(rng, list(zip(DESTINATIONS, destination_counts, strict=True)))
@@ -885,6 +1128,13 @@ def _graduate_table(
         _pseudonym(prefix, used, seed, school.code, year, "graduate", i)
         for i in range(len(destinations))
     ]
+    extra = _graduate_details(seed, year, school, destinations, details)
+    levels = [
+        _further_study_level(*values)
+        for values in zip(
+            destinations, undergrad_line, extra["is_undergraduate_integrated"], strict=True
+        )
+    ]
     frame = pl.DataFrame(
         {
             "school_code": [school.code] * len(destinations),
@@ -894,8 +1144,16 @@ def _graduate_table(
             "is_major_matched": is_matched,
             "starting_monthly_income_yuan": income,
             "is_undergraduate_line_reached": undergrad_line,
+            "further_study_level": levels,
+            **extra,
         },
-        schema_overrides={"is_major_matched": pl.Utf8, "starting_monthly_income_yuan": pl.Int64},
+        schema_overrides={
+            "is_major_matched": pl.Utf8,
+            "starting_monthly_income_yuan": pl.Int64,
+            "employer_location": pl.Utf8,
+            "employer_industry": pl.Utf8,
+            "further_study_level": pl.Utf8,
+        },
     )
     return frame.sort("major_name", "graduate_id")
 
@@ -1014,6 +1272,18 @@ AWARD_COLUMNS = (
     "participant_type",
     "award_grade",
 )
+AWARD_EVENT_COLUMNS = ("event_name", "event_category", "is_hosted_event")
+HOSTED_EVENT = "工程测量"
+# Events of the skills contest a school's national medals are drawn from, by school type.
+SKILL_EVENTS = {
+    "engineering": ("工程测量", "数控综合应用技术", "工业机器人技术应用", "电气安装与维修"),
+    "comprehensive": ("电子电路装调与应用", "汽车维修", "网络搭建与应用", "会计技能"),
+    "textile": ("服装设计与工艺", "数字艺术设计", "电子商务运营"),
+    "nursing": ("护理技能", "婴幼儿保育"),
+    "finance_tourism": ("会计技能", "酒店服务", "电子商务运营"),
+    "arts": ("数字艺术设计", "艺术专业技能"),
+    "private": ("网络搭建与应用", "会计技能"),
+}
 RANKS = ("一等奖", "二等奖", "三等奖")
 ANSWERS = ("很满意", "满意", "一般", "不满意", "很不满意", "无法评估")
 # Answer propensities by respondent type, in the order of ANSWERS.
@@ -1079,12 +1349,48 @@ def _award_tables(
         )
         for medal, name in zip(MEDALS, ("gold", "silver", "bronze"), strict=True)
     }
+    hosted = _hosted_medals(year, targets, medals)
+    moral = {
+        medal: _apportion(
+            _count(targets, f"moral_education_{name}"),
+            _strength_weights(seed, year, f"moral-{name}", students, CONTEST_STRENGTH),
+        )
+        for medal, name in zip(MEDALS[:2], ("gold", "silver"), strict=True)
+    }
     return {
         school.code: _award_table(
-            seed, year, school, students[school.code], [medals[medal][i] for medal in MEDALS]
+            seed,
+            year,
+            school,
+            students[school.code],
+            [medals[medal][i] for medal in MEDALS],
+            hosted=[hosted[medal][i] for medal in MEDALS],
+            moral=[moral[medal][i] for medal in MEDALS[:2]],
         )
         for i, school in enumerate(SCHOOLS)
     }
+
+
+def _hosted_medals(
+    year: int, targets: Targets, medals: dict[str, list[int]]
+) -> dict[str, list[int]]:
+    """Medals won in the event the city hosted, per school.
+
+    The host school's (school_targets.csv) first, the rest to the schools with the most
+    medals of that colour (from their own medals).
+    """
+    hosted: dict[str, list[int]] = {}
+    for medal, name in zip(MEDALS, ("gold", "silver", "bronze"), strict=True):
+        counts = [_school_target(year, school, f"hosted_event_{name}") or 0 for school in SCHOOLS]
+        left = _count(targets, f"hosted_event_{name}") - sum(counts)
+        for i in sorted(range(len(SCHOOLS)), key=lambda i: (-medals[medal][i], i)):
+            take = min(left, medals[medal][i] - counts[i])
+            counts[i] += take
+            left -= take
+        if left or any(c > m for c, m in zip(counts, medals[medal], strict=True)):
+            raise ValueError(f"{year}: the hosted event's {name} medals do not fit the medals")
+        hosted[medal] = counts
+    return hosted
 
 
 def _award_table(
@@ -1095,11 +1401,16 @@ def _award_table(
     medal_counts: Sequence[int],
     province: str = PROVINCE,
     city: str = CITY,
+    hosted: Sequence[int] = (0, 0, 0),
+    moral: Sequence[int] = (0, 0),
 ) -> pl.DataFrame:
     """One school's awards: the national medals given, then contests drawn from its size.
 
-    ``medal_counts`` are its gold, silver and bronze medals of the national skills contest;
-    the provincial and city contests take the names of ``province`` and ``city``.
+    ``medal_counts`` are its gold, silver and bronze medals of the national skills contest,
+    of which ``hosted`` were won in the event the city hosted (工程测量); ``moral`` its gold
+    and silver medals in the national 德育与思政 events (teachers); the provincial and city
+    contests take the names of ``province`` and ``city``. Event names of the other national
+    medals are drawn from a generator of their own, so the other columns stay as they were.
     """
     rng = _rng(seed, year, school.code, "awards")
     strength = CONTEST_STRENGTH[school.school_type]
@@ -1126,6 +1437,14 @@ def _award_table(
         )
     for _ in range(_scaled(rng, 20, size, 1.0)):
         rows.append((f"{city}职业院校技能大赛", "技能大赛", "市", "学生", rng.choice(RANKS)))
+    events = _award_events(seed, year, school, rows, hosted)
+    for medal, medal_count in zip(MEDALS[:2], moral, strict=True):
+        for n in range(medal_count):
+            contest = (
+                ("教学能力比赛", "思政课程教学") if n % 2 == 0 else ("班主任能力比赛", "班主任能力")
+            )
+            rows.append((f"全国职业院校技能大赛{contest[0]}", contest[0], "国家", "教师", medal))
+            events.append((contest[1], "德育与思政", NO))
     used: set[str] = set()
     ids = [_pseudonym("A", used, seed, school.code, year, "award", n) for n in range(len(rows))]
     frame = pl.DataFrame(
@@ -1137,10 +1456,41 @@ def _award_table(
             "contest_level": [row[2] for row in rows],
             "participant_type": [row[3] for row in rows],
             "award_grade": [row[4] for row in rows],
+            "event_name": [event[0] for event in events],
+            "event_category": [event[1] for event in events],
+            "is_hosted_event": [event[2] for event in events],
         },
-        schema=dict.fromkeys(AWARD_COLUMNS, pl.Utf8),
+        schema=dict.fromkeys(AWARD_COLUMNS + AWARD_EVENT_COLUMNS, pl.Utf8),
     )
     return frame.sort("award_id")
+
+
+def _award_events(
+    seed: int,
+    year: int,
+    school: DemoSchool,
+    rows: list[tuple[str, str, str, str, str]],
+    hosted: Sequence[int],
+) -> list[tuple[str | None, str | None, str | None]]:
+    """赛项名称, 赛项类别 and 是否本市承办赛项 of each award row.
+
+    National skills contests only; the first ``hosted`` medals of each colour are the hosted
+    event's.
+    """
+    rng = _rng(seed, year, school.code, "award-events")
+    events = SKILL_EVENTS.get(school.school_type, SKILL_EVENTS["comprehensive"])
+    left = dict(zip(MEDALS, hosted, strict=True))
+    result: list[tuple[str | None, str | None, str | None]] = []
+    for _, contest_type, level, _, grade in rows:
+        if contest_type != "技能大赛" or level != "国家":
+            result.append((None, None, None))
+        elif left.get(grade, 0) > 0:
+            left[grade] -= 1
+            result.append((HOSTED_EVENT, "专业技能", YES))
+        else:
+            others = [event for event in events if event != HOSTED_EVENT] or list(events)
+            result.append((rng.choice(others), "专业技能", NO))
+    return result
 
 
 # Satisfaction survey ------------------------------------------------------------------------
@@ -1245,6 +1595,10 @@ class ServiceCounts:
     projects: int
     innovations: int
     east_west: bool
+    # Figures the report states for this school (school_targets.csv): patent applications,
+    # utility-model patents, east-west students, teacher batches, donation, enterprises,
+    # enterprise staff training; the others are drawn.
+    stated: dict[str, int] = field(default_factory=dict)
 
 
 def _service_tables(
@@ -1271,11 +1625,80 @@ def _service_tables(
                 projects[i],
                 innovations[i],
                 school.name in east_west,
+                {
+                    figure: value
+                    for figure in SERVICE_STATED
+                    if (value := _school_target(year, school, figure)) is not None
+                },
             ),
         )
         for i, school in enumerate(SCHOOLS)
     ]
     return _by_school(pl.DataFrame(rows))
+
+
+SERVICE_STATED = (
+    "patent_applications",
+    "invention_patent_applications",
+    "utility_model_patents",
+    "enterprise_staff_training_person_times",
+    "east_west_students",
+    "east_west_teacher_batches",
+    "east_west_donation_yuan",
+    "east_west_partner_enterprises",
+)
+EAST_WEST_REGIONS = ("四川省乐山市", "四川省南充市", "新疆阿克苏地区", "云南省", "西藏那曲市")
+
+
+def _service_details(
+    seed: int, year: int, school: DemoSchool, size: int, counts: ServiceCounts, patents: int
+) -> dict[str, object]:
+    """The optional service columns, drawn from a generator of their own.
+
+    Patent applications and utility models, 纵向 and technology-transaction income,
+    enterprise staff training, east-west details; the other columns stay as they were.
+    """
+    rng = _rng(seed, year, school.code, "service-details")
+    stated = counts.stated
+    invention = patents // 5
+    public = school.ownership == "公办"
+    applications = stated.get("patent_applications", patents + rng.randint(0, 4))
+    utility = stated.get("utility_model_patents", round((patents - invention) * 0.7))
+    if utility + invention > patents:
+        raise ValueError(f"{school.name}: {utility} utility models do not fit {patents} patents")
+    details: dict[str, object] = {
+        "patent_applications_count": applications,
+        "invention_patent_applications_count": stated.get(
+            "invention_patent_applications", min(applications, round(applications * 0.3))
+        ),
+        "utility_model_patents_count": utility,
+        "vertical_research_income_yuan": _hundreds(size * rng.uniform(5, 30)) if public else 0,
+        "technology_transaction_income_yuan": _hundreds(
+            counts.projects * rng.uniform(5_000, 20_000)
+        ),
+        "enterprise_staff_training_person_times": stated.get(
+            "enterprise_staff_training_person_times",
+            round(counts.person_times * rng.uniform(0.2, 0.4)),
+        ),
+    }
+    if counts.east_west:
+        regions = rng.sample(EAST_WEST_REGIONS, rng.randint(1, 2))
+        details |= {
+            "east_west_partner_region": "|".join(regions),
+            "east_west_students_count": stated.get("east_west_students", rng.randint(0, 60)),
+            "east_west_teacher_batches_count": stated.get(
+                "east_west_teacher_batches", rng.randint(1, 3)
+            ),
+            "east_west_donation_yuan": stated.get(
+                "east_west_donation_yuan", _hundreds(rng.uniform(20_000, 150_000))
+            ),
+            "east_west_partner_enterprises_count": stated.get(
+                "east_west_partner_enterprises", rng.randint(0, 3)
+            ),
+        }
+    elif any(name.startswith("east_west") for name in stated):
+        raise ValueError(f"{school.name}: east-west figures for a school not in east-west work")
+    return details
 
 
 def _service_row(
@@ -1297,10 +1720,20 @@ def _service_row(
         "invention_patents_count": patents // 5,
         "is_east_west_cooperation": YES if counts.east_west else NO,
         "rural_revitalization_training_person_times": _scaled(rng, 400, size, strength),
+        **_service_details(seed, year, school, size, counts, patents),
     }
 
 
 # Funding ------------------------------------------------------------------------------------
+
+
+# The four schools built or rebuilt in 2021–2023 (seed 7.1: 新建、改扩建4所中职学校).
+CONSTRUCTION_SCHOOLS = (
+    "绍兴市职业教育中心",
+    "柯桥区职业教育中心",
+    "诸暨市职业教育中心",
+    "嵊州市示例职业学校甲",
+)
 
 
 @dataclass(frozen=True)
@@ -1312,6 +1745,7 @@ class FundingBasis:
     standard_per_student: int
     subsidy_standard_per_student: int
     below_floor: bool
+    capital_construction: int | None = None
 
 
 def _funding_tables(
@@ -1339,6 +1773,10 @@ def _funding_tables(
             )
         ],
     )
+    construction = _apportion(
+        _count(targets, "capital_construction_yuan"),
+        [1.0 if school.name in CONSTRUCTION_SCHOOLS else 0.0 for school in SCHOOLS],
+    )
     # Schools below the public funds floor: private first, then the smallest.
     below = len(SCHOOLS) - _count(targets, "public_funds_standard_met_schools")
     order = sorted(range(len(SCHOOLS)), key=lambda i: (not private[i], sizes[i], i))
@@ -1356,6 +1794,7 @@ def _funding_tables(
                 standard_per_student=standard,
                 subsidy_standard_per_student=subsidy_rate,
                 below_floor=i in below_floor,
+                capital_construction=construction[i],
             ),
         )
         for i, school in enumerate(SCHOOLS)
@@ -1365,6 +1804,7 @@ def _funding_tables(
         schema_overrides={
             "private_subsidy_yuan": pl.Int64,
             "private_subsidy_standard_per_student_yuan": pl.Int64,
+            "capital_construction_yuan": pl.Int64,
         },
     )
     return _by_school(frame)
@@ -1399,6 +1839,7 @@ def _funding_row(
         "private_subsidy_standard_per_student_yuan": basis.subsidy_standard_per_student
         if private
         else None,
+        "capital_construction_yuan": basis.capital_construction,
     }
 
 

@@ -15,6 +15,10 @@ How precise a figure is comes from the map's ``comparison`` column:
 - ``floor_to:N``: the text gives a lower bound (147万余, 194万余): the computed value
   rounded down to a multiple of N must equal it.
 
+Which region a figure is of comes from the map's optional ``region`` column: empty for the
+city, a school code for one school (the seed's case studies state figures of named schools),
+or a county name.
+
 Where the computed figures come from: the latest published ``indicator_values`` of the
 year, or, if nothing is published, a fresh aggregation of the bucket.
 """
@@ -57,11 +61,18 @@ def load_reference(path: str | Path) -> pl.DataFrame:
 
 
 def load_figure_map() -> pl.DataFrame:
-    """Which indicator (at city level) each reference figure id stands for, and how exactly."""
+    """Which indicator each reference figure id stands for, of which region, how exactly.
+
+    The region is the city unless the map's ``region`` names a school code or a county.
+    """
     frame = pl.read_csv(CATALOGUE_DIR / "reference_figures.csv", infer_schema=False)
     if "comparison" not in frame.columns:
         frame = frame.with_columns(pl.lit("printed").alias("comparison"))
-    frame = frame.with_columns(pl.col("comparison").fill_null("printed"))
+    if "region" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("region"))
+    frame = frame.with_columns(
+        pl.col("comparison").fill_null("printed"), pl.col("region").fill_null("")
+    )
     parts = frame.get_column("comparison").str.split_exact(":", 1).struct.unnest()
     bad = frame.filter(
         ~parts.get_column("field_0").is_in(COMPARISONS)
@@ -83,17 +94,32 @@ def reconcile(
     Status: ``match``, ``differs``, ``no_data`` (mapped but the data has no value) or
     ``not_checked`` (no indicator is mapped to the figure).
     """
-    city = indicator_values.filter(pl.col("region_level") == "city").select(
-        "indicator_id", "year", "value_unrounded"
+    level = pl.col("region_level")
+    keys = [name for name in ("county_name", "school_code") if name not in indicator_values.columns]
+    regional = (
+        indicator_values.with_columns(pl.lit(None, dtype=pl.Utf8).alias(name) for name in keys)
+        .select(
+            pl.when(level == "city")
+            .then(pl.lit(""))
+            .when(level == "county")
+            .then(pl.col("county_name"))
+            .when(level == "school")
+            .then(pl.col("school_code"))
+            .alias("region"),
+            "indicator_id",
+            "year",
+            "value_unrounded",
+        )
+        .filter(pl.col("region").is_not_null())
     )
     figures = reference.join(
-        load_figure_map().select("figure_id", "indicator_id", "comparison"),
+        load_figure_map().select("figure_id", "indicator_id", "comparison", "region"),
         on="figure_id",
         how="left",
-    )
+    ).with_columns(pl.col("region").fill_null(""))
     if year is not None:
         figures = figures.filter(pl.col("year") == year)
-    joined = figures.join(city, on=["indicator_id", "year"], how="left")
+    joined = figures.join(regional, on=["region", "indicator_id", "year"], how="left")
 
     mode = pl.col("comparison").str.split(":").list.first()
     decimals = (

@@ -4,6 +4,8 @@ What belongs here: reading ``schemas/derived_figures.csv`` and computing its kin
 ``indicator_values`` (the values before the catalogue's rounding): year-on-year change
 (``change``, and ``change_pct`` in percent of the previous year), sums over the report's
 last N years (``sum_years``), one indicator as a share of another (``share``, percent),
+the same over the last N years (``share_years``: the sum of one over the sum of the other,
+so a rate over three years is a ratio of three-year sums, never a mean of yearly rates),
 a school's rank within its city or county from the largest (``rank``; ties share a rank),
 and the names of the top N schools (``top_n``). The template calls them with
 ``d("figure_id", year, decimals, region=...)``; rounding and recording are
@@ -24,7 +26,7 @@ from schemas.catalogue import CATALOGUE_DIR
 from schemas.indicators import indicator_definitions
 
 DERIVED_CSV = CATALOGUE_DIR / "derived_figures.csv"
-KINDS = ("change", "change_pct", "sum_years", "share", "rank", "top_n")
+KINDS = ("change", "change_pct", "sum_years", "share", "share_years", "rank", "top_n")
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,12 @@ def load_derived_figures(path: str | None = None) -> dict[str, DerivedFigure]:
         for column in ("indicator_id", "other_indicator_id"):
             if row[column] and row[column] not in known:
                 raise ValueError(f"{where}: no indicator {row[column]!r}")
-        if row["kind"] == "share" and not row["other_indicator_id"]:
+        if row["kind"] in ("share", "share_years") and not row["other_indicator_id"]:
             raise ValueError(f"{where}: a share needs other_indicator_id (the total)")
-        if row["kind"] in ("sum_years", "top_n") and not (row["years"] or "").isdigit():
+        if (
+            row["kind"] in ("sum_years", "share_years", "top_n")
+            and not (row["years"] or "").isdigit()
+        ):
             raise ValueError(f"{where}: {row['kind']} needs a whole number in years")
         figures[row["figure_id"]] = DerivedFigure(
             figure_id=row["figure_id"],
@@ -102,6 +107,13 @@ def derive(
             for y in range(year - figure.years + 1, year + 1)
         ]  # type: ignore[operator]
         return None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
+    if figure.kind == "share_years":
+        span = range(year - (figure.years or 1) + 1, year + 1)
+        parts = [_value(region_rows, figure.indicator_id, y) for y in span]
+        totals = [_value(region_rows, figure.other_indicator_id or "", y) for y in span]
+        if any(v is None for v in parts + totals) or not sum(totals):  # type: ignore[arg-type]
+            return None
+        return sum(parts) / sum(totals) * 100  # type: ignore[arg-type]
     if figure.kind == "share":
         total = _value(region_rows, figure.other_indicator_id or "", year)
         return None if current is None or not total else current / total * 100

@@ -72,7 +72,8 @@ CONTENT: list[tuple[str, str]] = [
         f"比上一年的{V('equipment_value_per_student_yuan', 0, 'year - 1')}元有所提高；"
         f"纸质图书约{V('paper_books_count', 0, scale='万')}万册，生均"
         f"{V('paper_books_per_student_count', 2)}册，电子图书约"
-        f"{V('ebooks_count', 0, scale='万')}万册。",
+        f"{V('ebooks_count', 0, scale='万')}万册；生均实践场所面积"
+        f"{V('practice_area_per_student_m2', 2)}平方米。",
     ),
     ("block", '{{p table("表2") }}'),
     ("h2", "1.3 教师队伍"),
@@ -90,7 +91,10 @@ CONTENT: list[tuple[str, str]] = [
         f"{V('postgraduate_teacher_count', 0)}人，占{V('postgraduate_teacher_share_pct', 2)}%；"
         f"具有高级职称{V('senior_title_teacher_count', 0)}人，占"
         f"{V('senior_title_teacher_share_pct', 2)}%；双师型教师占专业课教师的"
-        f"{V('dual_qualified_teacher_share_pct', 1)}%。",
+        f"{V('dual_qualified_teacher_share_pct', 1)}%。市级以上名优教师占专任教师的"
+        f"{V('famous_teacher_share_pct', 1)}%，本年新增国家级名优教师"
+        f"{V('new_national_famous_teacher_count', 0)}人次、省市级名优教师"
+        f"{V('new_provincial_city_famous_teacher_count', 0)}人次。",
     ),
     ("block", '{{p table("表3") }}'),
     ("block", '{{p table("表4") }}'),
@@ -104,7 +108,11 @@ CONTENT: list[tuple[str, str]] = [
         f"{V('national_skills_gold_count', 0)}枚、银牌{V('national_skills_silver_count', 0)}枚、"
         f"铜牌{V('national_skills_bronze_count', 0)}枚；学生获国家级竞赛奖项"
         f"{V('national_student_award_count', 0)}项、省级奖项"
-        f"{V('provincial_student_award_count', 0)}项。",
+        f"{V('provincial_student_award_count', 0)}项。在本市承办的赛项中，师生获金牌"
+        f"{V('hosted_event_gold_count', 0)}枚、银牌{V('hosted_event_silver_count', 0)}枚、"
+        f"铜牌{V('hosted_event_bronze_count', 0)}枚；德育与思政相关赛项获金牌"
+        f"{V('national_moral_education_gold_count', 0)}枚、银牌"
+        f"{V('national_moral_education_silver_count', 0)}枚。",
     ),
     ("h2", "2.3 就业质量"),
     (
@@ -116,7 +124,11 @@ CONTENT: list[tuple[str, str]] = [
         f"{V('matched_employment_rate_pct', 1, 'year - 1')}%），初次就业月收入"
         f"{V('starting_monthly_income_yuan', 0)}元。毕业生满意度"
         f"{V('graduate_satisfaction_pct', 2)}%，用人单位满意度"
-        f"{V('employer_satisfaction_pct', 2)}%。",
+        f"{V('employer_satisfaction_pct', 2)}%。直接就业的毕业生中，在本地就业的占"
+        f"{V('local_employment_rate_pct', 1)}%，在第三产业就业的占"
+        f"{V('tertiary_industry_employment_share_pct', 1)}%；毕业生双证书获取率"
+        f"{V('dual_certificate_rate_pct', 1)}%，1+X证书获取率"
+        f"{V('one_x_certificate_rate_pct', 1)}%，巩固率{V('retention_rate_pct', 1)}%。",
     ),
     ("block", '{{p table("表5") }}'),
     ("h2", "2.4 升学情况"),
@@ -125,7 +137,9 @@ CONTENT: list[tuple[str, str]] = [
         f"升入高校的毕业生{V('further_study_count', 0)}人，升学率"
         f"{V('further_study_rate_pct', 1)}%；其中单考单招升学"
         f"{V('exam_track_further_study_count', 0)}人，其他途径升学"
-        f"{V('other_further_study_count', 0)}人，本科上线{V('undergraduate_line_count', 0)}人。",
+        f"{V('other_further_study_count', 0)}人，本科上线{V('undergraduate_line_count', 0)}人；"
+        f"升入本科{V('undergraduate_entrants_count', 0)}人，其中中本一体化"
+        f"{V('integrated_undergraduate_entrants_count', 0)}人。",
     ),
     ("block", '{{p table("表6") }}'),
     ("h1", "3. 服务贡献"),
@@ -137,6 +151,19 @@ CONTENT: list[tuple[str, str]] = [
         f"{V('social_training_person_times', 0)}人次，约为在校生数的"
         f"{V('social_training_per_student_ratio', 1)}倍；参与东西部协作的学校"
         f"{V('east_west_cooperation_school_count', 0)}所。",
+    ),
+    (
+        "p",
+        f"东西部协作班在读学生{V('east_west_students_count', 0)}人，各校派出教师"
+        f"{V('east_west_teacher_batches_count', 0)}批次，帮扶捐赠"
+        f"{V('east_west_donation_yuan', 1, scale='万')}万元，东西协作合作企业"
+        f"{V('east_west_partner_enterprises_count', 0)}家；协作班毕业生"
+        f"{V('east_west_graduates_count', 0)}人，本地就业率"
+        f"{V('east_west_local_employment_rate_pct', 1)}%。各校申请专利"
+        f"{V('patent_applications_count', 0)}项（其中发明专利"
+        f"{V('invention_patent_applications_count', 0)}项），纵向科研到款额"
+        f"{V('vertical_research_income_yuan', 1, scale='万')}万元，技术交易到款额"
+        f"{V('technology_transaction_income_yuan', 1, scale='万')}万元。",
     ),
     ("h1", "4. 文化传承"),
     ("p", "（此处由各地填写校园文化建设、传承中华优秀传统文化的做法，可引用典型案例。）"),
@@ -164,7 +191,8 @@ CONTENT: list[tuple[str, str]] = [
         '{{ d("fiscal_appropriation_per_student_change_pct", year, 2) }}%；'
         f"开设中高职一体化五年制专业{V('five_year_integrated_programs_count', 0)}个、"
         f"中本一体化专业{V('undergraduate_integrated_programs_count', 0)}个，长学制培养招生计划占比"
-        f"{V('long_program_plan_share_pct', 2)}%。",
+        f"{V('long_program_plan_share_pct', 2)}%。本年新建、改扩建投入"
+        f"{V('capital_construction_yuan', 2, scale='亿')}亿元。",
     ),
     ("h1", "8. 面临挑战"),
     ("p", "（此处由各地填写面临的挑战与下一步打算。）"),
