@@ -36,7 +36,14 @@ from schemas.catalogue import load_datasets, load_rules
 from vetreport.bucket.keys import ledger_prefix, uploads_prefix
 from vetreport.bucket.links import public_url
 from vetreport.bucket.store import ObjectStore
-from vetreport.curate.ledger import HELD, counting_records, read_records_under
+from vetreport.curate.ledger import (
+    HELD,
+    LOCK_EVENT,
+    UNLOCK_EVENT,
+    counting_records,
+    locked_owners,
+    read_records_under,
+)
 from vetreport.validate.normalise import finding_rows
 from vetreport.validate.read import SOURCE_ROW
 
@@ -62,9 +69,9 @@ LADDER_ZH = {
 # Collection events (the ``collection_event`` field of a ledger record).
 SIGNOFF = "signoff"
 SIGNOFF_REFUSED = "signoff_refused"
-APPROVED = "approved"
+APPROVED = LOCK_EVENT
 SENT_BACK = "sent_back"
-REOPENED = "reopened"
+REOPENED = UNLOCK_EVENT
 EVENTS = (SIGNOFF, SIGNOFF_REFUSED, APPROVED, SENT_BACK, REOPENED)
 EVENT_ZH = {
     SIGNOFF: "学校确认提交",
@@ -453,14 +460,8 @@ def read_school_status(store: ObjectStore, year: int, school_code: str) -> Schoo
 
 def locked_schools(store: ObjectStore, year: int) -> frozenset[str]:
     """The schools whose year the bureau has locked (read from the events alone)."""
-    latest: dict[str, tuple[str, str]] = {}
-    for record in read_records_under(store, [events_prefix(year)]):
-        kind = record.get("collection_event")
-        if kind in (APPROVED, REOPENED):
-            school, at = record["school_code"], record.get("processed_at", "")
-            if school not in latest or latest[school][0] <= at:
-                latest[school] = (at, kind)
-    return frozenset(school for school, (_, kind) in latest.items() if kind == APPROVED)
+    records = read_records_under(store, [events_prefix(year)])
+    return frozenset(school for owner_year, school in locked_owners(records) if owner_year == year)
 
 
 @dataclass(frozen=True)

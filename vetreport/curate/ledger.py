@@ -43,6 +43,10 @@ ACCEPTED_OUTCOMES = ("accepted", "accepted_with_warnings")
 # An upload kept while the bureau has locked its school's year: recorded and reported, but
 # never what a key counts through (vetreport.curate.collection).
 HELD = "held"
+# The bureau's lock of a school's year and its reopening, as collection events record them
+# (vetreport.curate.collection): while locked, nothing the school does changes what counts.
+LOCK_EVENT = "approved"
+UNLOCK_EVENT = "reopened"
 SEQUENTIAL_READS = 8  # on a local folder, below this many reads threads cost more than they save
 READ_THREADS = 16
 
@@ -133,10 +137,29 @@ def current_upload_versions(store: ObjectStore, years: Iterable[int]) -> dict[st
     }
 
 
+def locked_owners(records: Iterable[dict[str, Any]]) -> frozenset[tuple[int, str]]:
+    """(year, school) pairs whose latest lock event among ``records`` is a lock."""
+    latest: dict[tuple[int, str], tuple[str, str]] = {}
+    for record in records:
+        kind = record.get("collection_event")
+        if kind in (LOCK_EVENT, UNLOCK_EVENT):
+            owner = (int(record["year"]), str(record["school_code"]))
+            moment = record.get("processed_at", "")
+            if owner not in latest or latest[owner][0] <= moment:
+                latest[owner] = (moment, kind)
+    return frozenset(owner for owner, (_, kind) in latest.items() if kind == LOCK_EVENT)
+
+
 def counting_records(
     records: list[dict[str, Any]], current_versions: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """The one record each existing key counts through (see the module docstring)."""
+    """The one record each existing key counts through (see the module docstring).
+
+    A key deleted while its school's year is locked (a lock event among ``records``)
+    still counts through its last record: like a re-upload, the deletion waits for the
+    bureau to reopen the year.
+    """
+    locked = locked_owners(records)
     by_key: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         if record.get("outcome") != HELD:
@@ -144,7 +167,9 @@ def counting_records(
     counting = []
     for key, key_records in by_key.items():
         token = current_versions.get(key)
-        if token is None:
+        first = key_records[0]
+        owner = (first.get("year"), first.get("submitter"))
+        if token is None and not (key and owner in locked):
             continue  # the object is gone: withdrawn
         of_current = [record for record in key_records if record["version_token"] == token]
         chosen = of_current or key_records  # not processed yet: its last processed state
