@@ -3,8 +3,13 @@
 - ``approve-signoff``: started by a school's accepted sign-off (event
   ``vetreport.school.signed-off``); lists what the bureau should look at (explained
   warnings with the school's reasons, datasets not submitted) in an artifact and in the
-  form of a paused run (``pause_flow_run`` with the typed ``ApprovalInput``). The operator
-  resumes the run in the UI: approve (the year is locked) or send back with a note.
+  form of a waiting run (the typed ``ApprovalInput``). The operator resumes the run in the
+  UI: approve (the year is locked) or send back with a note. A served run *suspends*
+  (``suspend_flow_run``): its process exits and gives the runner's slot back, however long
+  the bureau takes, and the resumed run starts again from the top, finds the same sign-off
+  and gets the decision; a run called directly (a script, a test) *pauses* in its process.
+  The wait is keyed by the sign-off: if the school changes its data or signs off again
+  meanwhile, a decision taken on what the form showed is never applied to anything else.
 - ``remind-schools``: on each reminder date of the year's calendar, every school of the
   registry whose state is below 已确认 gets a notice through a Prefect notification block
   (a named block, or a webhook from ``VETREPORT_REMINDER_WEBHOOK_URL``), and the run writes
@@ -25,7 +30,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.blocks.notifications import CustomWebhookNotificationBlock, NotificationBlock
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
@@ -36,6 +41,7 @@ from vetreport.curate.collection import (
     LADDER,
     NEXT_STEP_ZH,
     SIGNED_OFF,
+    SIGNOFF,
     decide,
     read_school_status,
     reopen,
@@ -77,7 +83,14 @@ def approve_signoff(
         + "\n勾选 approve 即锁定；不勾选并写明原因即退回学校。",
         approve=True,
     )
-    decision = pause_flow_run(wait_for_input=form, timeout=timeout_seconds)
+    signoff = _signoff_id(status)
+    wait = suspend_flow_run if _is_served() else pause_flow_run
+    decision = wait(wait_for_input=form, timeout=timeout_seconds, key=f"approval-{signoff}")
+    now = read_school_status(store, year, school)
+    if now.state != SIGNED_OFF or _signoff_id(now) != signoff:
+        logger.warning("%s %s changed while the bureau decided: not recorded", school, year)
+        status_artifact(store, now)
+        return {"school": school, "year": year, "state": now.state, "decided": False}
     try:
         outcome = decide(store, year, school, decision.approve, by="bureau", note=decision.note)
     except ValueError as error:  # the school uploaded meanwhile, or another run decided
@@ -96,6 +109,21 @@ def approve_signoff(
         "approved": decision.approve,
         "note": decision.note,
     }
+
+
+def _signoff_id(status: Any) -> str:
+    """The id of the sign-off a school's SIGNED_OFF state rests on (its latest)."""
+    signoffs = [event for event in status.events if event.get("collection_event") == SIGNOFF]
+    if not signoffs:
+        return str(status.last_changed_at or "")
+    return str(max(signoffs, key=lambda event: event.get("processed_at", ""))["submission_id"])
+
+
+def _is_served() -> bool:
+    """Whether this flow run belongs to a deployment (only those can be suspended)."""
+    from prefect.runtime import deployment
+
+    return bool(deployment.id)
 
 
 @flow(name="reopen-school", flow_run_name="reopen-{year}-{school}", log_prints=True)
