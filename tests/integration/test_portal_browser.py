@@ -1,6 +1,7 @@
 """A school's clerk in headless Chromium: sign in, upload the walkthrough's faulty file,
 see 未通过 with its five errors, download the annotated workbook, drop the corrected file
-on the page, see 通过. Once on a folder bucket, once on the session's SeaweedFS.
+on the page, see 通过, then sign off through the form (已确认). Once on a folder bucket,
+once on the session's SeaweedFS.
 
 Chromium and chromedriver are Debian's (/usr/bin/chromedriver through Selenium's Service,
 never Selenium Manager). The portal runs in a thread as ``vetreport up`` starts it. Uploads
@@ -177,3 +178,17 @@ def test_a_clerk_uploads_sees_the_verdict_fixes_and_downloads(
     wait_for(lambda: outcomes() == ["通过", "未通过"], 20, "both uploads in the history")
     browser.execute_script("document.getElementById('history-section').scrollIntoView()")
     shoot("3-accepted")
+
+    # 情况说明与确认: the clean year is 已提交; the clerk signs off through the form
+    assert browser.find_element(By.ID, "state-word").text == "已提交"  # updated by the verdict
+    browser.get(f"{address}/?year={YEAR}")
+    browser.find_element(By.NAME, "signed_by").send_keys("王某")
+    browser.find_element(By.NAME, "title").send_keys("校长")
+    browser.find_element(By.ID, "signoff-confirm").click()
+    browser.find_element(By.ID, "signoff-submit").click()
+    wait_for(lambda: verdict() == "已确认提交", 90, "the sign-off's verdict", step=0.3)
+    assert browser.find_element(By.ID, "state-word").text == "已确认"
+    browser.get(f"{address}/?year={YEAR}")
+    assert browser.find_element(By.ID, "signed-off").is_displayed()
+    browser.execute_script("document.getElementById('explanations').scrollIntoView()")
+    shoot("4-signed-off")

@@ -21,6 +21,7 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2, which is not in
     from starlette.testclient import TestClient
 
 from vetreport.bucket.store import LocalStore
+from vetreport.curate import collection
 from vetreport.curate.ingest import ingest_keys
 from vetreport.demo import walkthrough
 from vetreport.portal.app import create_app
@@ -395,3 +396,158 @@ def test_a_school_sees_its_own_numbers_page_and_not_another_schools(app, secrets
     assert mine.get(f"/numbers/{YEAR + 1}").status_code == 404  # not aggregated yet
     anonymous = TestClient(app, base_url="http://127.0.0.1")
     assert anonymous.get(f"/numbers/{YEAR}", follow_redirects=False).status_code == 303
+
+
+# -- 情况说明与确认: the explanations and sign-off forms -------------------------------------
+
+GRADUATES_HEADER = "学校代码,毕业生编号,专业名称,毕业去向,是否对口就业,初次就业月收入"
+REASON_FIELD = re.compile(r'name="(reason\.[0-9a-f]{16})"')
+
+
+def graduates_csv(school: str, matched_without_job: int) -> bytes:
+    """Clean graduates, plus rows 'matched' without a job (a warning that needs explaining)."""
+    lines = [GRADUATES_HEADER]
+    lines += [f"{school},G{index:04d},数控技术,直接就业,是,4200" for index in range(3)]
+    lines += [
+        f"{school},U{index:04d},数控技术,单考单招,是," for index in range(matched_without_job)
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def state_word(html: str) -> str:
+    match = re.search(r'id="state-word"[^>]*>([^<]*)<', html)
+    assert match, html[:500]
+    return match[1]
+
+
+def follow_form(client: TestClient, bucket: LocalStore, reply) -> tuple[str, dict]:
+    """The form's redirect: the page polls the object written; ingest it; its verdict."""
+    assert reply.status_code == 303, reply.text[:500]
+    page = client.get(reply.headers["location"]).text
+    key = re.search(r'data-pending-key="([^"]+)"', page)[1]
+    submission = re.search(r'data-pending-submission="([0-9a-f]{20})"', page)[1]
+    query = {"key": key, "submission": submission}
+    assert client.get("/api/status", params=query).json() == {"state": "processing"}
+    ingest_keys(bucket, [key])
+    return key, client.get("/api/status", params=query).json()
+
+
+def test_a_school_explains_its_warning_and_signs_off_through_the_forms(
+    app, secrets_, bucket
+) -> None:
+    client, csrf = client_of(app, SCHOOL, secrets_[SCHOOL])
+    sent = send(client, csrf, graduates_csv(SCHOOL, matched_without_job=1))
+    ingest_keys(bucket, [sent["key"]])
+    page = client.get("/").text
+    assert state_word(page) == "待说明" and "请在说明表中写明原因" in page
+    (field,) = REASON_FIELD.findall(page)  # one warning, one reason to write
+    assert re.search(r'id="signoff-submit"[^>]* disabled', page)
+    assert "尚未说明" in page  # the refusal's reason, before anyone tries
+
+    # signing off now is refused with its reasons, and nothing is written
+    early = client.post(
+        "/collection/signoff", data={"csrf_token": csrf, "year": YEAR, "confirm": "yes"}
+    )
+    assert early.status_code == 409 and "暂不能确认提交" in early.text and "尚未说明" in early.text
+    assert not bucket.exists(f"uploads/{YEAR}/{SCHOOL}/signoff.json")
+
+    # the explanations form writes the school's explanations.csv, as it would upload it
+    reason = "学生升学前已在对口企业兼职 <b>兼职</b>"
+    reply = client.post(
+        "/collection/explanations",
+        data={"csrf_token": csrf, "year": YEAR, field: reason},
+        follow_redirects=False,
+    )
+    key, verdict = follow_form(client, bucket, reply)
+    assert key == f"uploads/{YEAR}/{SCHOOL}/explanations.csv"
+    written = bucket.get(key).decode("utf-8-sig").splitlines()
+    assert written[0] == "学校代码,数据集,规则编号,行号,字段,警告内容,说明"
+    assert written[1].startswith(f"{SCHOOL},graduates,row.matched_only_if_employed,")
+    assert written[1].endswith("," + reason) and len(written) == 2
+    assert (verdict["outcome"], verdict["error_count"]) == ("accepted", 0)
+    assert verdict["collection"]["state_zh"] == "已提交"
+    assert verdict["collection"]["can_sign_off"] is True
+    page = client.get("/").text
+    assert state_word(page) == "已提交"
+    assert "<b>兼职" not in page and "&lt;b&gt;兼职&lt;/b&gt;" in page  # shown back, escaped
+    assert not re.search(r'id="signoff-submit"[^>]* disabled', page)
+
+    # the sign-off form needs its confirmation, then writes signoff.json
+    unconfirmed = client.post("/collection/signoff", data={"csrf_token": csrf, "year": YEAR})
+    assert unconfirmed.status_code == 400
+    assert not bucket.exists(f"uploads/{YEAR}/{SCHOOL}/signoff.json")
+    said = {"signed_by": "王某", "title": "校长", "note": ""}
+    reply = client.post(
+        "/collection/signoff",
+        data={"csrf_token": csrf, "year": YEAR, "confirm": "yes", **said},
+        follow_redirects=False,
+    )
+    key, verdict = follow_form(client, bucket, reply)
+    assert key == f"uploads/{YEAR}/{SCHOOL}/signoff.json"
+    assert json.loads(bucket.get(key)) == {"signed_by": "王某", "title": "校长"}
+    assert (verdict["outcome"], verdict["verdict_zh"]) == ("signed_off", "已确认提交")
+    assert verdict["collection"]["state_zh"] == "已确认"
+    page = client.get("/").text
+    assert state_word(page) == "已确认" and 'id="signed-off"' in page
+    again = client.post(
+        "/collection/signoff", data={"csrf_token": csrf, "year": YEAR, "confirm": "yes"}
+    )
+    assert again.status_code == 409  # one sign-off waits for the bureau at a time
+
+    # the bureau approves: the page says 已锁定 and the forms are closed
+    collection.decide(bucket, YEAR, SCHOOL, approve=True, by="bureau")
+    page = client.get("/").text
+    assert state_word(page) == "已锁定" and 'id="collection-closed"' in page
+    assert "/collection/explanations" not in page and "/collection/signoff" not in page
+    late = client.post(
+        "/collection/explanations", data={"csrf_token": csrf, "year": YEAR, field: "再说明"}
+    )
+    assert late.status_code == 409 and "已锁定" in late.text
+
+
+def test_the_forms_need_csrf_and_write_only_the_signed_in_schools_prefix(
+    app, secrets_, bucket
+) -> None:
+    mine, my_csrf = client_of(app, SCHOOL, secrets_[SCHOOL])
+    ingest_keys(bucket, [send(mine, my_csrf, graduates_csv(SCHOOL, 1))["key"]])
+    (field,) = REASON_FIELD.findall(mine.get("/").text)
+    theirs, their_csrf = client_of(app, OTHER, secrets_[OTHER])
+    # the other school has nothing yet: its sign-off is refused, and says why
+    page = theirs.get("/").text
+    assert state_word(page) == "未提交" and "尚未提交任何数据，不能确认提交" in page
+    # without the CSRF token (or with a forged one) nothing is written
+    for token in ("", "forged"):
+        for path, data in (
+            ("/collection/explanations", {field: "原因"}),
+            ("/collection/signoff", {"confirm": "yes"}),
+        ):
+            reply = mine.post(path, data={"csrf_token": token, "year": YEAR, **data})
+            assert reply.status_code == 403, path
+    # our warning's field in their session names no warning of theirs: refused
+    forged = theirs.post(
+        "/collection/explanations",
+        data={"csrf_token": their_csrf, "year": YEAR, field: "原因", "school_code": SCHOOL},
+    )
+    assert forged.status_code == 409
+    # a school that may sign off writes its own signoff.json, whatever the form claims
+    ingest_keys(bucket, [send(theirs, their_csrf, graduates_csv(OTHER, 0))["key"]])
+    reply = theirs.post(
+        "/collection/signoff",
+        data={"csrf_token": their_csrf, "year": YEAR, "confirm": "yes", "school_code": SCHOOL},
+        follow_redirects=False,
+    )
+    assert reply.status_code == 303
+    assert bucket.exists(f"uploads/{YEAR}/{OTHER}/signoff.json")
+    assert [info.key for info in bucket.list(f"uploads/{YEAR}/{SCHOOL}/")] == [
+        f"uploads/{YEAR}/{SCHOOL}/graduates.csv"
+    ]
+    # signed out: sent to the sign-in page, nothing written
+    anonymous = TestClient(app, base_url="http://127.0.0.1")
+    reply = anonymous.post(
+        "/collection/signoff", data={"year": YEAR, "confirm": "yes"}, follow_redirects=False
+    )
+    assert reply.status_code == 303 and reply.headers["location"] == "/signin"
+    # the pre-filled file offered on the page is the school's own
+    offered = mine.get(f"/download/explanations?year={YEAR}")
+    assert offered.text.lstrip("\ufeff").splitlines()[1].startswith(f"{SCHOOL},graduates,")
+    assert len(theirs.get(f"/download/explanations?year={YEAR}").text.splitlines()) == 1

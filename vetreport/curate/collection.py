@@ -399,12 +399,14 @@ def explanation_findings(
 EXPLANATION_HEADERS = ("学校代码", "数据集", "规则编号", "行号", "字段", "警告内容", "说明")
 
 
-def explanations_csv(status: SchoolStatus) -> bytes:
+def explanations_csv(status: SchoolStatus, reasons: dict[WarningRef, str] | None = None) -> bytes:
     """The pre-filled explanations file: one row per current warning, reasons given so far.
 
     UTF-8 with a BOM so that Excel opens it; the school fills 说明 and uploads it as
-    ``uploads/{year}/{school}/explanations.csv``.
+    ``uploads/{year}/{school}/explanations.csv``. ``reasons`` (by ``warning_ref``) replace
+    the reasons given so far: the portal's form writes the file a school would upload.
     """
+    reasons = reasons or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(EXPLANATION_HEADERS)
@@ -417,7 +419,7 @@ def explanations_csv(status: SchoolStatus) -> bytes:
                 "" if warning.get("row_number") is None else warning["row_number"],
                 warning.get("column") or "",
                 _safe_cell(warning.get("message_zh") or ""),
-                _safe_cell(warning.get("reason") or ""),
+                _safe_cell(reasons.get(warning_ref(warning), warning.get("reason") or "")),
             ]
         )
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")

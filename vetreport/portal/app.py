@@ -14,7 +14,10 @@ to send a file), ``/store/upload`` (a folder bucket's stand-in for S3's POST),
 ``/api/uploaded`` (which version of the key the school just sent), ``/api/status`` (its
 verdict once the ledger has it), ``/api/history``; ``/files/{year}/{name}`` (the school's
 reports: the store's presigned GET on S3, streamed from a folder bucket);
-``/download/template``, ``/download/dictionary``.
+``/download/template``, ``/download/dictionary``, ``/download/explanations``;
+``/collection/explanations`` and
+``/collection/signoff`` (the 情况说明与确认 forms: the portal writes the school's
+``explanations.csv`` or ``signoff.json`` into its own upload prefix, see collection_forms).
 """
 
 from __future__ import annotations
@@ -53,8 +56,22 @@ from vetreport.bucket.keys import (
     template_key,
 )
 from vetreport.bucket.store import KeyNotFound, LocalStore, ObjectStore, S3Store, open_store
+from vetreport.curate.collection import (
+    EXPLANATIONS_DATASET,
+    SIGNOFF_STEM,
+    explanations_csv,
+    read_school_status,
+)
 from vetreport.curate.school_index import school_uploads
 from vetreport.docs.data_dictionary import render_dictionary
+from vetreport.portal.collection_forms import (
+    FORM_STEMS,
+    FormRefused,
+    collection_view,
+    explanations_body,
+    form_key,
+    signoff_body,
+)
 from vetreport.portal.limits import SignInLimiter
 from vetreport.portal.tokens import SCHOOL_CODE, verify_token
 from vetreport.portal.uploads import (
@@ -84,7 +101,12 @@ VERDICT_ZH = {
     "accepted_with_warnings": "通过（有警告）",
     "rejected": "未通过",
     "withdrawn": "已撤回",
+    "signed_off": "已确认提交",
+    "signoff_refused": "确认未被接受",
+    "held": "已锁定：已转交教育局作为修订",
 }
+FORM_CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+MAX_FORM_FIELDS = 2000
 SEVERITY_ZH = {"error": "错误", "warning": "警告"}
 
 TEMPLATES = jinja2.Environment(
@@ -204,16 +226,46 @@ def _own_upload_key(key: Any, school: str) -> tuple[int, str] | None:
 
 
 async def home(request: Request) -> Response:
-    """The school's page: upload, verdict, history, downloads."""
+    """The school's page: state, upload, verdict, history, downloads, explain and sign off.
+
+    After a form was sent (``?sent=explanations&submission=…``) the page polls for the
+    verdict of the object it wrote, as it does after an upload.
+    """
     school = _school(request)
     if school is None:
         return RedirectResponse("/signin", status_code=303)
-    portal = _portal(request)
     year = _year(request)
     if year is None:
         return _page("message.html", 400, title="年份不可用", message="该年份不在收集期内。")
+    pending_key = pending_submission = ""
+    sent = request.query_params.get("sent", "")
+    submission = request.query_params.get("submission", "")
+    if sent in FORM_STEMS and re.fullmatch(r"[0-9a-f]{20}", submission):
+        pending_key, pending_submission = form_key(year, school, sent), submission
+    return _school_page(request, school, year, pending_key, pending_submission)
+
+
+def _school_page(
+    request: Request,
+    school: str,
+    year: int,
+    pending_key: str = "",
+    pending_submission: str = "",
+    form_error: str = "",
+    status: int = 200,
+    typed: dict[str, str] | None = None,
+) -> HTMLResponse:
+    portal = _portal(request)
+    collection = collection_view(read_school_status(portal.store, year, school))
+    for row in collection["rows"]:  # what the clerk typed, shown back when refused
+        row["reason"] = (typed or {}).get(row["field"], row["reason"])
     return _page(
         "portal.html",
+        status,
+        collection=collection,
+        form_error=form_error,
+        pending_key=pending_key,
+        pending_submission=pending_submission,
         school=school,
         year=year,
         years=portal.years,
@@ -269,6 +321,53 @@ async def signout(request: Request) -> Response:
         return _page("message.html", 403, title="请求无效", message="表单已失效，请刷新页面。")
     request.session.clear()
     return RedirectResponse("/signin", status_code=303)
+
+
+# -- the 情况说明与确认 forms ---------------------------------------------------------------
+
+
+async def _collection_form(request: Request, stem: str) -> Response:
+    """Check the session, CSRF and year; write the school's explanations or sign-off."""
+    school = _school(request)
+    if school is None:
+        return RedirectResponse("/signin", status_code=303)
+    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    if not _csrf_ok(request, str(form.get(CSRF_FIELD, ""))):
+        return _page("message.html", 403, title="请求无效", message="表单已失效，请刷新页面。")
+    year = _year(request, form.get("year", ""))
+    if year is None:
+        return _page("message.html", 400, title="年份不可用", message="该年份不在收集期内。")
+    portal = _portal(request)
+    typed = {name: value for name, value in form.items() if isinstance(value, str)}
+    status = read_school_status(portal.store, year, school)
+    try:
+        if stem == EXPLANATIONS_DATASET:
+            body = explanations_body(status, typed)
+        else:
+            if form.get("confirm") != "yes":
+                raise FormRefused("请先勾选“我已核对本校本年度数据，确认提交”。")
+            body = signoff_body(status, typed)
+    except FormRefused as refused:
+        return _school_page(
+            request, school, year, form_error=str(refused), status=refused.status, typed=typed
+        )
+    # the key is the school's own prefix: the session's school, never a form field
+    key = form_key(year, school, stem)
+    portal.store.put(key, body, FORM_CONTENT_TYPES[FORM_STEMS[stem]])
+    submission = submission_id(key, portal.store.head(key).version_token)  # as ingest reads it
+    return RedirectResponse(
+        f"/?year={year}&sent={stem}&submission={submission}#verdict", status_code=303
+    )
+
+
+async def explanations_form(request: Request) -> Response:
+    """The explanations form: writes ``uploads/{year}/{school}/explanations.csv``."""
+    return await _collection_form(request, EXPLANATIONS_DATASET)
+
+
+async def signoff_form(request: Request) -> Response:
+    """The sign-off form: writes ``uploads/{year}/{school}/signoff.json``."""
+    return await _collection_form(request, SIGNOFF_STEM)
 
 
 # -- uploads -------------------------------------------------------------------------------
@@ -366,7 +465,9 @@ async def status(request: Request) -> Response:
         record = json.loads(portal.store.get(record_key))
     except KeyNotFound:
         return JSONResponse({"state": "processing"})
-    return JSONResponse(_verdict(portal, record))
+    verdict = _verdict(portal, record)
+    verdict["collection"] = collection_view(read_school_status(portal.store, parsed.year, school))
+    return JSONResponse(verdict)
 
 
 def _verdict(portal: Portal, record: dict[str, Any]) -> dict[str, Any]:
@@ -499,6 +600,23 @@ async def download_template(request: Request) -> Response:
     )
 
 
+async def download_explanations(request: Request) -> Response:
+    """The pre-filled explanations file, made now from the school's current warnings."""
+    school = _school(request)
+    if school is None:
+        return RedirectResponse("/signin", status_code=303)
+    year = _year(request)
+    if year is None:
+        return Response("未找到", status_code=404, media_type="text/plain; charset=utf-8")
+    body = explanations_csv(read_school_status(_portal(request).store, year, school))
+    name = f"{school}_{year}_{EXPLANATIONS_DATASET}.csv"
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+    )
+
+
 async def download_dictionary(request: Request) -> Response:
     """The data dictionary (Markdown) generated from the catalogue."""
     if _school(request) is None:
@@ -574,9 +692,12 @@ def create_app(
         Route("/api/uploaded", uploaded, methods=["POST"]),
         Route("/api/status", status),
         Route("/api/history", history),
+        Route("/collection/explanations", explanations_form, methods=["POST"]),
+        Route("/collection/signoff", signoff_form, methods=["POST"]),
         Route("/files/{year}/{name}", report_file),
         Route("/numbers/{year}", numbers_page),
         Route("/download/template", download_template),
+        Route("/download/explanations", download_explanations),
         Route("/download/dictionary", download_dictionary),
         Route("/static/portal.js", script),
     ]

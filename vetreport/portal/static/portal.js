@@ -84,6 +84,7 @@
       }
       say("");
       show(status);
+      if (status.collection) { showCollection(status.collection); }
       refreshHistory();
     }).catch(function (error) { say(error.message, "rejected"); });
   }
@@ -128,6 +129,29 @@
     document.getElementById("verdict").classList.remove("hidden");
   }
 
+  // the ladder after a verdict: state word, next step, whether sign-off is possible now
+  function showCollection(collection) {
+    var word = document.getElementById("state-word");
+    word.textContent = collection.state_zh;
+    word.className = "state " + collection.state;
+    document.getElementById("next-step").textContent = "下一步：" + collection.next_step_zh;
+    var refusals = document.getElementById("signoff-refusals");
+    if (refusals) {
+      var list = refusals.querySelector("ul");
+      list.textContent = "";
+      collection.refusals_zh.forEach(function (reason) {
+        var item = document.createElement("li");
+        item.textContent = reason;
+        list.appendChild(item);
+      });
+      refusals.classList.toggle("hidden", collection.refusals_zh.length === 0);
+      ["signoff-confirm", "signoff-submit"].forEach(function (id) {
+        var control = document.getElementById(id);
+        if (control) { control.disabled = !collection.can_sign_off; }
+      });
+    }
+  }
+
   function refreshHistory() {
     api("/api/history?year=" + year).then(function (history) {
       var rows = document.querySelector("#history tbody");
@@ -152,6 +176,12 @@
         rows.appendChild(row);
       });
     });
+  }
+
+  // a 情况说明与确认 form was just sent: follow the object it wrote like an upload
+  if (body.dataset.pendingKey && body.dataset.pendingSubmission) {
+    say("已提交，正在检查（处理中）……");
+    poll(body.dataset.pendingKey, body.dataset.pendingSubmission, 0);
   }
 
   var input = document.getElementById("file-input");
