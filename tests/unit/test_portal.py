@@ -551,3 +551,19 @@ def test_the_forms_need_csrf_and_write_only_the_signed_in_schools_prefix(
     offered = mine.get(f"/download/explanations?year={YEAR}")
     assert offered.text.lstrip("\ufeff").splitlines()[1].startswith(f"{SCHOOL},graduates,")
     assert len(theirs.get(f"/download/explanations?year={YEAR}").text.splitlines()) == 1
+
+
+def test_an_upload_held_while_the_year_is_locked_shows_its_verdict(app, secrets_, bucket) -> None:
+    """Ingest records a held upload under its own id (``held:`` + version); the page, which
+    knows the upload's plain id, must still find it and say the year is locked."""
+    from vetreport.bucket.keys import parse_upload_key
+    from vetreport.curate.ingest import _hold
+
+    mine, csrf = client_of(app, SCHOOL, secrets_[SCHOOL])
+    key = send(mine, csrf, b"a,b\n1,2\n")["key"]
+    uploaded = mine.post("/api/uploaded", json={"key": key}, headers={"X-CSRF-Token": csrf})
+    query = {"key": key, "submission": uploaded.json()["submission"]}
+    assert mine.get("/api/status", params=query).json()["state"] == "processing"
+    _hold(bucket, bucket.head(key), parse_upload_key(key))  # what ingest does when locked
+    verdict = mine.get("/api/status", params=query).json()
+    assert verdict["outcome"] == "held" and verdict["verdict_zh"].startswith("已锁定")

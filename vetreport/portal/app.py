@@ -464,10 +464,31 @@ async def status(request: Request) -> Response:
     try:
         record = json.loads(portal.store.get(record_key))
     except KeyNotFound:
-        return JSONResponse({"state": "processing"})
+        record = _held_record(portal.store, own[1], school, submission)
+        if record is None:
+            return JSONResponse({"state": "processing"})
     verdict = _verdict(portal, record)
     verdict["collection"] = collection_view(read_school_status(portal.store, parsed.year, school))
     return JSONResponse(verdict)
+
+
+def _held_record(
+    store: ObjectStore, key: str, school: str, submission: str
+) -> dict[str, Any] | None:
+    """The record of an upload held while the school's year is locked, if this is one.
+
+    A held upload is recorded under its own id (``held:`` + version, so that it is
+    processed for real once the year is reopened); the page knows the upload's plain id.
+    Only the few records of this file name are read, and only while no verdict is found.
+    """
+    parsed = parse_upload_key(key)
+    prefix = ledger_key(parsed.year, school, parsed.stem, "x", parsed.extension).rsplit("/", 1)[0]
+    for info in store.list(prefix + "/"):
+        record = json.loads(store.get(info.key))
+        held = record.get("held_version")
+        if record.get("key") == key and held and submission_id(key, held) == submission:
+            return record
+    return None
 
 
 def _verdict(portal: Portal, record: dict[str, Any]) -> dict[str, Any]:
