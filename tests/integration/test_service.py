@@ -431,3 +431,32 @@ def test_uploads_while_the_prefect_server_is_down_are_held_then_processed(servic
         )
         assert record["outcome"] == "accepted"
     wait_for(lambda: published_version(service) > before, 120, "the republished tables")
+
+
+def test_a_sign_off_waits_for_the_bureau_suspended_and_the_decision_locks_the_year(
+    service: dict,
+) -> None:
+    """A served approval run suspends (its process exits: a bureau that takes a week holds
+    no runner slot); resumed with the bureau's input through the API, as the UI does, it
+    starts again, finds the same sign-off and locks the year."""
+    from prefect.client.orchestration import get_client
+
+    from vetreport.curate.collection import LOCKED, SIGNED_OFF, read_school_status
+
+    school, store = service["schools"][9], service["store"]
+    put(service, f"uploads/{YEAR}/{school}/signoff.json", '{"signed_by": "教务处"}'.encode())
+    wait_for(
+        lambda: read_school_status(store, YEAR, school).state == SIGNED_OFF, 120, "the sign-off"
+    )
+
+    def suspended() -> Any:
+        runs = [
+            run for run in flow_runs("approve-signoff") if run.name == f"approve-{YEAR}-{school}"
+        ]
+        return next((run for run in runs if run.state and run.state.is_paused()), None)
+
+    run = wait_for(suspended, 180, "the approval run to wait for the bureau")
+    assert run.state.name == "Suspended" and run.state.state_details.run_input_keyset
+    with get_client(sync_client=True) as client:
+        client.resume_flow_run(run.id, run_input={"approve": True, "note": ""})
+    wait_for(lambda: read_school_status(store, YEAR, school).state == LOCKED, 180, "the lock")

@@ -567,3 +567,24 @@ def test_an_upload_held_while_the_year_is_locked_shows_its_verdict(app, secrets_
     _hold(bucket, bucket.head(key), parse_upload_key(key))  # what ingest does when locked
     verdict = mine.get("/api/status", params=query).json()
     assert verdict["outcome"] == "held" and verdict["verdict_zh"].startswith("已锁定")
+
+
+def test_a_new_secret_ends_the_sessions_of_the_old_one_and_sessions_end_after_a_day(
+    app, secrets_, bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time as clock_module
+
+    import vetreport.portal.app as portal_app
+
+    monkeypatch.setattr(portal_app, "ISSUE_CACHE_SECONDS", 0)
+    mine, _ = client_of(app, SCHOOL, secrets_[SCHOOL])
+    assert mine.get("/api/history").status_code == 200
+    clock_module.sleep(0.01)  # the new secret's issue time differs from the old one's
+    issue_token(bucket, SCHOOL)  # the bureau issues a new secret (a clerk left, a leak)
+    assert mine.get("/api/history").status_code == 401  # the cookie alone no longer signs in
+    assert mine.get("/", follow_redirects=False).status_code == 303
+
+    again, _ = client_of(app, OTHER, secrets_[OTHER])
+    later = clock_module.time() + portal_app.SESSION_SECONDS + 1
+    monkeypatch.setattr(portal_app.time, "time", lambda: later)
+    assert again.get("/api/history").status_code == 401  # active or not, it has ended

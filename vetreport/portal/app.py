@@ -28,6 +28,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -73,7 +74,7 @@ from vetreport.portal.collection_forms import (
     signoff_body,
 )
 from vetreport.portal.limits import SignInLimiter
-from vetreport.portal.tokens import SCHOOL_CODE, verify_token
+from vetreport.portal.tokens import SCHOOL_CODE, token_issued_at, verify_token
 from vetreport.portal.uploads import (
     LOCAL_UPLOAD_PATH,
     UploadRefused,
@@ -87,7 +88,8 @@ from vetreport.school.blank_template import build_template
 from vetreport.settings import Settings, load_settings
 
 SESSION_COOKIE = "vetreport_portal"
-SESSION_SECONDS = 8 * 3600
+SESSION_SECONDS = 8 * 3600  # from sign-in, however active the session
+ISSUE_CACHE_SECONDS = 5  # how stale the portal's view of a school's secret may be
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 LINK_SECONDS = 10 * 60
@@ -129,6 +131,17 @@ class Portal:
             self.session_secret.encode("utf-8"), b"vetreport-portal-upload", hashlib.sha256
         ).digest()
         self.years = sorted(settings.open_year_set())
+        # school -> (when read, issued_at of its current secret): read again after a while
+        self._issued: dict[str, tuple[float, str | None]] = {}
+
+    def current_issue(self, school: str) -> str | None:
+        """When the school's current secret was issued, read at most every few seconds."""
+        now = time.monotonic()
+        cached = self._issued.get(school)
+        if cached is None or now - cached[0] > ISSUE_CACHE_SECONDS:
+            cached = (now, token_issued_at(self.store, school))
+            self._issued[school] = cached
+        return cached[1]
 
     def store_origin(self) -> str:
         """The origin the browser talks to for presigned POSTs and GETs ('' for a folder)."""
@@ -166,8 +179,27 @@ def _csrf_ok(request: Request, sent: str | None) -> bool:
 
 
 def _school(request: Request) -> str | None:
+    """The signed-in school, while its session is valid.
+
+    A session ends with the secret it was started with (the bureau issuing a new secret
+    signs out every session of the old one, within ``ISSUE_CACHE_SECONDS``) and after
+    ``SESSION_SECONDS`` from sign-in, however active it is (the cookie alone would slide).
+    """
     code = request.session.get("school")
-    return code if isinstance(code, str) and SCHOOL_CODE.fullmatch(code) else None
+    if not (isinstance(code, str) and SCHOOL_CODE.fullmatch(code)):
+        return None
+    started = request.session.get("signed_in_at")
+    issued = request.session.get("token_issued_at")
+    portal = _portal(request)
+    if (
+        not isinstance(started, (int, float))
+        or time.time() - started > SESSION_SECONDS
+        or issued is None
+        or issued != portal.current_issue(code)
+    ):
+        request.session.clear()
+        return None
+    return code
 
 
 def _error(message_zh: str, status: int) -> JSONResponse:
@@ -311,6 +343,8 @@ async def signin(request: Request) -> Response:
     request.session.clear()
     request.session["school"] = code
     request.session["csrf"] = secrets.token_urlsafe(32)
+    request.session["signed_in_at"] = time.time()
+    request.session["token_issued_at"] = token_issued_at(portal.store, code)
     return RedirectResponse("/", status_code=303)
 
 

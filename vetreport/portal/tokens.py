@@ -85,6 +85,17 @@ def issue_token(store: ObjectStore, school_code: str) -> str:
     return secret
 
 
+def token_issued_at(store: ObjectStore, school_code: str) -> str | None:
+    """When the school's current secret was issued (None: it has none).
+
+    A session started with an earlier secret has ended, whatever its cookie says.
+    """
+    try:
+        return str(json.loads(store.get(token_key(school_code)))["issued_at"])
+    except (KeyNotFound, ValueError, KeyError):
+        return None
+
+
 def verify_token(store: ObjectStore, school_code: str, typed: str) -> bool:
     """Say whether the typed secret is the school's current one.
 
