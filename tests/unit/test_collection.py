@@ -417,3 +417,27 @@ def test_the_commands_show_the_ladder_and_refuse_an_early_signoff(
     assert capsys.readouterr().out.startswith(f"{SCHOOL} {YEAR}: 已确认")
     [row] = as_grid(completeness_matrix(store, YEAR)).to_dicts()
     assert (row["状态"], row["graduates"]) == ("已确认", "有警告（已说明）")
+
+
+def test_a_deletion_after_the_signoff_undoes_it() -> None:
+    data = upload("accepted", "t1")
+    other_key = f"uploads/{YEAR}/{SCHOOL}/staff.csv"
+    other = upload("accepted", "t1", key=other_key)
+    withdrawn = upload("withdrawn", "t3", key=other_key, token="deleted")
+    signed = [data, other, event(SIGNOFF, "t2")]
+    assert state(signed, {KEY: "v1", other_key: "v1"}) == "已确认"
+    # the staff file is deleted after the sign-off: what was signed off is no longer what counts
+    assert state([*signed, withdrawn], {KEY: "v1"}) == "已提交"
+
+
+def test_a_signoff_sent_with_the_corrected_file_is_judged_on_that_file(
+    store: LocalStore,
+) -> None:
+    rejected = put(store, "graduates.csv", b"not,a,graduates,file\n1,2,3,4\n")
+    assert ingest(store, rejected)["outcome"] == "rejected"
+    # the school fixes the file and signs off at once: one sweep sees both keys
+    put(store, "graduates.csv", graduates_csv(3, bad_match_rows=0))
+    signoff = put(store, "signoff.json", '{"signed_by": "王校长"}'.encode())
+    results = {result.key: result.outcome for result in ingest_keys(store, [signoff, rejected])}
+    assert results == {rejected: "accepted", signoff: "signed_off"}
+    assert read_school_status(store, YEAR, SCHOOL).state_zh == "已确认"

@@ -243,7 +243,10 @@ def school_status(
             if entry.get("dataset")
         }
     )
-    last_change = max((r.get("processed_at", "") for r in counting), default=None)
+    # Any upload processed after the sign-off undoes it, a deletion's withdrawal included
+    # (a deleted key no longer counts, so the counting records alone would not show it).
+    changes = [r for r in uploads if r.get("stem") != SIGNOFF_STEM]
+    last_change = max((r.get("processed_at", "") for r in changes), default=None)
 
     lock: str | None = None
     signed_at: str | None = None

@@ -129,8 +129,24 @@ def registry_codes(store: ObjectStore, year: int) -> frozenset[str] | None:
 
 
 def order_for_ingest(keys: list[str]) -> list[str]:
-    """Bureau files first (the registry decides which schools count), then the rest."""
-    return sorted(keys, key=lambda key: (f"/{CITY_SUBMITTER}/" not in key, key))
+    """Bureau files first (the registry decides which schools count), then the rest.
+
+    Of the schools' files, their data comes before their sign-offs and explanations
+    (``is_workflow_key``).
+    """
+    return sorted(
+        keys, key=lambda key: (f"/{CITY_SUBMITTER}/" not in key, is_workflow_key(key), key)
+    )
+
+
+def is_workflow_key(key: str) -> bool:
+    """A school's sign-off or explanations: judged against the school's data as recorded.
+
+    Each goes alone, after every data file of the same call has its record, so that a
+    school that sends its corrected file and its sign-off together is judged on the file.
+    """
+    stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
+    return f"/{CITY_SUBMITTER}/" not in key and stem in (SIGNOFF_STEM, EXPLANATIONS_DATASET)
 
 
 def ingest_keys(
@@ -190,7 +206,10 @@ def ingest_keys(
         if died >= 2:
             loose.append(_refuse_poison(store, info))
             continue
-        if f"/{CITY_SUBMITTER}/" in key or died:
+        if is_workflow_key(key) and batch:
+            results += run(batch)  # the data first: a sign-off is judged on it
+            batch, size = [], 0
+        if f"/{CITY_SUBMITTER}/" in key or died or is_workflow_key(key):
             # the bureau's files, and a file that may have killed a worker, go alone
             results += run([info], died + 1)
             if f"/{CITY_SUBMITTER}/" in key:
