@@ -662,8 +662,28 @@ def _write_collection_record(
     except Exception:  # rendering must never fail ingest
         LOGGER.exception("could not render the report of %s", info.key)
     _put_all(store, writes)
-    now = datetime.now(UTC).isoformat()
     record = {
+        **_record_fields(info, upload, submission, report, [key for key, _, _ in writes]),
+        "datasets": [],
+        **fields,
+    }
+    store.put_if_absent(
+        ledger_key(upload.year, upload.submitter, upload.stem, submission, upload.extension),
+        json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8"),
+        "application/json",
+    )
+    return IngestResult(info.key, submission, report["outcome"], False, json_report_key)
+
+
+def _record_fields(
+    info: ObjectInfo,
+    upload: UploadKey,
+    submission: str,
+    report: dict[str, Any],
+    report_keys: list[str],
+) -> dict[str, Any]:
+    """What every upload's ledger record says of the object, the upload and its report."""
+    return {
         "submission_id": submission,
         "key": info.key,
         "stem": upload.stem,
@@ -673,25 +693,17 @@ def _write_collection_record(
         "version_id": info.version_id,
         "size_bytes": info.size_bytes,
         "uploaded_at": info.last_modified.astimezone(UTC).isoformat(),
-        "processed_at": now,
+        "processed_at": datetime.now(UTC).isoformat(),
         "year": upload.year,
         "submitter": upload.submitter,
         "school_code": upload.school_code,
         "outcome": report["outcome"],
         "error_count": report["error_count"],
         "warning_count": report["warning_count"],
-        "report_key": json_report_key,
-        "report_keys": [key for key, _, _ in writes],
-        "datasets": [],
+        "report_key": report_keys[0],
+        "report_keys": report_keys,
         "schema_version": SCHEMA_VERSION,
-        **fields,
     }
-    store.put_if_absent(
-        ledger_key(upload.year, upload.submitter, upload.stem, submission, upload.extension),
-        json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8"),
-        "application/json",
-    )
-    return IngestResult(info.key, submission, report["outcome"], False, json_report_key)
 
 
 def _hold(store: ObjectStore, info: ObjectInfo, upload: UploadKey) -> IngestResult:
@@ -917,26 +929,8 @@ def _record(
     ]
     json_report_key = done.report_keys[0]
     record = {
-        "submission_id": submission,
-        "key": info.key,
-        "stem": upload.stem,
-        "extension": upload.extension,
-        "version_token": info.version_token,
-        "etag": info.etag,
-        "version_id": info.version_id,
-        "size_bytes": info.size_bytes,
-        "uploaded_at": info.last_modified.astimezone(UTC).isoformat(),
-        "processed_at": datetime.now(UTC).isoformat(),
-        "year": upload.year,
-        "submitter": upload.submitter,
-        "school_code": upload.school_code,
-        "outcome": report["outcome"],
-        "error_count": report["error_count"],
-        "warning_count": report["warning_count"],
-        "report_key": json_report_key,
-        "report_keys": done.report_keys,
+        **_record_fields(info, upload, submission, report, done.report_keys),
         "datasets": entries,
-        "schema_version": SCHEMA_VERSION,
     }
     if not done.is_rejected:
         record["warnings"] = record_warnings(report)
