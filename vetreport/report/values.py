@@ -15,6 +15,7 @@ figure printed with fewer decimals than the catalogue keeps is rounded once, nev
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -96,16 +97,9 @@ class PublishedValues:
     ) -> BoundValue:
         """A derived figure (derived_figures.csv) of a region and year, printed at ``decimals``."""
         call = placeholder_text(figure_id, year, decimals, region=region).replace("v(", "d(", 1)
-        figure = self.derived.get(figure_id)
-        if figure is None:
-            close = difflib.get_close_matches(figure_id, list(self.derived), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise PlaceholderError(f"placeholder {call}: no derived figure {figure_id!r}{hint}")
-        if not isinstance(year, int) or year not in self.years:
-            raise PlaceholderError(
-                f"placeholder {call}: the report shows the years "
-                f"{', '.join(map(str, self.years))}, not {year!r}"
-            )
+        _check_known(call, figure_id, self.derived, "derived figure")
+        figure = self.derived[figure_id]
+        self._check_year(call, year)
         decimals = figure.decimals if decimals is None else decimals
         if not isinstance(decimals, int) or not 0 <= decimals <= 6:
             raise PlaceholderError(
@@ -159,6 +153,14 @@ class PublishedValues:
             f"placeholder {call}: {self.city_name} has no county or school {region!r}{hint}"
         )
 
+    def _check_year(self, call: str, year: object) -> None:
+        """Refuse a placeholder for a year the published version does not show."""
+        if not isinstance(year, int) or year not in self.years:
+            raise PlaceholderError(
+                f"placeholder {call}: the report shows the years "
+                f"{', '.join(map(str, self.years))}, not {year!r}"
+            )
+
     def bind(
         self,
         indicator_id: str,
@@ -169,15 +171,8 @@ class PublishedValues:
     ) -> BoundValue:
         """The value of an indicator at a grain and year, printed at ``decimals``."""
         call = placeholder_text(indicator_id, year, decimals, region=region, scale=scale)
-        if indicator_id not in self.definitions:
-            close = difflib.get_close_matches(indicator_id, list(self.definitions), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise PlaceholderError(f"placeholder {call}: no indicator {indicator_id!r}{hint}")
-        if not isinstance(year, int) or year not in self.years:
-            raise PlaceholderError(
-                f"placeholder {call}: the report shows the years "
-                f"{', '.join(map(str, self.years))}, not {year!r}"
-            )
+        _check_known(call, indicator_id, self.definitions, "indicator")
+        self._check_year(call, year)
         if scale not in SCALES:
             raise PlaceholderError(f"placeholder {call}: scale must be 万 or 亿, not {scale!r}")
         if decimals is None:
@@ -208,3 +203,12 @@ class PublishedValues:
             indicator_value=published,
             text=text,
         )
+
+
+def _check_known(call: str, name: str, known: Iterable[str], what: str) -> None:
+    """Refuse a placeholder naming no catalogue row, with the closest names as a hint."""
+    names = list(known)
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise PlaceholderError(f"placeholder {call}: no {what} {name!r}{hint}")
