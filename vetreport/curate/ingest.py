@@ -176,7 +176,9 @@ def ingest_keys(
     def run(infos: list[ObjectInfo], tries: int = 1) -> list[IngestResult]:
         marker = _mark_batch(store, infos, tries)
         try:
-            done = _ingest_batch(store, infos, registries, settings, marker=marker)
+            done = _ingest_batch(
+                store, infos, registries, settings, marker=marker, is_locked=is_locked
+            )
             _write_school_indexes(store, done)
         except StoreError:
             _abandon(store, marker)  # the store failed, not the worker: no attempt spent
@@ -445,6 +447,7 @@ def _ingest_batch(
     registries: dict[int, frozenset[str] | None],
     settings: Settings,
     marker: str | None = None,
+    is_locked: Callable[[str], bool] | None = None,
 ) -> list[IngestResult]:
     """Ingest a batch of object versions: done ones skipped, the rest validated together.
 
@@ -452,9 +455,11 @@ def _ingest_batch(
     once; the second is reported as skipped, as it would be in a later batch. ``marker``
     is the batch's attempt marker: the curated files are named in it before they are
     written, so that a batch that dies before its records leaves nothing unaccounted for.
+    ``is_locked`` is the calling ingest's lock check (its reads of the year's events are
+    shared by all its batches); a batch alone makes its own.
     """
     firsts: dict[str, ObjectInfo] = {}
-    is_locked = _lock_checker(store)
+    is_locked = is_locked or _lock_checker(store)
     locked: dict[str, bool] = {}
     for info in infos:
         year = _year_of(info.key)
