@@ -26,9 +26,9 @@ import polars as pl
 from vetreport.aggregate.compute import aggregate
 from vetreport.bucket.store import LocalStore
 from vetreport.curate.ingest import ingest_keys, unprocessed_upload_keys
+from vetreport.curate.school_index import write_history_and_indexes
 from vetreport.demo.national import read_manifest
 from vetreport.publish.writer import publish
-from vetreport.school.history_report import write_history_reports
 
 REPORT_YEAR = 2023
 
@@ -88,7 +88,7 @@ def main() -> None:
         f"; measures recomputed for {result.recomputed_school_count} schools, "
         f"{result.reused_school_count} from the cache",
     )
-    write_history_reports(
+    write_history_and_indexes(
         store, result.history_findings, result.report_year, result.schools_in_year
     )
     lap("history")

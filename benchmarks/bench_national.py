@@ -387,8 +387,8 @@ def _phase_project(root: Path) -> dict[str, Any]:
     from vetreport.aggregate.compute import aggregate
     from vetreport.bucket.store import LocalStore
     from vetreport.curate.ingest import ingest_keys, split_city_first, unprocessed_upload_keys
+    from vetreport.curate.school_index import write_history_and_indexes
     from vetreport.publish.writer import publish
-    from vetreport.school.history_report import write_history_reports
 
     imported = _rss_mib()
     store = LocalStore(root)
@@ -408,7 +408,7 @@ def _phase_project(root: Path) -> dict[str, Any]:
     steps["aggregate"] = time.perf_counter() - mark
     peaks["aggregate"] = _rss_mib()
     mark = time.perf_counter()
-    write_history_reports(
+    write_history_and_indexes(
         store, result.history_findings, result.report_year, result.schools_in_year
     )
     steps["history"] = time.perf_counter() - mark

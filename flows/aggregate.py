@@ -24,11 +24,11 @@ from vetreport.aggregate.compute import AggregateResult, aggregate
 from vetreport.aggregate.school_feedback import PEER_GROUP_MINIMUM
 from vetreport.bucket.store import StoreError, open_store
 from vetreport.curate.completeness import as_grid, ladder_counts
+from vetreport.curate.school_index import write_history_and_indexes
 from vetreport.publish.policy import status_for
 from vetreport.publish.reader import later_years_showing
 from vetreport.publish.summary import version_markdown
 from vetreport.publish.writer import publish
-from vetreport.school.history_report import write_history_reports
 from vetreport.school.numbers_page import write_school_numbers
 from vetreport.settings import load_settings
 
@@ -55,10 +55,15 @@ def aggregate_year(store_url: str, report_year: int) -> AggregateResult:
     **STORAGE_RETRIES,
 )
 def write_school_history(store_url: str, result: AggregateResult) -> int:
-    """Write each school's changes beyond tolerance back to it as history warnings."""
-    return write_history_reports(
+    """Write each school's changes beyond tolerance back to it as history warnings.
+
+    A school whose warnings changed has its index page and pre-filled explanations file
+    rewritten too, so that what it is asked to explain is what now stands.
+    """
+    changed = write_history_and_indexes(
         open_store(store_url), result.history_findings, result.report_year, result.schools_in_year
     )
+    return len(changed)
 
 
 @task(

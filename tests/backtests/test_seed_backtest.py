@@ -172,6 +172,56 @@ def test_history_warnings_are_written_for_each_school(published) -> None:
     report = json.loads(store.get(f"reports/2023/{school}/history.json"))
     assert report["finding_count"] == variance.filter(pl.col("school_code") == school).height
     assert report["findings"][0]["rule_id"] == "history.change_beyond_tolerance"
+    # the school is asked about them where it is asked about its uploads' warnings
+    index = json.loads(store.get(f"reports/2023/{school}/index.json"))
+    shown = [w["column"] for w in index["status"]["warnings"] if w["dataset"] == "history"]
+    assert shown == [item["indicator_id"] for item in report["findings"]]
+    prefilled = store.get(f"reports/2023/{school}/explanations.csv").decode("utf-8-sig")
+    assert prefilled.count(",history,history.change_beyond_tolerance,") == len(shown)
+
+
+def test_an_explained_change_shows_as_explained_after_the_next_aggregation(
+    published, tmp_path
+) -> None:
+    """On a copy of the published bucket: explain one change, ingest, aggregate again."""
+    import csv
+    import io
+    import json
+    import shutil
+
+    from vetreport.aggregate.compute import aggregate
+    from vetreport.curate.ingest import ingest_keys
+    from vetreport.curate.school_index import write_history_and_indexes
+    from vetreport.school.numbers_page import write_school_numbers
+
+    shutil.copytree(published["store_url"], tmp_path / "bucket")
+    store = open_store(str(tmp_path / "bucket"))
+    school = "3133060011"
+    prefilled = store.get(f"reports/2023/{school}/explanations.csv").decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(prefilled)))
+    chosen = next(row for row in rows[1:] if row[1] == "history")
+    chosen[6] = "本年度新增东西协作项目"
+    answer = io.StringIO()
+    csv.writer(answer, lineterminator="\n").writerows([rows[0], chosen])
+    key = f"uploads/2023/{school}/explanations.csv"
+    store.put(key, ("\ufeff" + answer.getvalue()).encode("utf-8"))
+    [result] = ingest_keys(store, [key])
+    assert result.outcome == "accepted"
+    result = aggregate(store, 2023)
+    write_history_and_indexes(store, result.history_findings, 2023, result.schools_in_year)
+    write_school_numbers(store, result.school_feedback, result.history_findings, 2023, 3)
+    history = json.loads(store.get(f"reports/2023/{school}/history.json"))
+    marked = {item["indicator_id"]: item for item in history["findings"]}
+    assert (marked[chosen[4]]["is_explained"], marked[chosen[4]]["reason"]) == (
+        True,
+        "本年度新增东西协作项目",
+    )
+    assert sum(item["is_explained"] for item in marked.values()) == 1
+    index = json.loads(store.get(f"reports/2023/{school}/index.json"))
+    [answered] = [w for w in index["status"]["warnings"] if w["column"] == chosen[4]]
+    assert answered["is_explained"] and answered["reason"] == "本年度新增东西协作项目"
+    numbers = store.get(f"reports/2023/{school}/numbers.html").decode()
+    assert "已说明：本年度新增东西协作项目" in numbers
 
 
 def test_each_school_sees_its_numbers_beside_its_city_and_peers(published) -> None:

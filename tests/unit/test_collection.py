@@ -441,3 +441,119 @@ def test_a_signoff_sent_with_the_corrected_file_is_judged_on_that_file(
     results = {result.key: result.outcome for result in ingest_keys(store, [signoff, rejected])}
     assert results == {rejected: "accepted", signoff: "signed_off"}
     assert read_school_status(store, YEAR, SCHOOL).state_zh == "已确认"
+
+
+# -- changes against last year (history.json) -------------------------------------------------
+
+HISTORY = {
+    "rule_id": "history.change_beyond_tolerance",
+    "layer": "history",
+    "severity": "warning",
+    "indicator_id": "enrolled_students_count",
+    "indicator_zh": "在校生数",
+    "unit": "人",
+    "previous": 1000.0,
+    "current": 1500.0,
+    "change_pct": 50.0,
+    "tolerance": 15.0,
+    "message_zh": "与上一年相比变化超出容许范围，请说明原因",
+}
+HISTORY_EXPLAINED = {
+    "dataset": "history",
+    "rule_id": "history.change_beyond_tolerance",
+    "row_number": None,
+    "column": "enrolled_students_count",
+    "reason": "新校区启用，扩大招生",
+}
+
+
+@pytest.fixture
+def history_needs_explaining(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rules.csv as a bureau that wants every change against last year explained has it."""
+    import dataclasses
+
+    rules = dict(collection.load_rules())
+    rule = rules["history.change_beyond_tolerance"]
+    rules[rule.rule_id] = dataclasses.replace(rule, needs_explanation=True)
+    monkeypatch.setattr(collection, "load_rules", lambda: rules)
+
+
+def test_a_change_against_last_year_is_a_warning_the_school_can_explain() -> None:
+    data = upload("accepted", "t1")
+    status = school_status([data], {KEY: "v1"}, YEAR, SCHOOL, [HISTORY])
+    [warning] = status.warnings
+    assert (warning["dataset"], warning["column"], warning["row_number"]) == (
+        "history",
+        "enrolled_students_count",
+        None,
+    )
+    assert warning["message_zh"].startswith("在校生数：较上年变化 +50.0%，超出 ±15% 的范围")
+    assert warning["key"] == f"reports/{YEAR}/{SCHOOL}/history.json"
+    # rules.csv as shipped: shown and explainable, not required before sign-off
+    assert (status.state_zh, warning["needs_explanation"]) == ("已提交", False)
+    prefilled = explanations_csv(status).decode("utf-8-sig").splitlines()
+    assert prefilled[1].split(",")[1:5] == [
+        "history",
+        "history.change_beyond_tolerance",
+        "",
+        "enrolled_students_count",
+    ]
+    findings, explained = explanation_findings(
+        explanation_rows(
+            ("history", "history.change_beyond_tolerance", None, "enrolled_students_count", "扩招"),
+            ("history", "history.change_beyond_tolerance", None, "staff_count", "调入"),
+        ),
+        status.warnings,
+    )
+    assert [e["column"] for e in explained] == ["enrolled_students_count"]
+    assert findings["rule_id"].to_list() == ["collection.no_such_warning"]  # no such change
+
+
+def test_a_required_change_explanation_holds_the_signoff_until_given(
+    history_needs_explaining: None,
+) -> None:
+    data = upload("accepted", "t1")
+    status = school_status([data], {KEY: "v1"}, YEAR, SCHOOL, [HISTORY])
+    assert status.state_zh == "待说明"
+    [refusal] = signoff_refusals(status)
+    assert refusal["rule_id"] == "collection.signoff_unexplained_warning"
+    assert "history" in refusal["detail"] and "在校生数" in refusal["detail_zh"]
+    explanation_key = f"uploads/{YEAR}/{SCHOOL}/explanations.csv"
+    explains = upload(
+        "accepted", "t2", key=explanation_key, explained_warnings=[HISTORY_EXPLAINED], datasets=[]
+    )
+    versions = {KEY: "v1", explanation_key: "v1"}
+    status = school_status([data, explains], versions, YEAR, SCHOOL, [HISTORY])
+    assert status.state_zh == "已提交"
+    assert [(w["is_explained"], w["reason"]) for w in status.warnings] == [
+        (True, "新校区启用，扩大招生")
+    ]
+    assert signoff_refusals(status) == []
+    # the explanation deleted: the change is open again
+    assert school_status([data, explains], {KEY: "v1"}, YEAR, SCHOOL, [HISTORY]).state_zh == (
+        "待说明"
+    )
+    # marked on the findings the numbers page and history.json show
+    statuses = {SCHOOL: school_status([data, explains], versions, YEAR, SCHOOL, [HISTORY])}
+    [marked] = collection.mark_explained({SCHOOL: [HISTORY]}, statuses)[SCHOOL]
+    assert (marked["is_explained"], marked["reason"]) == (True, "新校区启用，扩大招生")
+
+
+def test_the_matrix_and_the_bucket_read_the_schools_history(
+    store: LocalStore, history_needs_explaining: None
+) -> None:
+    """Read from reports/{year}/{school}/history.json where aggregation wrote it."""
+    from vetreport.curate.completeness import as_grid, completeness_matrix
+    from vetreport.school.history_report import write_history_reports
+
+    ingest(store, put(store, "graduates.csv", graduates_csv(3, bad_match_rows=0)))
+    assert read_school_status(store, YEAR, SCHOOL).state_zh == "已提交"
+    [row] = as_grid(completeness_matrix(store, YEAR)).to_dicts()
+    assert row["状态"] == "已提交"
+    assert write_history_reports(store, {SCHOOL: [HISTORY]}, YEAR, [SCHOOL]) == [SCHOOL]
+    assert read_school_status(store, YEAR, SCHOOL).state_zh == "待说明"
+    [row] = as_grid(completeness_matrix(store, YEAR)).to_dicts()
+    assert row["状态"] == "待说明"
+    # a history.json that is not one is read as no warning (the next aggregation rewrites it)
+    store.put(f"reports/{YEAR}/{SCHOOL}/history.json", b"{not json")
+    assert read_school_status(store, YEAR, SCHOOL).state_zh == "已提交"

@@ -167,12 +167,9 @@ def test_variance_flags_changes_beyond_tolerance(tmp_path) -> None:
     assert flagged[(2023, "S00002")]["change_pct"] is None
 
     store = open_store(str(tmp_path / "bucket"))
-    assert (
-        write_history_reports(
-            store, history_findings(variance, 2023), 2023, ["S00001", "S00002", "S00003"]
-        )
-        == 3
-    )
+    assert write_history_reports(
+        store, history_findings(variance, 2023), 2023, ["S00001", "S00002", "S00003"]
+    ) == ["S00001", "S00002", "S00003"]
     report = json.loads(store.get(history_report_key(2023, "S00001")))
     assert report["finding_count"] == 1
     finding = report["findings"][0]
@@ -184,7 +181,7 @@ def test_variance_flags_changes_beyond_tolerance(tmp_path) -> None:
         write_history_reports(
             store, history_findings(variance, 2023), 2023, ["S00001", "S00002", "S00003"]
         )
-        == 0
+        == []
     )
 
 

@@ -53,6 +53,7 @@ from vetreport.aggregate.regions import region_directory
 from vetreport.aggregate.school_feedback import school_feedback
 from vetreport.aggregate.variance import history_findings, variance_table
 from vetreport.bucket.store import ObjectStore
+from vetreport.curate.collection import mark_explained, year_statuses
 from vetreport.curate.completeness import (
     completeness_by_region,
     completeness_matrix,
@@ -316,7 +317,8 @@ def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
     tables = shape_tables(values, report_year)
     variance = variance_table(values)
     registry = registry_rows.filter(pl.col("year") == report_year)
-    matrix = completeness_matrix(store, report_year, view, registry)
+    findings = history_findings(variance, report_year)
+    matrix = completeness_matrix(store, report_year, view, registry, findings)
     tables["variance"] = variance
     tables["completeness"] = published_completeness(matrix)
     tables["completeness_by_region"] = completeness_by_region(matrix, registry)
@@ -333,9 +335,20 @@ def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
         tables=tables,
         submissions=submissions,
         completeness=matrix,
-        history_findings=history_findings(variance, report_year),
+        history_findings=_with_explanations(view, report_year, findings),
         schools_in_year=sorted(schools_in_year),
         school_feedback=school_feedback(values, registry_rows, report_year),
         recomputed_school_count=recomputed,
         reused_school_count=reused,
     )
+
+
+def _with_explanations(
+    view: LedgerView, report_year: int, findings: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The schools' history findings, each marked explained (with the reason) or not."""
+    year_view = view.of_year(report_year)
+    statuses = year_statuses(
+        year_view.records, year_view.current_versions, report_year, sorted(findings), findings
+    )
+    return mark_explained(findings, statuses)

@@ -3,12 +3,15 @@
 What belongs here: the status ladder of a school's year and everything that moves it.
 
 - **The ladder** (``school_status``): 未提交 → 已提交 → 有错误 → 待说明 → 已确认 → 已锁定 →
-  修订中, one pure function of the year's ledger records and the uploads now in the bucket.
+  修订中, one pure function of the year's ledger records, the uploads now in the bucket and
+  the school's history warnings (written by the last aggregation).
   ``vetreport status``, the completeness artifact and the school's pages all show it.
 - **Explanations** (the ``explanations`` dataset, purpose ``workflow``): a school answers a
-  warning with a reason. ``explanation_findings`` checks an explanations upload against the
-  school's current warnings (an explanation of an error, or of a warning that does not
-  exist, is a finding); the matched ones go into the upload's ledger record.
+  warning with a reason: an upload's warning, or a change against last year beyond the
+  indicator's tolerance (``history.json``, one warning per indicator, ``history_warnings``).
+  ``explanation_findings`` checks an explanations upload against the school's current
+  warnings (an explanation of an error, or of a warning that does not exist, is a finding);
+  the matched ones go into the upload's ledger record.
   ``explanations_csv`` writes the pre-filled file offered beside the school's reports.
 - **Collection events**: sign-off (by the school's ``signoff.json`` upload or an operator's
   command), sign-off refused, the bureau's approval (lock), sending back, and reopening.
@@ -33,7 +36,7 @@ from typing import Any
 import polars as pl
 
 from schemas.catalogue import load_datasets, load_rules
-from vetreport.bucket.keys import ledger_prefix, uploads_prefix
+from vetreport.bucket.keys import history_report_key, ledger_prefix, uploads_prefix
 from vetreport.bucket.links import public_url
 from vetreport.bucket.store import ObjectStore
 from vetreport.curate.ledger import (
@@ -44,6 +47,7 @@ from vetreport.curate.ledger import (
     locked_owners,
     read_records_under,
 )
+from vetreport.school.history_report import history_message_zh, read_history_findings
 from vetreport.validate.normalise import finding_rows
 from vetreport.validate.read import SOURCE_ROW
 
@@ -87,6 +91,9 @@ EVENTS_STEM = "_collection"
 SIGNOFF_STEM = "signoff"  # uploads/{year}/{school}/signoff.json: the school signs off
 EXPLANATIONS_DATASET = "explanations"
 EXPLANATIONS_FILE = "explanations.csv"  # the pre-filled file beside the school's index page
+# A change against last year (history.json, written by aggregation) is explained under this
+# dataset name, with the indicator's id as its column.
+HISTORY_DATASET = "history"
 NEXT_STEP_ZH = {
     NOT_SUBMITTED: "尚未提交数据。请按模板上传本校数据。",
     SUBMITTED: "数据已提交且无错误。核对无误后，上传 signoff.json 确认提交本年度数据。",
@@ -137,6 +144,28 @@ def record_warnings(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def history_warnings(findings: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A school's history findings (``reports/{year}/{school}/history.json``) as warnings.
+
+    One per indicator: dataset ``history``, no row, the indicator's id as the column, and
+    ``needs_explanation`` from the rule's row of rules.csv like any other warning.
+    """
+    rules = load_rules()
+    return [
+        {
+            "dataset": HISTORY_DATASET,
+            "rule_id": item["rule_id"],
+            "row_number": None,
+            "column": item["indicator_id"],
+            "message_zh": f"{item.get('indicator_zh') or item['indicator_id']}："
+            + history_message_zh(item),
+            "needs_explanation": rules[item["rule_id"]].needs_explanation,
+        }
+        for item in findings
+        if item.get("rule_id") in rules
+    ]
+
+
 # -- the ladder --------------------------------------------------------------------------------
 
 
@@ -181,11 +210,14 @@ def school_status(
     current_versions: dict[str, str],
     year: int,
     school_code: str,
+    history: Iterable[dict[str, Any]] = (),
 ) -> SchoolStatus:
     """The ladder state of one school's year: a pure function of the ledger.
 
     ``records`` are ledger records (any years and schools: the school's are picked out),
-    ``current_versions`` the uploads now in the bucket (key -> version token).
+    ``current_versions`` the uploads now in the bucket (key -> version token), ``history``
+    the school's history findings as the last aggregation wrote them (changes against last
+    year, computed from the counted data): they are warnings like an upload's.
 
     - 已锁定 after the bureau's approval, until it reopens the year;
     - 未提交 when nothing of the school counts (no upload, or every one withdrawn);
@@ -235,6 +267,16 @@ def school_status(
                     "reason": explained.get(ref),
                 }
             )
+    for item in history_warnings(history):
+        ref = warning_ref(item)
+        warnings.append(
+            {
+                **item,
+                "key": history_report_key(year, school_code),
+                "is_explained": ref in explained,
+                "reason": explained.get(ref),
+            }
+        )
     datasets = sorted(
         {
             entry["dataset"]
@@ -454,13 +496,40 @@ def school_current_versions(store: ObjectStore, year: int, school_code: str) -> 
 
 
 def read_school_status(store: ObjectStore, year: int, school_code: str) -> SchoolStatus:
-    """The school's ladder state, read from the bucket (two listings, its own records)."""
+    """The school's ladder state, read from the bucket.
+
+    Two listings, then its own records and its history warnings.
+    """
     return school_status(
         school_records(store, year, school_code),
         school_current_versions(store, year, school_code),
         year,
         school_code,
+        read_history_findings(store, year, school_code),
     )
+
+
+def mark_explained(
+    findings: dict[str, list[dict[str, Any]]], statuses: dict[str, SchoolStatus]
+) -> dict[str, list[dict[str, Any]]]:
+    """Each school's history findings with ``is_explained`` and ``reason`` from its status."""
+    marked: dict[str, list[dict[str, Any]]] = {}
+    for school, items in findings.items():
+        status = statuses.get(school)
+        answers = {
+            warning["column"]: warning
+            for warning in (status.warnings if status else ())
+            if warning["dataset"] == HISTORY_DATASET
+        }
+        marked[school] = [
+            {
+                **item,
+                "is_explained": bool(answers.get(item["indicator_id"], {}).get("is_explained")),
+                "reason": answers.get(item["indicator_id"], {}).get("reason"),
+            }
+            for item in items
+        ]
+    return marked
 
 
 def locked_schools(store: ObjectStore, year: int) -> frozenset[str]:
@@ -556,16 +625,26 @@ def reopen(
 
 
 def year_statuses(
-    records: list[dict[str, Any]], current_versions: dict[str, str], year: int, schools: list[str]
+    records: list[dict[str, Any]],
+    current_versions: dict[str, str],
+    year: int,
+    schools: list[str],
+    history: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, SchoolStatus]:
-    """The ladder state of each of ``schools`` (the registry's, or those seen in the ledger)."""
+    """The ladder state of each of ``schools`` (the registry's, or those seen in the ledger).
+
+    ``history`` is each school's history findings by school code.
+    """
+    history = history or {}
     by_school: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         if record.get("year") == year:
             school = record.get("school_code") or record.get("submitter")
             by_school.setdefault(str(school), []).append(record)
     return {
-        school: school_status(by_school.get(school, []), current_versions, year, school)
+        school: school_status(
+            by_school.get(school, []), current_versions, year, school, history.get(school, ())
+        )
         for school in schools
     }
 

@@ -40,6 +40,7 @@ from vetreport.curate.ledger import (
     dataset_rows,
     read_ledger_view,
 )
+from vetreport.school.history_report import read_year_history
 
 MISSING = "missing"
 REJECTED = "rejected"
@@ -120,8 +121,12 @@ def completeness_from_records(
     registry: pl.DataFrame,
     year: int,
     current_versions: dict[str, str],
+    history: dict[str, list[dict]] | None = None,
 ) -> pl.DataFrame:
     """The completeness matrix from ledger records, a registry and the bucket's uploads now.
+
+    ``history`` is each school's history findings by school code (its warnings against
+    last year, which it explains like an upload's: they move it on the ladder).
 
     Status: the outcome of the submission that counts; else ``rejected`` when an existing
     upload of the dataset was refused; else ``withdrawn`` when every upload of it was
@@ -187,7 +192,9 @@ def completeness_from_records(
             pl.col("upload_count").fill_null(0),
         )
     )
-    ladder = _ladder_rows(records, current_versions, year, schools["school_code"].to_list())
+    ladder = _ladder_rows(
+        records, current_versions, year, schools["school_code"].to_list(), history
+    )
     return (
         matrix.join(
             ladder.select("school_code", "school_state", "school_state_zh"),
@@ -206,11 +213,16 @@ def completeness_from_records(
 
 
 def _ladder_rows(
-    records: list[dict], current_versions: dict[str, str], year: int, schools: list[str]
+    records: list[dict],
+    current_versions: dict[str, str],
+    year: int,
+    schools: list[str],
+    history: dict[str, list[dict]] | None,
 ) -> pl.DataFrame:
     """Each school's ladder state, and per dataset whether its warnings are explained."""
     rows = []
-    for school, status in year_statuses(records, current_versions, year, schools).items():
+    statuses = year_statuses(records, current_versions, year, schools, history)
+    for school, status in statuses.items():
         needing: dict[str, bool] = {}
         for warning in status.warnings:
             if warning["needs_explanation"]:
@@ -246,6 +258,7 @@ def completeness_matrix(
     year: int,
     view: LedgerView | None = None,
     registry_rows: pl.DataFrame | None = None,
+    history: dict[str, list[dict]] | None = None,
 ) -> pl.DataFrame:
     """School x dataset status for a report year, from the ledger and the registry.
 
@@ -255,8 +268,9 @@ def completeness_matrix(
     submission_id (the one that counts), is_in_registry.
 
     ``view`` is the ledger as already read (``ledger.read_ledger_view`` of years including
-    ``year``) and ``registry_rows`` the year's curated registry rows as already loaded:
-    without them the ledger and the registry are read from the store.
+    ``year``), ``registry_rows`` the year's curated registry rows as already loaded and
+    ``history`` each school's history findings as just computed: without them the ledger,
+    the registry and the schools' history.json are read from the store.
     """
     view = (view or read_ledger_view(store, [year])).of_year(year)
     if registry_rows is None:
@@ -264,7 +278,11 @@ def completeness_matrix(
         registry = _registry(store, current)
     else:
         registry = registry_schools(registry_rows)
-    return completeness_from_records(view.records, registry, year, view.current_versions)
+    if history is None:
+        seen = {str(r.get("school_code") or r.get("submitter")) for r in view.records}
+        schools = (set(registry["school_code"].to_list()) | seen) - {CITY_SUBMITTER}
+        history = read_year_history(store, year, schools)
+    return completeness_from_records(view.records, registry, year, view.current_versions, history)
 
 
 PUBLISHED_COLUMNS = (

@@ -34,6 +34,7 @@ from vetreport.curate.collection import (
     school_status,
 )
 from vetreport.curate.ledger import HELD, current_submissions, read_records_under
+from vetreport.school.history_report import read_history_findings, write_history_reports
 from vetreport.school.pages import render_upload_list_page
 
 DISPLAY_TIMEZONE = ZoneInfo("Asia/Shanghai")
@@ -108,7 +109,8 @@ def write_school_index(store: ObjectStore, year: int, submitter: str) -> list[st
     status_view = None
     if submitter != CITY_SUBMITTER:
         events = read_records_under(store, [events_prefix(year, submitter)])
-        status = school_status(records + events, current_versions, year, submitter)
+        history = read_history_findings(store, year, submitter)
+        status = school_status(records + events, current_versions, year, submitter, history)
         status_view = {
             "state": status.state,
             "state_zh": status.state_zh,
@@ -137,6 +139,20 @@ def write_school_index(store: ObjectStore, year: int, submitter: str) -> list[st
         store.put(key, body, content_type)
         written.append(key)
     return written
+
+
+def write_history_and_indexes(
+    store: ObjectStore, findings: dict[str, list[dict[str, Any]]], year: int, schools: list[str]
+) -> list[str]:
+    """Write each school's history warnings; rewrite the index of those whose warnings changed.
+
+    The index page and the pre-filled explanations file list the history warnings with the
+    upload's, so a school is asked to explain what now stands. Returns the changed schools.
+    """
+    changed = write_history_reports(store, findings, year, schools)
+    for school in changed:
+        write_school_index(store, year, school)
+    return changed
 
 
 def submitters_with_records(store: ObjectStore) -> set[tuple[int, str]]:

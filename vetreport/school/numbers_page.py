@@ -20,6 +20,7 @@ import polars as pl
 from schemas.indicators import format_value
 from vetreport.bucket.keys import school_numbers_key
 from vetreport.bucket.store import KeyNotFound, ObjectStore
+from vetreport.school.history_report import history_message_zh
 from vetreport.school.pages import render_school_numbers_page
 
 WRITE_THREADS = 8
@@ -64,9 +65,10 @@ def numbers_document(
 def _warning_text(finding: dict[str, Any] | None) -> str:
     if finding is None:
         return ""
-    change = finding.get("change_pct")
-    moved = "从无到有" if change is None else f"较上年变化 {change:+.1f}%"
-    return f"{moved}，超出 ±{finding['tolerance']:g}% 的范围：{finding['message_zh']}"
+    text = history_message_zh(finding)
+    if finding.get("is_explained"):
+        text += f"（已说明：{finding.get('reason') or ''}）"
+    return text
 
 
 def render_numbers_page(document: dict[str, Any]) -> str:
