@@ -25,17 +25,25 @@ word an operator and the school see. The logic is in ``vetreport.curate.collecti
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.blocks.notifications import CustomWebhookNotificationBlock, NotificationBlock
+from prefect.events import emit_event
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from flows.ingest import ingest_uploads, status_artifact, tag_flow_run
-from vetreport.bucket.keys import key_owner
+from flows.ingest import (
+    SIGNED_OFF_EVENT,
+    artifact_key,
+    ingest_uploads,
+    status_artifact,
+    tag_flow_run,
+)
+from vetreport.bucket.keys import CITY_SUBMITTER, key_owner, uploads_prefix
 from vetreport.bucket.store import open_store
 from vetreport.curate.collection import (
     LADDER,
@@ -46,13 +54,16 @@ from vetreport.curate.collection import (
     read_school_status,
     reopen,
     status_markdown,
+    year_statuses,
 )
 from vetreport.curate.completeness import completeness_matrix
-from vetreport.curate.ingest import unprocessed_upload_keys
+from vetreport.curate.ingest import unprocessed_upload_keys, upload_years
+from vetreport.curate.ledger import read_records
 from vetreport.curate.school_index import write_school_index
 from vetreport.settings import load_settings
 
 APPROVAL_TIMEOUT_SECONDS = 30 * 24 * 3600  # a paused approval waits up to a month
+ANNOUNCE_AGAIN_AFTER_SECONDS = 600  # a sign-off's event may take this long to start its run
 
 
 class ApprovalInput(RunInput):
@@ -78,14 +89,21 @@ def approve_signoff(
         status_artifact(store, status)
         return {"school": school, "year": year, "state": status.state, "decided": False}
     status_artifact(store, status)
+    signoff = _signoff_id(status)
+    tag_flow_run(signoff_tag(signoff))
+    waiting = _earlier_approval_of(signoff)
+    if waiting is not None:  # a re-announced sign-off whose first run still waits
+        logger.info("%s %s: sign-off %s already waits in run %s", school, year, signoff, waiting)
+        return {"school": school, "year": year, "state": status.state, "decided": False}
     form = ApprovalInput.with_initial_data(
         description=status_markdown(store, status)
         + "\n勾选 approve 即锁定；不勾选并写明原因即退回学校。",
         approve=True,
     )
-    signoff = _signoff_id(status)
     wait = suspend_flow_run if _is_served() else pause_flow_run
-    decision = wait(wait_for_input=form, timeout=timeout_seconds, key=f"approval-{signoff}")
+    # keyed by the sign-off (an operator's sign-off id has capitals: keys may not)
+    key = artifact_key("approval", signoff)
+    decision = wait(wait_for_input=form, timeout=timeout_seconds, key=key)
     now = read_school_status(store, year, school)
     if now.state != SIGNED_OFF or _signoff_id(now) != signoff:
         logger.warning("%s %s changed while the bureau decided: not recorded", school, year)
@@ -117,6 +135,111 @@ def _signoff_id(status: Any) -> str:
     if not signoffs:
         return str(status.last_changed_at or "")
     return str(max(signoffs, key=lambda event: event.get("processed_at", ""))["submission_id"])
+
+
+def signoff_tag(signoff: str) -> str:
+    """The tag naming the sign-off an approval run decides on."""
+    return f"signoff:{signoff}"
+
+
+def approval_runs(signoff: str) -> list[Any]:
+    """The approval runs (any state) of one sign-off, oldest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["approve-signoff"])),
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[signoff_tag(signoff)])),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            limit=50,
+        )
+
+
+def _is_waiting(run: Any) -> bool:
+    """A run that has not ended: scheduled, running, or paused/suspended for the bureau."""
+    return run.state is not None and not run.state.is_final()
+
+
+def _earlier_approval_of(signoff: str) -> str | None:
+    """Another unfinished approval run of the same sign-off, created before this one.
+
+    The oldest run keeps the form; a later one (a sign-off announced again) ends at once.
+    Runs started together both see each other, and only the younger gives way.
+    """
+    from prefect.runtime import flow_run
+
+    me = flow_run.get_id()
+    if not me:
+        return None
+    runs = approval_runs(signoff)
+    mine = next((run for run in runs if str(run.id) == str(me)), None)
+    for run in runs:
+        if str(run.id) == str(me) or not _is_waiting(run):
+            continue
+        if mine is None or (run.created, str(run.id)) < (mine.created, str(mine.id)):
+            return str(run.id)
+    return None
+
+
+def waiting_signoffs(
+    store: Any, year: int, older_than_seconds: float = ANNOUNCE_AGAIN_AFTER_SECONDS
+) -> list[tuple[str, str]]:
+    """(school, sign-off id) of every signed-off school whose sign-off no run waits on.
+
+    Its event was lost (the Prefect server down, the service restarting while automations
+    were recreated) or its run ended without a decision (failed, crashed, or timed out):
+    the bureau has no form to decide on. A sign-off younger than ``older_than_seconds`` is
+    left alone: its event may still be on its way.
+    """
+    records = read_records(store, [year])
+    schools = sorted(
+        {str(r.get("school_code") or r.get("submitter")) for r in records} - {CITY_SUBMITTER}
+    )
+    versions = {info.key: info.version_token for info in store.list(uploads_prefix(year))}
+    cutoff = (datetime.now(UTC) - timedelta(seconds=older_than_seconds)).isoformat()
+    found = []
+    for school, status in year_statuses(records, versions, year, schools).items():
+        if status.state != SIGNED_OFF:
+            continue
+        signed = [e for e in status.events if e.get("collection_event") == SIGNOFF]
+        if signed and max(e.get("processed_at", "") for e in signed) > cutoff:
+            continue
+        signoff = _signoff_id(status)
+        if not any(_is_waiting(run) for run in approval_runs(signoff)):
+            found.append((school, signoff))
+    return found
+
+
+@flow(name="announce-signoffs", flow_run_name="announce-signoffs", log_prints=True)
+def announce_signoffs_again(
+    store_url: str, older_than_seconds: float = ANNOUNCE_AGAIN_AFTER_SECONDS
+) -> list[dict[str, Any]]:
+    """Send ``vetreport.school.signed-off`` again for each sign-off no approval run waits on."""
+    logger = get_run_logger()
+    store = open_store(store_url)
+    sent = []
+    for year in upload_years(store):
+        for school, signoff in waiting_signoffs(store, year, older_than_seconds):
+            emit_event(
+                event=SIGNED_OFF_EVENT,
+                resource={
+                    "prefect.resource.id": f"vetreport.school.{year}.{school}",
+                    "vetreport.year": str(year),
+                },
+                payload={"year": year, "school": school, "signoff": signoff, "again": True},
+            )
+            logger.warning(
+                "%s %s: sign-off %s had no approval run; announced again", school, year, signoff
+            )
+            sent.append({"year": year, "school": school, "signoff": signoff})
+    return sent
 
 
 def _is_served() -> bool:

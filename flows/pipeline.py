@@ -11,6 +11,7 @@ from typing import Any
 from prefect import flow, task
 
 from flows.aggregate import aggregate_and_publish
+from flows.collection import announce_signoffs_again
 from flows.ingest import sweep_uploads
 from vetreport.bucket.store import open_store
 from vetreport.curate.ingest import upload_years
@@ -45,12 +46,16 @@ def rebuild(store_url: str) -> dict[int, dict[str, Any]]:
     """The nightly rebuild: sweep, then aggregate every year with uploads.
 
     Publishing stays change-only, so a night without changes publishes nothing; it
-    catches whatever an event missed and picks up catalogue changes.
+    catches whatever an event missed and picks up catalogue changes. Last, a sign-off that
+    no approval run waits on (its event lost) is announced again, so the bureau gets its
+    form by the next morning.
     """
     sweep_uploads(store_url)
     refresh_school_indexes(store_url)
     # every year in turn, oldest first, so no year needs to cascade to the later ones
-    return {
+    summaries = {
         year: aggregate_and_publish(store_url, year, include_later_years=False)
         for year in upload_years(open_store(store_url))
     }
+    announce_signoffs_again(store_url)
+    return summaries

@@ -11,7 +11,8 @@ through ``infra/prefect.yaml``):
   of uploads gives one run; a global concurrency limit ``aggregate-{year}`` keeps one run
   per year at a time. It also carries one schedule per collection deadline (status final);
 - ``sweep/every-minute``: lists uploads/ against the ledger (catches lost events);
-- ``rebuild/nightly``: sweep plus re-aggregation of every year;
+- ``rebuild/nightly``: sweep plus re-aggregation of every year, then a sign-off whose event
+  was lost (no approval run waits on it) is announced again;
 - ``approve-signoff/on-signoff``: one run per accepted sign-off (``vetreport.school.signed-off``),
   paused until the bureau approves (locks) or sends the year back in the UI;
 - ``remind-schools/on-calendar``: one schedule per reminder date of each year's calendar;
