@@ -557,3 +557,59 @@ def test_the_matrix_and_the_bucket_read_the_schools_history(
     # a history.json that is not one is read as no warning (the next aggregation rewrites it)
     store.put(f"reports/{YEAR}/{SCHOOL}/history.json", b"{not json")
     assert read_school_status(store, YEAR, SCHOOL).state_zh == "已提交"
+
+
+# -- an upload in flight while the bureau approves ---------------------------------------------
+
+
+def signed_off_store(store: LocalStore) -> str:
+    key = put(store, "graduates.csv", graduates_csv(3, bad_match_rows=0))
+    assert ingest(store, key)["outcome"] == "accepted"
+    assert collection.sign_off(store, YEAR, SCHOOL, by="test").status.state_zh == "已确认"
+    return key
+
+
+def test_an_upload_recorded_after_the_approval_it_raced_reopens_the_year(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest checked the lock before the approval and recorded after it."""
+    from vetreport.curate import ingest as ingest_module
+
+    key = signed_off_store(store)
+    assert collection.decide(store, YEAR, SCHOOL, True, by="bureau").status.state_zh == "已锁定"
+    # the lock as the call saw it when it started, before the bureau's approval
+    monkeypatch.setattr(ingest_module, "_lock_checker", lambda store: lambda key: False)
+    store.put(key, graduates_csv(5, bad_match_rows=0))
+    assert ingest(store, key)["outcome"] == "accepted"  # what the school was told
+    assert counted_graduates(store) == 5  # and what counts
+    status = read_school_status(store, YEAR, SCHOOL)
+    assert (status.state_zh, status.note) == ("修订中", collection.RACED_LOCK_NOTE)
+    assert shown_to_school(store) == "修订中"
+    # the next upload is ingested as usual (the year is open again), nothing reopens twice
+    monkeypatch.undo()
+    store.put(key, graduates_csv(6, bad_match_rows=0))
+    assert ingest(store, key)["outcome"] == "accepted"
+    kinds = [e["collection_event"] for e in read_school_status(store, YEAR, SCHOOL).events]
+    assert kinds == ["signoff", "approved", "reopened"]
+
+
+def test_an_approval_that_read_the_state_before_an_upload_landed_does_not_stand(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The approval read 已确认, then the upload's record landed, then the lock was written."""
+    key = signed_off_store(store)
+    before = read_school_status(store, YEAR, SCHOOL)
+    store.put(key, graduates_csv(4, bad_match_rows=0))
+    assert ingest(store, key)["outcome"] == "accepted"
+    reads = iter([before])
+    real = collection.read_school_status
+    monkeypatch.setattr(
+        collection, "read_school_status", lambda *args: next(reads, None) or real(*args)
+    )
+    outcome = collection.decide(store, YEAR, SCHOOL, True, by="bureau")
+    assert outcome.status.state_zh == "修订中"
+    assert counted_graduates(store) == 4
+    # an approval with nothing in flight stands
+    monkeypatch.undo()
+    assert collection.sign_off(store, YEAR, SCHOOL, by="test").status.state_zh == "已确认"
+    assert collection.decide(store, YEAR, SCHOOL, True, by="bureau").status.state_zh == "已锁定"

@@ -183,6 +183,7 @@ class SchoolStatus:
     note: str | None = None  # the bureau's note when it sent the year back or reopened it
     datasets: tuple[str, ...] = ()  # the datasets that count now
     last_changed_at: str | None = None
+    is_changed_after_signoff: bool = False  # an upload processed after the latest sign-off
 
     @property
     def state_zh(self) -> str:
@@ -193,6 +194,17 @@ class SchoolStatus:
     def open_warnings(self) -> list[dict[str, Any]]:
         """Warnings that need an explanation and have none yet."""
         return [w for w in self.warnings if w["needs_explanation"] and not w["is_explained"]]
+
+    @property
+    def is_lock_raced(self) -> bool:
+        """Locked, yet a change was processed after the sign-off the approval rests on.
+
+        An upload in flight while the bureau approved: its ingest checked the lock before
+        the approval and recorded its verdict after it (or the approval read the state
+        before the upload's record landed). The approval covered other data than what
+        counts, so it cannot stand (``release_raced_lock``).
+        """
+        return self.state == LOCKED and self.is_changed_after_signoff
 
     @property
     def is_below_signed_off(self) -> bool:
@@ -304,6 +316,7 @@ def school_status(
         elif kind == REOPENED:
             lock, signed_at, note = REVISING, None, event.get("note")
     is_signed = signed_at is not None and (last_change is None or last_change <= signed_at)
+    changed_after = signed_at is not None and last_change is not None and last_change > signed_at
 
     base = dict(
         year=year,
@@ -315,6 +328,7 @@ def school_status(
         note=note,
         datasets=tuple(datasets),
         last_changed_at=last_change,
+        is_changed_after_signoff=changed_after,
     )
     if lock == LOCKED:
         return SchoolStatus(state=LOCKED, **base)  # type: ignore[arg-type]
@@ -607,7 +621,31 @@ def decide(
         )
     record = event_record(year, school_code, APPROVED if approve else SENT_BACK, by, note or None)
     write_event(store, record)
+    if approve:
+        # an upload whose record landed after the state above was read: not approved
+        release_raced_lock(store, year, school_code)
     return EventOutcome(record, read_school_status(store, year, school_code))
+
+
+RACED_LOCK_NOTE = (
+    "教育局审核通过时，本校有新的上传正在处理，审核未包含该数据。"
+    "本年度已重新开放，请核对后再次确认提交。"
+)
+
+
+def release_raced_lock(store: ObjectStore, year: int, school_code: str) -> bool:
+    """Reopen a lock that an upload in flight raced (``SchoolStatus.is_lock_raced``).
+
+    Both sides call it after writing: the approval after its lock event, the ingest after
+    its records. Whichever writes last sees the other, so a change the bureau did not see
+    never stays counted under its lock. The school signs off again and the bureau approves
+    what counts. Returns whether it reopened.
+    """
+    status = read_school_status(store, year, school_code)
+    if not status.is_lock_raced:
+        return False
+    write_event(store, event_record(year, school_code, REOPENED, "system", RACED_LOCK_NOTE))
+    return True
 
 
 def reopen(

@@ -65,6 +65,7 @@ from vetreport.curate.collection import (
     locked_schools,
     read_school_status,
     record_warnings,
+    release_raced_lock,
     signoff_refusals,
 )
 from vetreport.curate.curated import read_curated_rows
@@ -179,6 +180,7 @@ def ingest_keys(
             done = _ingest_batch(
                 store, infos, registries, settings, marker=marker, is_locked=is_locked
             )
+            _release_raced_locks(store, done)
             _write_school_indexes(store, done)
         except StoreError:
             _abandon(store, marker)  # the store failed, not the worker: no attempt spent
@@ -224,6 +226,7 @@ def ingest_keys(
             batch, size = [], 0
     if batch:
         results += run(batch)
+    _release_raced_locks(store, loose)
     _write_school_indexes(store, loose)
     _retire_markers(store, attempts)
     return results + loose
@@ -261,6 +264,27 @@ def _lock_checker(store: ObjectStore) -> Callable[[str], bool]:
         return owner[1] in locks[owner[0]]
 
     return is_locked
+
+
+def _release_raced_locks(store: ObjectStore, results: list[IngestResult]) -> None:
+    """After recording: reopen a year the bureau locked while these uploads were in flight.
+
+    The lock was checked when the call started; an approval recorded since then did not
+    see these changes (``collection.release_raced_lock``). One read of each year's events,
+    then the few schools locked now.
+    """
+    changed = {
+        owner
+        for result in results
+        if not result.was_skipped
+        and result.outcome != HELD
+        and (owner := key_owner(result.key)) is not None
+        and owner[1] != CITY_SUBMITTER
+    }
+    locked = {year: locked_schools(store, year) for year in {year for year, _ in changed}}
+    for year, school in sorted(changed):
+        if school in locked[year] and release_raced_lock(store, year, school):
+            LOGGER.warning("%s %s: locked while an upload was in flight; reopened", school, year)
 
 
 def _write_school_indexes(store: ObjectStore, results: list[IngestResult]) -> None:
@@ -544,7 +568,9 @@ def ingest_object(
         results = validate_uploads([(started.data, started.context)])[0]
         _check_explanations(store, started, results)
     reported = _report(store, [(started, results)])[0]
-    return _record(store, reported, _write_curated(store, [reported]))
+    result = _record(store, reported, _write_curated(store, [reported]))
+    _release_raced_locks(store, [result])
+    return result
 
 
 def _start(
