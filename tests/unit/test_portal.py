@@ -588,3 +588,47 @@ def test_a_new_secret_ends_the_sessions_of_the_old_one_and_sessions_end_after_a_
     later = clock_module.time() + portal_app.SESSION_SECONDS + 1
     monkeypatch.setattr(portal_app.time, "time", lambda: later)
     assert again.get("/api/history").status_code == 401  # active or not, it has ended
+
+
+def test_a_change_against_last_year_is_explained_through_the_same_form(
+    app, secrets_, bucket
+) -> None:
+    """history.json's warnings (written by aggregation) are rows of the form like others."""
+    from vetreport.school.history_report import write_history_reports
+
+    client, csrf = client_of(app, SCHOOL, secrets_[SCHOOL])
+    ingest_keys(bucket, [send(client, csrf, graduates_csv(SCHOOL, matched_without_job=0))["key"]])
+    change = {
+        "rule_id": "history.change_beyond_tolerance",
+        "layer": "history",
+        "severity": "warning",
+        "indicator_id": "enrolled_students_count",
+        "indicator_zh": "在校生数",
+        "unit": "人",
+        "previous": 1000.0,
+        "current": 1500.0,
+        "change_pct": 50.0,
+        "tolerance": 15.0,
+        "message_zh": "与上一年相比变化超出容许范围，请说明原因",
+    }
+    write_history_reports(bucket, {SCHOOL: [change]}, YEAR, [SCHOOL])
+    page = client.get("/").text
+    assert "较上年变化" in page and "在校生数：较上年变化 +50.0%" in page
+    (field,) = REASON_FIELD.findall(page)
+    reply = client.post(
+        "/collection/explanations",
+        data={"csrf_token": csrf, "year": YEAR, field: "新校区启用后扩大招生"},
+        follow_redirects=False,
+    )
+    key, verdict = follow_form(client, bucket, reply)
+    written = bucket.get(key).decode("utf-8-sig").splitlines()
+    assert written[1].startswith(
+        f"{SCHOOL},history,history.change_beyond_tolerance,,enrolled_students_count,"
+    )
+    assert (verdict["outcome"], verdict["error_count"]) == ("accepted", 0)
+    [row] = verdict["collection"]["rows"]
+    assert (row["dataset_zh"], row["is_explained"], row["reason"]) == (
+        "较上年变化",
+        True,
+        "新校区启用后扩大招生",
+    )

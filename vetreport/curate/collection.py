@@ -94,6 +94,7 @@ EXPLANATIONS_FILE = "explanations.csv"  # the pre-filled file beside the school'
 # A change against last year (history.json, written by aggregation) is explained under this
 # dataset name, with the indicator's id as its column.
 HISTORY_DATASET = "history"
+HISTORY_DATASET_ZH = "较上年变化"
 NEXT_STEP_ZH = {
     NOT_SUBMITTED: "尚未提交数据。请按模板上传本校数据。",
     SUBMITTED: "数据已提交且无错误。核对无误后，上传 signoff.json 确认提交本年度数据。",

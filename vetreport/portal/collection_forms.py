@@ -27,6 +27,8 @@ from schemas.catalogue import load_datasets, load_rules
 from vetreport.bucket.keys import upload_key
 from vetreport.curate.collection import (
     EXPLANATIONS_DATASET,
+    HISTORY_DATASET,
+    HISTORY_DATASET_ZH,
     LOCKED,
     NEXT_STEP_ZH,
     SIGNED_OFF,
@@ -77,6 +79,7 @@ def refusals_zh(status: SchoolStatus) -> list[str]:
 def collection_view(status: SchoolStatus) -> dict[str, Any]:
     """What the page and the status API show of the school's collection workflow."""
     names = {dataset_id: spec.name_zh for dataset_id, spec in load_datasets().items()}
+    names[HISTORY_DATASET] = HISTORY_DATASET_ZH
     rows = [
         {
             "field": REASON_FIELD + field_id(warning_ref(warning)),
