@@ -292,14 +292,15 @@ def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
     beside its city and peers (vetreport.aggregate.school_feedback) for the flow to show
     and write.
 
-    The ledger is read and the uploads listed once. School measures come from the cache
+    The ledger is read (from its digests, leaving a digest of the records it read one by
+    one) and the uploads listed once. School measures come from the cache
     of vetreport.aggregate.measures where a school's submissions are unchanged and are
     recomputed, a chunk of schools at a time, where they changed (the cache is the one
     thing this step writes); the bureau's registry and city figures are read on every
     run; every region is summed again from the school measures.
     """
     years = years_shown(report_year)
-    view = read_ledger_view(store, years)
+    view = read_ledger_view(store, years, write_digest=True)
     submissions = view.current_submissions()
     school_datasets = sorted(school_dataset_ids())
     bureau = read_curated_rows(store, submissions.filter(~pl.col("dataset").is_in(school_datasets)))

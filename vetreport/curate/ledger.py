@@ -5,6 +5,14 @@ year, and deciding which submission of each (year, submitter, dataset) is curren
 ledger is what makes ingest idempotent across restarts: an upload whose submission id has
 a record is done, whatever the event system remembers.
 
+Records are written once and never changed, so a year's records can be read from
+*digests* instead of one object each: ``ledger/_digests/{year}/{id}.jsonl.gz`` holds
+records as they were read (key and record, a JSON line each). A digest is a cache, never
+the truth: a reader lists the year's record keys, takes from the digests the records of
+those keys, and reads the rest one by one. An aggregation writes a digest of the records it
+had to read one by one, and merges a year's digests into one when there are many, so the
+next one reads a national year's records from a handful of objects instead of one GET each.
+
 What counts is the object now at each key (docs/operations.md, "What counts, and when"):
 
 - a key counts through the record of its current version (the version a listing of
@@ -22,7 +30,10 @@ What counts is the object now at each key (docs/operations.md, "What counts, and
 
 from __future__ import annotations
 
+import gzip
 import json
+import logging
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +48,7 @@ from vetreport.bucket.keys import (
     parse_ledger_record_key,
     uploads_prefix,
 )
-from vetreport.bucket.store import ObjectStore
+from vetreport.bucket.store import KeyNotFound, ObjectStore
 
 ACCEPTED_OUTCOMES = ("accepted", "accepted_with_warnings")
 # An upload kept while the bureau has locked its school's year: recorded and reported, but
@@ -49,6 +60,10 @@ LOCK_EVENT = "approved"
 UNLOCK_EVENT = "reopened"
 SEQUENTIAL_READS = 8  # on a local folder, below this many reads threads cost more than they save
 READ_THREADS = 16
+LOGGER = logging.getLogger(__name__)
+DIGEST_ROOT = f"{LEDGER_ROOT}_digests/"
+DIGEST_SUFFIX = ".jsonl.gz"
+DIGESTS_BEFORE_MERGE = 16  # a year's digests beyond which the next writer merges them
 
 CURRENT_SCHEMA: dict[str, type[pl.DataType]] = {
     "year": pl.Int64,
@@ -91,9 +106,92 @@ def processed_submission_ids(store: ObjectStore, prefix: str = LEDGER_ROOT) -> s
     }
 
 
-def read_records(store: ObjectStore, years: Iterable[int]) -> list[dict[str, Any]]:
-    """Read every ledger record of the given years, in parallel."""
-    return read_records_under(store, [ledger_prefix(year) for year in years])
+def read_records(
+    store: ObjectStore, years: Iterable[int], write_digest: bool = False
+) -> list[dict[str, Any]]:
+    """Read every ledger record of the given years: from the digests, the rest in parallel.
+
+    With ``write_digest`` the records read one by one are written as a new digest of their
+    year (and a year's many digests merged into one), for the next reader.
+    """
+    records: list[dict[str, Any]] = []
+    for year in years:
+        records += _year_records(store, year, write_digest)
+    return records
+
+
+def digest_prefix(year: int) -> str:
+    """Where a year's ledger digests are kept."""
+    return f"{DIGEST_ROOT}{year}/"
+
+
+def _year_records(store: ObjectStore, year: int, write_digest: bool) -> list[dict[str, Any]]:
+    keys = [info.key for info in store.list(ledger_prefix(year)) if info.key.endswith(".json")]
+    digests = [
+        info.key for info in store.list(digest_prefix(year)) if info.key.endswith(DIGEST_SUFFIX)
+    ]
+    wanted = set(keys)
+    found: dict[str, dict[str, Any]] = {}
+    for entries in _map(store, _read_digest, digests):
+        for key, record in entries:
+            if key in wanted:
+                found[key] = record
+    missing = [key for key in keys if key not in found]
+    for key, record in zip(missing, _map(store, _read_record, missing), strict=True):
+        found[key] = record
+    if write_digest and (missing or len(digests) > DIGESTS_BEFORE_MERGE):
+        _write_digest(store, year, [(key, found[key]) for key in missing], digests, found)
+    return [found[key] for key in keys]
+
+
+def _map(store: ObjectStore, read: Any, keys: list[str]) -> list[Any]:
+    """``read(store, key)`` for each key, in order: on threads unless few and local."""
+    if len(keys) <= SEQUENTIAL_READS and not getattr(store, "is_remote", True):
+        return [read(store, key) for key in keys]
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        return list(pool.map(lambda key: read(store, key), keys))
+
+
+def _read_record(store: ObjectStore, key: str) -> dict[str, Any]:
+    return json.loads(store.get(key))  # type: ignore[no-any-return]
+
+
+def _read_digest(store: ObjectStore, key: str) -> list[tuple[str, dict[str, Any]]]:
+    """The (record key, record) pairs of a digest; none when it was merged away meanwhile."""
+    try:
+        body = store.get(key)
+        entries = [json.loads(line) for line in gzip.decompress(body).splitlines() if line]
+        return [(entry["key"], entry["record"]) for entry in entries]
+    except KeyNotFound:
+        return []  # its records are read one by one this time
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as error:
+        LOGGER.warning("ledger digest %s unreadable (%s): its records are read alone", key, error)
+        return []
+
+
+def _write_digest(
+    store: ObjectStore,
+    year: int,
+    new: list[tuple[str, dict[str, Any]]],
+    digests: list[str],
+    every: dict[str, dict[str, Any]],
+) -> None:
+    """A digest of the records just read one by one; or, past the limit, one of them all.
+
+    Merging writes the whole year's digest before deleting the ones it replaces, so a
+    reader finds each record in some digest or reads it alone, and never loses it.
+    """
+    merge = len(digests) > DIGESTS_BEFORE_MERGE
+    entries = sorted(every.items()) if merge else new
+    lines = [
+        json.dumps({"key": key, "record": record}, ensure_ascii=False, sort_keys=True)
+        for key, record in entries
+    ]
+    body = gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=5, mtime=0)
+    store.put(f"{digest_prefix(year)}{uuid.uuid4().hex}{DIGEST_SUFFIX}", body, "application/gzip")
+    if merge:
+        for key in digests:
+            store.delete(key)
 
 
 def read_records_under(store: ObjectStore, prefixes: Iterable[str]) -> list[dict[str, Any]]:
@@ -226,7 +324,16 @@ class LedgerView:
         return current_submissions(self.records, self.current_versions)
 
 
-def read_ledger_view(store: ObjectStore, years: Iterable[int]) -> LedgerView:
-    """Read the ledger records of the years and list their uploads, once."""
+def read_ledger_view(
+    store: ObjectStore, years: Iterable[int], write_digest: bool = False
+) -> LedgerView:
+    """Read the ledger records of the years and list their uploads, once.
+
+    ``write_digest``: leave a digest of the records read one by one (``read_records``).
+    """
     years = tuple(sorted(set(years)))
-    return LedgerView(years, read_records(store, years), current_upload_versions(store, years))
+    return LedgerView(
+        years,
+        read_records(store, years, write_digest),
+        current_upload_versions(store, years),
+    )
