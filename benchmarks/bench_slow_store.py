@@ -10,7 +10,11 @@ on each endpoint, each on a bucket of its own holding the same uploads:
   sweep or a burst would: seconds and files/s;
 - ``report``: one school's corrected file ingested alone, five times over (an event's
   run): seconds from the call to the record, median and worst;
-- ``publish``: aggregate and publish the year.
+- ``publish``: aggregate and publish the year;
+- ``republish``: one more corrected file ingested, then aggregate and publish again, as the
+  service does after each burst. The first aggregation leaves a digest of the ledger
+  (vetreport.curate.ledger), so this one reads a record per new upload, not one per upload
+  of the year. ``VETREPORT_BENCH_DIGESTS=0`` runs it without digests, for comparison.
 
 And the requests the proxy passed, per file and per phase: what the delay multiplies.
 
@@ -140,12 +144,28 @@ def run_on(endpoint: str, bucket: str, uploads: dict[str, bytes], proxy: DelayPr
     before = requests()
     seconds = timed(lambda: publish(store, aggregate(store, YEAR)))
     figures["publish"] = (seconds, requests() - before)
+
+    store.put(key, uploads[key] + b"\n\n")  # one more correction
+    ingest_keys(store, [key])
+    before = requests()
+    seconds = timed(lambda: publish(store, aggregate(store, YEAR)))
+    figures["republish"] = (seconds, requests() - before)
     return figures
+
+
+def _without_digests() -> None:
+    """Aggregations that leave no ledger digest (the comparison run)."""
+    import vetreport.aggregate.compute as compute
+
+    plain = compute.read_ledger_view
+    compute.read_ledger_view = lambda store, years, write_digest=False: plain(store, years)
 
 
 def main() -> None:
     """Run the phases on SeaweedFS directly and through the delaying proxy; print figures."""
     delay_ms = float(os.environ.get("VETREPORT_BENCH_DELAY_MS", "200"))
+    if os.environ.get("VETREPORT_BENCH_DIGESTS", "1") == "0":
+        _without_digests()
     uploads = {
         key: body
         for key, body in build_demo_uploads(YEAR).items()
@@ -169,14 +189,15 @@ def main() -> None:
     print(
         f"{'store':>10} | {'batch s':>8} | {'files/s':>7} | {'req/file':>8} | "
         f"{'report p50 s':>12} | {'report max s':>12} | {'req/report':>10} | "
-        f"{'publish s':>9} | {'req/publish':>11}"
+        f"{'publish s':>9} | {'req/publish':>11} | {'republish s':>11} | {'req/republish':>13}"
     )
     for name, figures in results.items():
         batch, report, published = figures["batch"], figures["report"], figures["publish"]
+        again = figures["republish"]
         print(
             f"{name:>10} | {batch[0]:8.1f} | {batch[1]:7.1f} | {batch[2]:8.1f} | "
             f"{report[0]:12.2f} | {report[1]:12.2f} | {report[2]:10.0f} | "
-            f"{published[0]:9.1f} | {published[1]:11d}"
+            f"{published[0]:9.1f} | {published[1]:11d} | {again[0]:11.1f} | {again[1]:13d}"
         )
 
 
