@@ -598,19 +598,8 @@ def test_a_change_against_last_year_is_explained_through_the_same_form(
 
     client, csrf = client_of(app, SCHOOL, secrets_[SCHOOL])
     ingest_keys(bucket, [send(client, csrf, graduates_csv(SCHOOL, matched_without_job=0))["key"]])
-    change = {
-        "rule_id": "history.change_beyond_tolerance",
-        "layer": "history",
-        "severity": "warning",
-        "indicator_id": "enrolled_students_count",
-        "indicator_zh": "在校生数",
-        "unit": "人",
-        "previous": 1000.0,
-        "current": 1500.0,
-        "change_pct": 50.0,
-        "tolerance": 15.0,
-        "message_zh": "与上一年相比变化超出容许范围，请说明原因",
-    }
+    from tests.unit.test_collection import HISTORY as change
+
     write_history_reports(bucket, {SCHOOL: [change]}, YEAR, [SCHOOL])
     page = client.get("/").text
     assert "较上年变化" in page and "在校生数：较上年变化 +50.0%" in page
