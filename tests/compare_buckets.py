@@ -31,6 +31,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from vetreport.curate.ledger import DIGEST_ROOT
+
 DEFAULT_ZONES = ("published", "reports", "ledger", "curated")
 CHECKSUM = re.compile(r"\b[0-9a-f]{64}\b")
 MOMENT = re.compile(
@@ -123,11 +125,16 @@ def _curated_rows(root: Path) -> dict[str, bytes]:
 
 def _object_names(root: Path, zone: str) -> set[str]:
     """The objects of a zone of a folder bucket: a writer killed mid-write leaves its
-    temporary file (``.tmp-…``) beside the target, which no listing shows as an object."""
+    temporary file (``.tmp-…``) beside the target, which no listing shows as an object.
+
+    The ledger's digests are left out: a cache of the records (which are compared), named
+    at random by whichever aggregation wrote it.
+    """
     return {
-        path.relative_to(root).as_posix()
+        name
         for path in (root / zone).rglob("*")
         if not path.name.startswith(".tmp-")
+        and not (name := path.relative_to(root).as_posix()).startswith(DIGEST_ROOT)
     }
 
 
