@@ -333,6 +333,8 @@ def _pick_sheet(sheets: list[RawSheet], dataset_id: str) -> RawSheet:
     for sheet in visible:
         if sheet.sheet_name and normalise_header(sheet.sheet_name) in names:
             return sheet
+    if len(visible) == 1:
+        return visible[0]  # a CSV, or a workbook of one sheet: nothing to score
     known = set(header_lookup(dataset_id))
     scores = [header_score(sheet, known) for sheet in visible]
     return visible[scores.index(max(scores))]
