@@ -391,7 +391,7 @@ class _Prepared:
         """The dataset's result, from the normaliser's findings and the batch checks'."""
         assert self.normalised is not None
         findings = [self.normalised.findings]
-        if checked is not None:
+        if checked is not None and not _adds_nothing(checked, findings[0]):
             findings = [_without_findings_on_example_rows(findings[0], checked), checked]
         typed = self.normalised.frame
         return DatasetResult(
@@ -407,6 +407,11 @@ class _Prepared:
             headers=self.headed.headers,
             column_positions=self.normalised.column_positions,
         )
+
+
+def _adds_nothing(checked: pl.DataFrame, findings: pl.DataFrame) -> bool:
+    """No rows, of the same columns: appending ``checked`` to ``findings`` changes nothing."""
+    return checked.height == 0 and checked.schema == findings.schema
 
 
 def _prepare_sheet(
@@ -485,7 +490,7 @@ def _batch_findings(
     )
     by_part = findings.partition_by(PART, as_dict=True, include_key=False)
     return [
-        by_part.get((index,), empty_findings()).select(list(FINDING_SCHEMA))
+        by_part[(index,)].select(list(FINDING_SCHEMA)) if (index,) in by_part else empty_findings()
         for index in range(len(group))
     ]
 
