@@ -4,7 +4,9 @@
 queries; a school must not be told anything different because its file was small. Every
 sheet of the messy-file corpus and of the demo, and grids made to hit the edges (blank
 columns and rows, whitespace Python and Polars disagree about, title rows, nothing under
-the header), go through both and must give the same table or the same refusal.
+the header), go through both and must give the same table or the same refusal. The
+columns of one value that batching appends to each file's rows without a Polars query
+(``with_constants``) must be those ``with_columns`` gives.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from schemas.catalogue import header_lookup, load_datasets
 from vetreport.bucket.keys import parse_upload_key
 from vetreport.demo.generator import build_demo_uploads
 from vetreport.demo.national import write_national_bucket
+from vetreport.validate.normalise import with_constants
 from vetreport.validate.read import (
     WHITE_SPACE,
     HeadedTable,
@@ -193,3 +196,22 @@ def test_small_grids_are_searched_in_python_and_large_ones_in_polars(monkeypatch
     monkeypatch.setattr(read, "PYTHON_SEARCH_CELLS", 10**6)
     with pytest.raises(AssertionError, match="searched in Polars"):
         find_header(not_text, KNOWN)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pl.DataFrame({"a": ["x", None, "z"], "b": [1, 2, 3]}),
+        pl.DataFrame(schema={"a": pl.String, "b": pl.Int64}),
+        pl.DataFrame({"a": ["x"], "_upload": [9]}),  # a name it has: replaced in place
+        pl.DataFrame(),
+    ],
+)
+def test_constant_columns_are_what_with_columns_gives(frame: pl.DataFrame) -> None:
+    columns = {"_upload": (3, pl.Int32), "dataset": (None, pl.Utf8), "year": (2023, pl.Int64)}
+    expected = frame.with_columns(
+        pl.lit(value, dtype=dtype).alias(name) for name, (value, dtype) in columns.items()
+    )
+    got = with_constants(frame, columns)
+    assert got.schema == expected.schema
+    assert got.rows() == expected.rows()

@@ -46,6 +46,7 @@ from vetreport.validate.normalise import (
     finding_rows,
     normalise_batch,
     part_frames,
+    with_constants,
 )
 from vetreport.validate.read import (
     SOURCE_ROW,
@@ -582,7 +583,7 @@ def _pandera_findings(
     cast_failures = (
         pl.concat(
             [
-                entry.normalised.findings.with_columns(pl.lit(index, dtype=pl.Int32).alias(PART))
+                with_constants(entry.normalised.findings, {PART: (index, pl.Int32)})
                 for index, entry in enumerate(group)
                 if entry.normalised is not None
             ],
@@ -755,9 +756,9 @@ def build_reports(
         return []
     all_findings = pl.concat(
         [
-            result.findings.with_columns(
-                pl.lit(place, dtype=pl.Int32).alias(UPLOAD),
-                pl.lit(result.dataset_id, dtype=pl.Utf8).alias("dataset"),
+            with_constants(
+                result.findings,
+                {UPLOAD: (place, pl.Int32), "dataset": (result.dataset_id, pl.Utf8)},
             )
             for place, (results, _, _) in enumerate(uploads)
             for result in results
