@@ -248,6 +248,11 @@ def header_lookup(dataset_id: str, year: int | None = None) -> dict[str, str]:
     Headers of past years' templates (header_aliases.csv) are recognised in every year, since
     schools reuse old templates; where years disagree about a header, ``year``'s row wins.
     """
+    return dict(_header_lookup(dataset_id, year))  # a copy: the caller may change it
+
+
+@lru_cache(maxsize=1024)  # asked for every file, from a catalogue loaded once
+def _header_lookup(dataset_id: str, year: int | None) -> dict[str, str]:
     lookup: dict[str, str] = {}
     for column in load_datasets()[dataset_id].columns:
         for header in header_variants(column):

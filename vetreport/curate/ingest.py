@@ -89,7 +89,7 @@ from vetreport.validate.checks import (
     build_reports,
     validate_uploads,
 )
-from vetreport.validate.normalise import finding_rows
+from vetreport.validate.normalise import finding_rows, with_constants
 from vetreport.validate.read import MAX_UPLOAD_BYTES, SOURCE_ROW
 
 QUARANTINE_RULE_LAYERS = ("file",)
@@ -902,12 +902,19 @@ def _curated_rows(done: _Reported) -> list[tuple[str, pl.DataFrame]]:
     for result in done.results:
         if result.outcome == REJECTED or result.frame is None or result.dataset_id is None:
             continue
-        frame = result.frame.rename({SOURCE_ROW: "source_row_number"}).with_columns(
-            pl.lit(year, dtype=pl.Int64).alias("year"),
-            pl.lit(submission).alias("submission_id"),
+        frame = result.frame
+        if SOURCE_ROW in frame.columns and "source_row_number" not in frame.columns:
+            frame = frame.clone()  # renamed in place: a rename would be a Polars query
+            frame.columns = [
+                "source_row_number" if name == SOURCE_ROW else name for name in frame.columns
+            ]
+        else:
+            frame = frame.rename({SOURCE_ROW: "source_row_number"})
+        frame = with_constants(
+            frame, {"year": (year, pl.Int64), "submission_id": (submission, pl.Utf8)}
         )
         if "school_code" not in frame.columns:
-            frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("school_code"))
+            frame = with_constants(frame, {"school_code": (None, pl.Utf8)})
         rows.append((result.dataset_id, frame))
     return rows
 

@@ -58,7 +58,11 @@ HELD = "held"
 # (vetreport.curate.collection): while locked, nothing the school does changes what counts.
 LOCK_EVENT = "approved"
 UNLOCK_EVENT = "reopened"
-SEQUENTIAL_READS = 8  # on a local folder, below this many reads threads cost more than they save
+# On a local folder, up to this many reads go one after another: a school's records (about
+# ten a year, read back for its upload list after every ingest) took three times the CPU
+# on a pool of threads started for them (200 schools' records: 0.12-0.17 s against
+# 0.32-0.47 s of CPU, docs/benchmarks.md). The records come back in the same order.
+SEQUENTIAL_READS = 64
 READ_THREADS = 16
 LOGGER = logging.getLogger(__name__)
 DIGEST_ROOT = f"{LEDGER_ROOT}_digests/"

@@ -46,6 +46,7 @@ from vetreport.validate.normalise import (
     finding_rows,
     normalise_batch,
     part_frames,
+    with_constants,
 )
 from vetreport.validate.read import (
     SOURCE_ROW,
@@ -333,6 +334,8 @@ def _pick_sheet(sheets: list[RawSheet], dataset_id: str) -> RawSheet:
     for sheet in visible:
         if sheet.sheet_name and normalise_header(sheet.sheet_name) in names:
             return sheet
+    if len(visible) == 1:
+        return visible[0]  # a CSV, or a workbook of one sheet: nothing to score
     known = set(header_lookup(dataset_id))
     scores = [header_score(sheet, known) for sheet in visible]
     return visible[scores.index(max(scores))]
@@ -389,7 +392,7 @@ class _Prepared:
         """The dataset's result, from the normaliser's findings and the batch checks'."""
         assert self.normalised is not None
         findings = [self.normalised.findings]
-        if checked is not None:
+        if checked is not None and not _adds_nothing(checked, findings[0]):
             findings = [_without_findings_on_example_rows(findings[0], checked), checked]
         typed = self.normalised.frame
         return DatasetResult(
@@ -405,6 +408,11 @@ class _Prepared:
             headers=self.headed.headers,
             column_positions=self.normalised.column_positions,
         )
+
+
+def _adds_nothing(checked: pl.DataFrame, findings: pl.DataFrame) -> bool:
+    """No rows, of the same columns: appending ``checked`` to ``findings`` changes nothing."""
+    return checked.height == 0 and checked.schema == findings.schema
 
 
 def _prepare_sheet(
@@ -483,7 +491,7 @@ def _batch_findings(
     )
     by_part = findings.partition_by(PART, as_dict=True, include_key=False)
     return [
-        by_part.get((index,), empty_findings()).select(list(FINDING_SCHEMA))
+        by_part[(index,)].select(list(FINDING_SCHEMA)) if (index,) in by_part else empty_findings()
         for index in range(len(group))
     ]
 
@@ -575,7 +583,7 @@ def _pandera_findings(
     cast_failures = (
         pl.concat(
             [
-                entry.normalised.findings.with_columns(pl.lit(index, dtype=pl.Int32).alias(PART))
+                with_constants(entry.normalised.findings, {PART: (index, pl.Int32)})
                 for index, entry in enumerate(group)
                 if entry.normalised is not None
             ],
@@ -748,9 +756,9 @@ def build_reports(
         return []
     all_findings = pl.concat(
         [
-            result.findings.with_columns(
-                pl.lit(place, dtype=pl.Int32).alias(UPLOAD),
-                pl.lit(result.dataset_id, dtype=pl.Utf8).alias("dataset"),
+            with_constants(
+                result.findings,
+                {UPLOAD: (place, pl.Int32), "dataset": (result.dataset_id, pl.Utf8)},
             )
             for place, (results, _, _) in enumerate(uploads)
             for result in results

@@ -275,17 +275,98 @@ def find_header(raw: RawSheet, known_headers: set[str]) -> HeadedTable:
     Title rows above the header and merged header cells are common in school files; the
     header is the row where the most cells name a known column. Header cells may hold line
     breaks, units in brackets and required-field stars (see ``normalise_header``).
+
+    Blank columns (no visible character) are dropped first, and blank rows under the
+    header last. A small grid (most school files) is searched in Python over its cells:
+    a Polars query costs a fixed fraction of a millisecond however few cells it reads, and
+    the search in Polars makes several a file. ``_find_header_in_polars`` searches a large
+    grid; both give the same table (tests/unit/test_header_search.py). A grid with a column
+    that is not text goes to Polars too, which refuses it as before.
     """
+    grid = raw.grid
+    if grid.width * grid.height > PYTHON_SEARCH_CELLS or any(
+        dtype != pl.String for dtype in grid.dtypes
+    ):
+        return _find_header_in_polars(raw, known_headers)
+    rows = grid.rows()
+    kept = [
+        index for index in range(grid.width) if any(has_visible_text(row[index]) for row in rows)
+    ]
+    if not kept:  # no column, or no visible character in any: as Polars, no rows either
+        raise ReadError("file.empty", "the sheet has no rows")
+    names = grid.columns
+    if len(kept) < grid.width:
+        grid = grid[:, [names[index] for index in kept]]
+        rows = [tuple(row[index] for index in kept) for row in rows]
+    best_index, best_hits = _best_header_row_of(rows, known_headers)
+    if best_hits == 0:
+        raise ReadError("structure.header_not_found", "no row names any column of the template")
+    headers = _headers_of(grid.columns, rows[best_index])
+    body = grid.slice(best_index + 1)
+    # Row numbers as the school sees them in Excel: 1-based, counting the rows above.
+    first_row_number = best_index + 2
+    body = body.hstack(
+        [
+            pl.Series(
+                SOURCE_ROW,
+                range(first_row_number, first_row_number + body.height),
+                dtype=pl.Int64,
+            )
+        ]
+    )
+    keep_rows = [
+        place
+        for place, row in enumerate(rows[best_index + 1 :])
+        if any(has_visible_text(cell) for cell in row)
+    ]
+    if len(keep_rows) < body.height:
+        body = body[keep_rows] if keep_rows else body.clear()
+    return HeadedTable(raw.sheet_name, headers, body, best_index + 1)
+
+
+# A grid of up to this many cells is searched in Python (see ``find_header``).
+PYTHON_SEARCH_CELLS = 20_000
+# What Polars' (Rust regex) ``\s`` matches: the Unicode White_Space characters. Python's
+# ``str.isspace`` and ``re``'s ``\s`` also take U+001C..U+001F, which Polars does not.
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def has_visible_text(cell: str | None) -> bool:
+    r"""Whether a cell holds a character Polars' ``\S`` matches (see ``WHITE_SPACE``)."""
+    return cell is not None and cell.strip(WHITE_SPACE) != ""
+
+
+def _best_header_row_of(rows: list[tuple[str | None, ...]], known: set[str]) -> tuple[int, int]:
+    """``_best_header_row`` over rows already read out of the grid."""
+    best_index, best_hits = -1, 0
+    for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        hits = sum(1 for cell in row if cell is not None and normalise_header(cell) in known)
+        if hits > best_hits:
+            best_index, best_hits = index, hits
+    return best_index, best_hits
+
+
+def _headers_of(column_names: list[str], header_row: tuple[object, ...]) -> list[str]:
+    """The header text of each sheet column ("" where blank or dropped), by position."""
+    positions = [column_position(name) for name in column_names]
+    headers = [""] * (max(positions) + 1)
+    for position, cell in zip(positions, header_row, strict=True):
+        headers[position] = "" if cell is None else str(cell)
+    return headers
+
+
+def _find_header_in_polars(raw: RawSheet, known_headers: set[str]) -> HeadedTable:
+    """``find_header`` of a large grid, with Polars queries over its columns and rows."""
     grid = _drop_blank_columns(raw.grid)
     if grid.height == 0:
         raise ReadError("file.empty", "the sheet has no rows")
     best_index, best_hits = _best_header_row(grid, known_headers)
     if best_hits == 0:
         raise ReadError("structure.header_not_found", "no row names any column of the template")
-    positions = [column_position(name) for name in grid.columns]
-    headers = [""] * (max(positions) + 1)
-    for position, cell in zip(positions, grid.row(best_index), strict=True):
-        headers[position] = "" if cell is None else str(cell)
+    headers = _headers_of(grid.columns, grid.row(best_index))
     body = grid.slice(best_index + 1)
     # Row numbers as the school sees them in Excel: 1-based, counting the rows above.
     body = body.with_columns(
