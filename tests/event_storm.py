@@ -9,8 +9,8 @@ for) is uploaded within seconds, three rounds over: round 1 every key, round 2 a
 them, round 3 every key again, each round with other bytes (the demo generator under
 another seed: same keys, same registry, other numbers). Each round's bucket notifications
 reach the queue as S3 sends them, and a share of them is sent again, shuffled, some
-twice; from round 2 on, the notifications of the earlier rounds' versions of the
-re-uploaded keys are sent again too, after the new ones (stale events).
+twice; from round 2 on, a share of the notifications of the earlier rounds' versions of
+the re-uploaded keys is sent again too, after the new ones (stale events).
 
 A round is a burst: the next starts once every version of the round has its ledger record
 and the year's aggregation has gone quiet. A version overwritten before the service read
@@ -50,7 +50,7 @@ from tests.conftest import wait_for
 
 ROUND_SEEDS = (2024, 2025, 2026)  # the demo generator's seed for each round's bytes
 ROUND_TWO_SHARE = 0.5  # of the keys re-uploaded in round 2 (rounds 1 and 3: every key)
-RESENT_SHARE = 0.4  # of a round's notifications sent again
+RESENT_SHARE = 0.4  # of a round's notifications sent again; of the stale ones too
 TWICE_SHARE = 0.5  # of those sent again, the share sent a third time
 UPLOAD_THREADS = 8
 
@@ -163,15 +163,16 @@ def notification(upload: Upload) -> str:
 
 
 def resend(service: dict, storm_round: Round, earlier: list[Upload], rng: random.Random) -> int:
-    """Send a shuffled share of the round's notifications again (some twice), then the
-    earlier rounds' notifications of the keys this round re-uploaded (stale ones)."""
+    """Send a shuffled share of the round's notifications again (some twice), then a
+    shuffled share of the earlier rounds' notifications of the keys this round re-uploaded
+    (stale ones: older versions, named after the newer)."""
     uploads = storm_round.uploads
     again = rng.sample(uploads, round(len(uploads) * RESENT_SHARE))
     again += rng.sample(again, round(len(again) * TWICE_SHARE))
     rng.shuffle(again)
     rewritten = {upload.key for upload in uploads}
-    stale = [upload for upload in earlier if upload.key in rewritten]
-    rng.shuffle(stale)
+    superseded = [upload for upload in earlier if upload.key in rewritten]
+    stale = rng.sample(superseded, round(len(superseded) * RESENT_SHARE))
     messages = [notification(upload) for upload in again + stale]
     sqs, queue = service["sqs"], service["queue_url"]
     for start in range(0, len(messages), 10):
