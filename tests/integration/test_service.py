@@ -149,10 +149,13 @@ def test_upload_notification_ingest_aggregate_publish(service: dict) -> None:
 
     run = wait_for(latest_run_finished, 30, "the ingest run to finish")
     if "already-processed" in run.tags:
-        # the scheduled sweep ingested this version before the event's run: the sweep's
-        # batch run has the outcome, and there is no per-upload artifact to check
-        batches = [r for r in flow_runs("ingest") if r.created and r.created >= started]
-        assert any("outcome:accepted" in batch.tags for batch in batches)
+        # the scheduled sweep ingested this version before (or while) the event's run: the
+        # sweep's batch run has the outcome, and there is no per-upload artifact to check
+        def sweep_accepted() -> bool:
+            batches = [r for r in flow_runs("ingest") if r.created and r.created >= started]
+            return any("outcome:accepted" in batch.tags for batch in batches)
+
+        wait_for(sweep_accepted, 60, "the sweep's batch run to be tagged accepted")
         return
     assert "outcome:accepted" in run.tags and run.state_name == "Completed"
     # the report artifact links to the bucket with presigned URLs that open
