@@ -272,6 +272,9 @@ def run(uploads: int = UPLOADS) -> dict[str, float]:
             raise RuntimeError(f"Prefect server did not start; see {home / 'server.log'}")
         env["PREFECT_API_URL"] = api
         env["VETREPORT_DEADLINES"] = "{}"
+        # its own file server for a folder bucket: another on the default port (someone's
+        # `make up`) serves another bucket, and `vetreport serve` refuses to start beside it
+        env["VETREPORT_FILES_PORT"] = str(_free_port())
         env.update(bucket.serve_environment())
         command = [sys.executable, "-m", "vetreport.cli.main", "serve", "--bucket", bucket.url]
         service = subprocess.Popen(
