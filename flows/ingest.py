@@ -162,8 +162,9 @@ def ingest_upload(
     """Ingest one upload (started by its upload event); report it and announce acceptance.
 
     The object's current version is read whatever version the event named, so events out
-    of order converge; a version already in the ledger is skipped (tag
-    ``already-processed``). Otherwise the run is tagged ``outcome:{outcome}``, and a
+    of order converge; a version already in the ledger, or that another run (a sweep's
+    batch) is processing at that moment, is skipped (tag ``already-processed``).
+    Otherwise the run is tagged ``outcome:{outcome}``, and a
     rejected upload ends the run in a Completed state named ``Rejected``; the state's
     message gives the outcome and counts either way. Calling the flow still returns the
     ingest result.
@@ -171,11 +172,18 @@ def ingest_upload(
     logger = get_run_logger()
     tag_flow_run(f"year:{year}", f"school:{school}", dataset)
     results = ingest_batch(store_url, [key])
+    store = open_store(store_url)
+    if not results and store.exists(key):
+        # another run (a sweep's batch, most often) has marked this version as being
+        # processed: its record and report will come from there
+        message = f"{key}: being ingested by another run; its record will say what happened"
+        logger.info("%s (version %s)", message, version)
+        tag_flow_run(ALREADY_PROCESSED_TAG)
+        return Completed(message=message, data={"key": key, "was_skipped": True})
     if not results:
         logger.info("%s no longer exists; nothing to do", key)
         return {"key": key, "outcome": "missing", "was_skipped": True}
     result = results[0]
-    store = open_store(store_url)
     if result["was_skipped"]:
         message = run_message(result, None)
         logger.info("%s (version %s)", message, version)

@@ -181,6 +181,45 @@ def test_an_accepted_upload_completes_and_emits_its_accepted_event(
     assert task_names(rerun.id) == {"ingest-batch"}
 
 
+def test_an_upload_another_run_is_ingesting_is_skipped_not_called_missing(
+    bucket: dict[str, Any],
+) -> None:
+    """The sweep's batch marked this version as being processed a moment before the
+    event's run came (seen in the event storm): the run skips it, saying so, rather than
+    reporting the file as gone."""
+    import json
+    from datetime import UTC, datetime
+
+    from flows.ingest import ingest_upload
+    from vetreport.bucket.keys import submission_id
+    from vetreport.curate.ingest import ATTEMPTS_PREFIX
+
+    store = open_store(bucket["url"])
+    staff = f"uploads/{YEAR}/{SCHOOL}/staff.csv"
+    store.put(staff, f"{STAFF_HEADER}\n{SCHOOL},T00001,是,是,大学本科,中级\n".encode())
+    marker = f"{ATTEMPTS_PREFIX}another-worker.marker"
+    store.put(  # what another live worker's batch writes before it reads anything
+        marker,
+        json.dumps(
+            {
+                "submissions": [submission_id(staff, store.head(staff).version_token)],
+                "keys": [staff],
+                "attempts": 1,
+                "started_at": datetime.now(UTC).isoformat(),
+            }
+        ).encode(),
+    )
+    try:
+        state = ingest_upload(bucket["url"], staff, YEAR, SCHOOL, "staff", return_state=True)
+    finally:
+        store.delete(marker)
+    run = read_run(state.state_details.flow_run_id)
+    assert run.state.name == "Completed"
+    assert "being ingested by another run" in run.state.message
+    assert "already-processed" in run.tags
+    assert not [tag for tag in run.tags if tag.startswith("outcome:")]
+
+
 def test_a_batch_run_is_tagged_once_for_each_outcome_it_produced(bucket: dict[str, Any]) -> None:
     from flows.ingest import ingest_uploads
 
