@@ -111,6 +111,7 @@ def browser(tmp_path: Path):
 def test_a_clerk_uploads_sees_the_verdict_fixes_and_downloads(
     portal, browser, store_url: str, tmp_path: Path
 ) -> None:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -139,12 +140,23 @@ def test_a_clerk_uploads_sees_the_verdict_fixes_and_downloads(
     Select(browser.find_element(By.ID, "dataset")).select_by_value("graduates")
 
     def verdict() -> str:
-        title = browser.find_element(By.ID, "verdict-title")
-        return title.text if title.is_displayed() else ""
+        """The verdict shown, or "" while there is none (or a submitted form's page loads)."""
+        try:
+            title = browser.find_element(By.ID, "verdict-title")
+            return title.text if title.is_displayed() else ""
+        except (NoSuchElementException, StaleElementReferenceException):
+            return ""
+
+    def shown_verdict(expected: str, what: str) -> None:
+        try:
+            wait_for(lambda: verdict() == expected, 90, what, step=0.3)
+        except AssertionError as error:
+            page = browser.find_element(By.TAG_NAME, "body").text[:600]
+            raise AssertionError(f"{error}; the page says: {page}") from None
 
     # the faulty file: 未通过, its five errors listed, the annotated workbook downloaded
     browser.find_element(By.ID, "file-input").send_keys(str(faulty))
-    wait_for(lambda: verdict() == "未通过", 90, "the faulty file's verdict", step=0.3)
+    shown_verdict("未通过", "the faulty file's verdict")
     errors = browser.find_elements(By.CSS_SELECTOR, "#findings tr.finding.error")
     assert len(errors) == 5
     texts = " ".join(row.text for row in errors)
@@ -168,7 +180,7 @@ def test_a_clerk_uploads_sees_the_verdict_fixes_and_downloads(
         "document.getElementById('dropzone').dispatchEvent("
         "  new DragEvent('drop', {dataTransfer: dropped, bubbles: true, cancelable: true}));"
     )
-    wait_for(lambda: verdict() == "通过", 90, "the corrected file's verdict", step=0.3)
+    shown_verdict("通过", "the corrected file's verdict")
 
     def outcomes() -> list[str]:
         rows = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
@@ -186,7 +198,7 @@ def test_a_clerk_uploads_sees_the_verdict_fixes_and_downloads(
     browser.find_element(By.NAME, "title").send_keys("校长")
     browser.find_element(By.ID, "signoff-confirm").click()
     browser.find_element(By.ID, "signoff-submit").click()
-    wait_for(lambda: verdict() == "已确认提交", 90, "the sign-off's verdict", step=0.3)
+    shown_verdict("已确认提交", "the sign-off's verdict")
     assert browser.find_element(By.ID, "state-word").text == "已确认"
     browser.get(f"{address}/?year={YEAR}")
     assert browser.find_element(By.ID, "signed-off").is_displayed()
