@@ -266,10 +266,16 @@ def _postgres(statement: str) -> None:
     asyncio.run(run())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def prefect_database_url() -> Iterator[str]:
-    """A PostgreSQL database made for this session, as Prefect's server names it
-    (``postgresql+asyncpg://...``); dropped when the session ends."""
+    """A PostgreSQL database made for one test module, as Prefect's server names it
+    (``postgresql+asyncpg://...``); dropped when the module ends.
+
+    One per module, not per session: a module's service leaves its deployments behind, and
+    a run it was running when it stopped still holds its deployment's concurrency slot
+    until the lease expires; the next module's service, serving the same deployment names
+    on the same database, saw every sweep cancelled for it.
+    """
     from urllib.parse import urlsplit, urlunsplit
 
     import asyncpg
