@@ -43,7 +43,7 @@ from flows.ingest import (
     status_artifact,
     tag_flow_run,
 )
-from vetreport.bucket.keys import CITY_SUBMITTER, key_owner, uploads_prefix
+from vetreport.bucket.keys import CITY_SUBMITTER, key_owner
 from vetreport.bucket.store import open_store
 from vetreport.curate.collection import (
     LADDER,
@@ -58,7 +58,7 @@ from vetreport.curate.collection import (
 )
 from vetreport.curate.completeness import completeness_matrix
 from vetreport.curate.ingest import unprocessed_upload_keys, upload_years
-from vetreport.curate.ledger import read_records
+from vetreport.curate.ledger import read_ledger_view
 from vetreport.curate.school_index import write_school_index
 from vetreport.settings import load_settings
 
@@ -198,11 +198,11 @@ def waiting_signoffs(
     the bureau has no form to decide on. A sign-off younger than ``older_than_seconds`` is
     left alone: its event may still be on its way.
     """
-    records = read_records(store, [year])
+    view = read_ledger_view(store, [year])
+    records, versions = view.records, view.current_versions
     schools = sorted(
         {str(r.get("school_code") or r.get("submitter")) for r in records} - {CITY_SUBMITTER}
     )
-    versions = {info.key: info.version_token for info in store.list(uploads_prefix(year))}
     cutoff = (datetime.now(UTC) - timedelta(seconds=older_than_seconds)).isoformat()
     found = []
     for school, status in year_statuses(records, versions, year, schools).items():
