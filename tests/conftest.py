@@ -50,6 +50,22 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
+def weed_serving(data_dir: Path) -> list[int]:
+    """The pids of the ``weed`` processes whose data folder is ``data_dir``."""
+    wanted = f"-dir={Path(data_dir).resolve()}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if arguments and arguments[0].endswith(b"weed") and wanted in arguments:
+            found.append(int(entry.name))
+    return found
+
+
 def free_port() -> int:
     """A loopback port nobody listens on right now."""
     with socket.socket() as probe:

@@ -21,7 +21,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import free_port, wait_for
+from tests.conftest import free_port, wait_for, weed_serving
 from vetreport.bucket.identities import write_identities
 from vetreport.serve.prefect_server import is_healthy, stop_process_group
 from vetreport.serve.seaweedfs import weed_binary
@@ -120,6 +120,10 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             check=False,
         )
         wait_for(lambda: not is_healthy(api_url, 1), 60, "the local server to stop")
+        # the SeaweedFS it started stops with it (it was once left running)
+        wait_for(
+            lambda: not weed_serving(base / "var" / "seaweedfs"), 30, "SeaweedFS to stop with up"
+        )
 
 
 def test_up_s3_started_seaweedfs_with_a_versioned_bucket(up: dict[str, Any]) -> None:

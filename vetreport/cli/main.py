@@ -687,7 +687,9 @@ def _up_on_seaweedfs(arguments: argparse.Namespace) -> int:
     os.environ.setdefault("AWS_REGION", "us-east-1")
     data = load_settings().var_dir.resolve() / "seaweedfs"
     try:
-        server = start_seaweedfs(data, s3_config=config, s3_port=arguments.s3_port)
+        server = start_seaweedfs(
+            data, s3_config=config, s3_port=arguments.s3_port, die_with_parent=True
+        )
     except SeaweedUnavailable as error:
         print(f"SeaweedFS did not start: {error}", file=sys.stderr)
         return 1

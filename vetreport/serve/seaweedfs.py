@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +147,7 @@ def start_seaweedfs(
     s3_port: int | None = None,
     timeout_seconds: float = START_TIMEOUT_SECONDS,
     ports: dict[str, int] | None = None,
+    die_with_parent: bool = False,
 ) -> SeaweedFS:
     """Start SeaweedFS with its S3 gateway and return once it can store objects.
 
@@ -152,6 +155,9 @@ def start_seaweedfs(
     ``s3_config`` is the identities file (``-s3.config``; without one the gateway accepts
     any credentials); ``s3_port`` fixes the S3 port (the other ports are free ones), and
     ``ports`` every port (a restart on the same folder passes the stopped server's).
+    ``die_with_parent`` (Linux): the kernel kills the server when the thread that started
+    it ends, however it ends (a SIGKILLed ``vetreport up`` cannot leave it running);
+    only for a server started from a thread that lives as long as it should.
     Raises SeaweedUnavailable, with the end of its log, when the binary is missing or
     the server does not come up.
     """
@@ -181,6 +187,7 @@ def start_seaweedfs(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=_killed_with_parent(os.getpid()) if die_with_parent else None,
     )
     log.close()
     server = SeaweedFS(
@@ -197,6 +204,28 @@ def start_seaweedfs(
         server.stop(grace_seconds=5)
         raise
     return server
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _killed_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """What the child runs before ``exec``: ask for SIGKILL when its parent ends (Linux).
+
+    SIGKILL, not SIGTERM: the server is only left behind when its parent died without
+    stopping it, and a ``weed server`` that is shutting down can sit on SIGTERM for long.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def ask() -> None:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent was already gone
+            os._exit(1)
+
+    return ask
 
 
 def wait_until_ready(server: SeaweedFS, timeout_seconds: float = START_TIMEOUT_SECONDS) -> None:
