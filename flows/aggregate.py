@@ -157,6 +157,11 @@ def _document_note(document: dict[str, Any] | None) -> str:
     return f"\n\n报告文档未生成 / report document not built: {document['error']}\n"
 
 
+# The run renews its hold on the year's limit while it works; a run killed with its process
+# stops renewing, and the year is free again this long after (Prefect's default: 300 s).
+YEAR_LIMIT_LEASE_SECONDS = 60.0
+
+
 def year_limit(report_year: int) -> str:
     """The name of the global concurrency limit that serialises one year's aggregations."""
     return f"{AGGREGATE_LIMIT_PREFIX}{report_year}"
@@ -203,7 +208,9 @@ def _one_year(store_url: str, report_year: int, status: str | None, logger: Any)
 
     if _ensure_year_limit(report_year):  # also means there is an API: tag the run
         tag_flow_run(f"year:{report_year}")
-        with concurrency(year_limit(report_year), occupy=1):
+        with concurrency(
+            year_limit(report_year), occupy=1, lease_duration=YEAR_LIMIT_LEASE_SECONDS
+        ):
             return _aggregate_and_publish(store_url, report_year, status, logger)
     return _aggregate_and_publish(store_url, report_year, status, logger)
 

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from vetreport.paths import INFRA_DIR
 
 MIN_QUIET_SECONDS = 10.0  # Prefect's proactive triggers need a window of at least 10 s
+MINIMUM_HEARTBEAT_SECONDS = 30  # Prefect's engine beats at most this often (flow_engine)
 
 
 class Settings(BaseSettings):
@@ -110,6 +111,12 @@ class Settings(BaseSettings):
         description="How the runner starts flow-run processes: a preloaded fork server, or "
         "Prefect's default spawn.",
     )
+    run_heartbeat_seconds: int = Field(
+        30,
+        description="Served flow runs send a heartbeat event this often (>= 30, Prefect's "
+        "minimum; 0: none). A run silent for three beats (its process or machine died) is "
+        "marked Crashed, which frees its deployment's concurrency slot.",
+    )
     failure_webhook_url: str | None = Field(
         None, description="POSTed to when a flow run fails or crashes."
     )
@@ -199,6 +206,13 @@ class Settings(BaseSettings):
     @classmethod
     def _at_least_prefects_minimum(cls, value: float) -> float:
         return max(MIN_QUIET_SECONDS, value)
+
+    @field_validator("run_heartbeat_seconds")
+    @classmethod
+    def _heartbeat_none_or_prefects_minimum(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be 0 (no heartbeats) or a number of seconds")
+        return max(MINIMUM_HEARTBEAT_SECONDS, value) if value else 0
 
     @field_validator(
         "s3_endpoint_url",
