@@ -31,6 +31,7 @@ AUTOMATIONS = {
     "vetreport-ingest-on-upload",
     "vetreport-aggregate-when-quiet",
     "vetreport-run-failed-webhook",
+    "vetreport-crash-silent-runs",
 }
 
 
