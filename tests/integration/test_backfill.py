@@ -32,7 +32,12 @@ from tests.compare_buckets import compare
 from tests.conftest import free_port, wait_for
 from vetreport.bucket.store import open_store
 from vetreport.curate.ledger import read_records
-from vetreport.serve.prefect_server import is_healthy, start_server_process, stop_process_group
+from vetreport.serve.prefect_server import (
+    is_healthy,
+    start_server_process,
+    stop_process_group,
+    stop_process_groups,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial, pytest.mark.timeout(600)]
 YEAR = 2023
@@ -75,8 +80,8 @@ def pool(prefect_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
             wait_for(lambda: set(names) <= set(online_workers(name)), 120, "two workers online", 1)
             yield {"name": name, "workers": names, "home": home}
     finally:
-        for process in [*workers, server]:
-            stop_process_group(process)
+        stop_process_groups(workers)
+        stop_process_group(server)
         forget_prefect_services()  # theirs talk to the server just stopped
 
 

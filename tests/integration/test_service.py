@@ -98,35 +98,6 @@ def published_version(service: dict) -> int:
     return (read_pointer(service["store"], YEAR) or {}).get("version", 0)
 
 
-def quiet_aggregation(service: dict, since: datetime) -> list[Any]:
-    """Aggregate runs created since a moment, once none of them is still unfinished."""
-    runs = [run for run in flow_runs("aggregate") if run.created and run.created >= since]
-    if any(run.state is None or not run.state.is_final() for run in runs):
-        return []
-    return runs
-
-
-def test_a_burst_from_every_school_gives_one_aggregate_run(service: dict) -> None:
-    before = published_version(service)
-    started = datetime.now(UTC)
-    versions = {
-        school: put(service, f"uploads/{YEAR}/{school}/staff.csv", staff_csv(school, 60 + i))
-        for i, school in enumerate(service["schools"])
-    }
-    for school, version in versions.items():
-        wait_for(
-            lambda s=school, v=version: record_for(service, f"uploads/{YEAR}/{s}/staff.csv", v),
-            120,
-            f"the report of {school}",
-        )
-    wait_for(lambda: published_version(service) > before, 90, "a new published version")
-    runs = wait_for(lambda: quiet_aggregation(service, started), 60, "aggregation to finish")
-    time.sleep(3)  # nothing else may follow the burst
-    runs = [run for run in flow_runs("aggregate") if run.created and run.created >= started]
-    assert [run.name for run in runs] == [f"aggregate-{YEAR}"]
-    assert published_version(service) == before + 1
-
-
 def test_upload_notification_ingest_aggregate_publish(service: dict) -> None:
     school = service["schools"][0]
     key = f"uploads/{YEAR}/{school}/staff.csv"

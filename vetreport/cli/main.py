@@ -225,7 +225,7 @@ def command_backfill(arguments: argparse.Namespace) -> int:
     from flows.backfill import BackfillError, backfill, register_backfill_deployments
     from flows.ingest import DEFAULT_BATCH_SIZE
     from vetreport.publish.writer import FINAL
-    from vetreport.serve.prefect_server import ensure_server, stop_process_group
+    from vetreport.serve.prefect_server import ensure_server, stop_process_groups
     from vetreport.serve.workers import (
         ensure_process_pool,
         online_workers,
@@ -276,8 +276,7 @@ def command_backfill(arguments: argparse.Namespace) -> int:
             return EXIT_REJECTED
         seconds = time.perf_counter() - started
     finally:
-        for worker in workers:
-            stop_process_group(worker)
+        stop_process_groups(workers)
     for row in summary["shards"]:
         print(f"  {row['shard']} {row['schools']} on {row['worker']}: {row['message']}")
     print("seconds by step: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["steps"].items()))

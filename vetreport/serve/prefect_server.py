@@ -239,22 +239,33 @@ def stop_process_group(process: subprocess.Popen, grace_seconds: float = 20) -> 
     ``grace_seconds`` (the leader, or a child such as a flow run still trying to report to
     a server that has gone) gets SIGKILL.
     """
-    group = process.pid
-    try:
-        os.killpg(group, signal.SIGTERM)
-    except ProcessLookupError:
-        process.wait()
-        return
+    stop_process_groups([process], grace_seconds)
+
+
+def stop_process_groups(processes: list[subprocess.Popen], grace_seconds: float = 20) -> None:
+    """Stop several process groups at once: SIGTERM to each, one shared grace, then SIGKILL.
+
+    N workers that each take their time to stop cost one grace period, not N.
+    """
+    stopping = []
+    for process in processes:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            stopping.append(process)
+        except ProcessLookupError:
+            process.wait()
     deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline:
-        process.poll()
-        if not _group_alive(group):
-            break
-        time.sleep(0.2)
-    else:
+    while stopping and time.monotonic() < deadline:
+        for process in stopping:
+            process.poll()
+        stopping = [process for process in stopping if _group_alive(process.pid)]
+        if stopping:
+            time.sleep(0.2)
+    for process in stopping:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
-    process.wait(timeout=10)
+            os.killpg(process.pid, signal.SIGKILL)
+    for process in processes:
+        process.wait(timeout=10)
 
 
 def _group_alive(group: int) -> bool:
