@@ -56,7 +56,11 @@ from vetreport.receive.events import (
     SqsPoller,
     make_receiver,
 )
-from vetreport.serve.automations import ensure_failure_automation, ensure_silent_run_automation
+from vetreport.serve.automations import (
+    HEARTBEAT_TAG,
+    ensure_failure_automation,
+    ensure_silent_run_automation,
+)
 from vetreport.settings import Settings
 
 logger = logging.getLogger("flows.service")
@@ -140,7 +144,7 @@ def deployment_specs(store_url: str, settings: Settings) -> list[tuple[Any, dict
         for year, calendar in sorted(load_calendar().items())
         for number, moment in enumerate(calendar.reminders, start=1)
     ]
-    return [
+    specs = [
         (
             ingest_upload,
             {
@@ -217,6 +221,18 @@ def deployment_specs(store_url: str, settings: Settings) -> list[tuple[Any, dict
                 "description": "Reopen a school's locked year; its held uploads become revisions",
             },
         ),
+    ]
+    return _with_heartbeat_tag(specs, settings)
+
+
+def _with_heartbeat_tag(
+    specs: list[tuple[Any, dict[str, Any]]], settings: Settings
+) -> list[tuple[Any, dict[str, Any]]]:
+    """Tag the deployments whose runs will beat, so the silent-run automation watches them."""
+    if not settings.run_heartbeat_seconds:
+        return specs
+    return [
+        (flow, {**options, "tags": [*options["tags"], HEARTBEAT_TAG]}) for flow, options in specs
     ]
 
 

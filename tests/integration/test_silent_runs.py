@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.service_harness import start_prefect_server
+from vetreport.serve.automations import HEARTBEAT_TAG
 from vetreport.serve.prefect_server import stop_process_group
 
 pytestmark = pytest.mark.service
@@ -41,13 +42,14 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory, prefect_database_url: 
         stop_process_group(process)
 
 
-def _sweep_deployment_id(store_url: str) -> UUID:
+def _sweep_deployment_id(store_url: str, heartbeat_seconds: int = 30) -> UUID:
     from flows.service import deployment_specs
     from vetreport.settings import Settings
 
+    settings = Settings(run_heartbeat_seconds=heartbeat_seconds)
     flow, options = next(
         (flow, options)
-        for flow, options in deployment_specs(store_url, Settings())
+        for flow, options in deployment_specs(store_url, settings)
         if options["name"] == "every-minute"
     )
     options = {key: value for key, value in options.items() if key != "schedules"}
@@ -98,7 +100,7 @@ def test_a_silent_run_is_crashed_and_frees_the_sweep_slot(prefect_api: str, kill
     with get_client(sync_client=True) as client:
         held, status = _start_run(client, deployment_id)
         assert status == "ACCEPT"
-        assert "vetreport" in held.tags
+        assert HEARTBEAT_TAG in held.tags
         if killed == "running":
             assert _propose(client, held.id, Running()) == "ACCEPT"
             _heartbeat(held)
@@ -129,7 +131,7 @@ def test_a_silent_run_is_crashed_and_frees_the_sweep_slot(prefect_api: str, kill
 
 def test_a_run_that_keeps_beating_or_ends_is_left_alone(prefect_api: str) -> None:
     """A live run beats again inside the window; a run that ended said so: neither is
-    crashed. Runs without the service's tag are not watched."""
+    crashed. Runs of deployments without the heartbeat tag are not watched."""
     from prefect.client.orchestration import get_client
     from prefect.states import Completed, Running
 
@@ -150,5 +152,13 @@ def test_a_run_that_keeps_beating_or_ends_is_left_alone(prefect_api: str) -> Non
 
         _heartbeat(alive)
         _propose(client, alive.id, Completed())
+
+        # a deployment whose runs were not told to beat (a work pool's, say): not watched
+        unwatched_id = _sweep_deployment_id("file:///elsewhere", heartbeat_seconds=0)
+        unwatched, status = _start_run(client, unwatched_id)
+        assert status == "ACCEPT" and HEARTBEAT_TAG not in unwatched.tags
         time.sleep(SILENT_SECONDS + 6)
         assert client.read_flow_run(alive.id).state.is_completed()
+        assert client.read_flow_run(unwatched.id).state.type.value == "PENDING"
+        _propose(client, unwatched.id, Running())
+        _propose(client, unwatched.id, Completed())

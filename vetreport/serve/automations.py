@@ -20,7 +20,11 @@ FAILURE_AUTOMATION_NAME = "vetreport-run-failed-webhook"
 FAILURE_WEBHOOK_BLOCK = "vetreport-failure-webhook"
 WATCHED_FLOWS = ("ingest-upload", "ingest", "aggregate", "sweep", "rebuild")
 SILENT_RUN_AUTOMATION_NAME = "vetreport-crash-silent-runs"
-SERVICE_TAG = "vetreport"  # every deployment of flows/service.py carries it
+# The tag of the deployments whose runs send heartbeats (flows/service.py adds it when
+# VETREPORT_RUN_HEARTBEAT_SECONDS is on): only their runs are watched. A run of a work
+# pool's worker that was not told to beat (PREFECT_FLOWS_HEARTBEAT_FREQUENCY) would
+# otherwise be crashed for its silence.
+HEARTBEAT_TAG = "sends-heartbeats"
 # A run handed to a process (Pending; a runner names it Submitting) beats within seconds:
 # one killed before its first beat holds its deployment's slot as well.
 STARTING_RUN_EVENTS = frozenset({"prefect.flow-run.Pending", "prefect.flow-run.Submitting"})
@@ -72,8 +76,8 @@ def ensure_silent_run_automation(silent_seconds: float) -> Any:
     cancelled. Served runs beat every ``VETREPORT_RUN_HEARTBEAT_SECONDS``; a run of the
     service's deployments that was handed to a process or beat, and then went
     ``silent_seconds`` without a beat or an end (or a suspension), is marked Crashed,
-    which releases its slot. This is Prefect's own zombie-run recipe, restricted to the
-    service's runs by their tag, and extended to runs killed before their first beat.
+    which releases its slot. This is Prefect's own zombie-run recipe, restricted to runs
+    tagged ``HEARTBEAT_TAG``, and extended to runs killed before their first beat.
     """
     automation = Automation(
         name=SILENT_RUN_AUTOMATION_NAME,
@@ -84,7 +88,7 @@ def ensure_silent_run_automation(silent_seconds: float) -> Any:
             after={"prefect.flow-run.heartbeat", *STARTING_RUN_EVENTS},
             expect={"prefect.flow-run.heartbeat", *QUIET_RUN_EVENTS},
             match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.id": f"prefect.tag.{SERVICE_TAG}"},
+            match_related={"prefect.resource.id": f"prefect.tag.{HEARTBEAT_TAG}"},
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
