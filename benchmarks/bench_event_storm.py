@@ -27,7 +27,6 @@ import os
 import shutil
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 YEAR = 2023
@@ -38,9 +37,10 @@ def main() -> None:
     """Start the service, storm it, print the figures and fail loudly on a broken invariant."""
     from moto.server import ThreadedMotoServer
 
-    from tests.conftest import POSTGRES_ADMIN_URL, _postgres
+    from tests.conftest import POSTGRES_ADMIN_URL
     from tests.event_storm import describe, describe_round, run_storm, storm_problems
     from tests.service_harness import running_service
+    from vetreport.serve.postgres import create_database, drop_database, prefect_database_url
 
     chosen = os.environ.get("VETREPORT_BENCH_DATASETS", "")
     datasets = tuple(name.strip() for name in chosen.split(",") if name.strip()) or None
@@ -52,10 +52,8 @@ def main() -> None:
     endpoint = f"http://{host}:{port}"
     os.environ["VETREPORT_S3_ENDPOINT_URL"] = endpoint
     os.environ["VETREPORT_S3_ADDRESSING"] = "path"
-    name = f"vetreport_bench_{uuid.uuid4().hex[:12]}"
-    _postgres(f'CREATE DATABASE "{name}"')
-    admin = POSTGRES_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
-    database_url = f"postgresql+asyncpg://{admin}/{name}"
+    name = create_database(POSTGRES_ADMIN_URL, "vetreport_bench")
+    database_url = prefect_database_url(POSTGRES_ADMIN_URL, name)
     seeded = (
         ("/_city/", *(f"/{dataset}." for dataset in datasets)) if datasets else ("/",)
     )  # the year as the storm's keys and the registry
@@ -75,7 +73,7 @@ def main() -> None:
             print(describe(result), flush=True)
             problems = storm_problems(service, result, work / "clean")
     finally:
-        _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(POSTGRES_ADMIN_URL, name)
         moto.stop()
     print(
         f"load average: {load_before} at start, "

@@ -54,6 +54,12 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from vetreport.serve.postgres import (
+    DEFAULT_ADMIN_URL,
+    create_database,
+    drop_database,
+    prefect_database_url,
+)
 from vetreport.serve.prefect_server import is_healthy, start_server_process, stop_process_group
 
 UPLOADS = 50
@@ -87,7 +93,6 @@ def _percentile(values: list[float], share: float) -> float:
 DATABASES = ("sqlite", "postgres")
 STORES = ("local", "seaweedfs")
 EVENTS = ("receiver", "sweep")
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 S3_BUCKET = "vetreport"
 
 
@@ -96,21 +101,6 @@ def _choice(name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise SystemExit(f"{name}={value!r}: choose one of {', '.join(choices)}")
     return value
-
-
-def _postgres(statement: str, admin_url: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    async def execute() -> None:
-        connection = await asyncpg.connect(admin_url, timeout=10)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute())
 
 
 class _Bucket:
@@ -247,14 +237,11 @@ def run(uploads: int = UPLOADS) -> dict[str, float]:
     store = _choice("VETREPORT_BENCH_STORE", STORES)
     work = Path(tempfile.mkdtemp(prefix="vetreport-latency-"))
     database_url = None
-    admin_url = os.environ.get("VETREPORT_BENCH_POSTGRES_URL", POSTGRES_ADMIN_URL)
-    name = f"vetreport_bench_{uuid.uuid4().hex[:12]}"
+    admin_url = os.environ.get("VETREPORT_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL)
+    name = ""
     if database == "postgres":
-        from urllib.parse import urlsplit, urlunsplit
-
-        _postgres(f'CREATE DATABASE "{name}"', admin_url)
-        netloc = urlsplit(admin_url).netloc
-        database_url = urlunsplit(("postgresql+asyncpg", netloc, f"/{name}", "", ""))
+        name = create_database(admin_url, "vetreport_bench")
+        database_url = prefect_database_url(admin_url, name)
     server = service = bucket = None
     try:
         bucket = _Bucket(store, events, work)
@@ -316,7 +303,7 @@ def run(uploads: int = UPLOADS) -> dict[str, float]:
         if bucket is not None:
             bucket.close()
         if database_url is not None:
-            _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin_url)
+            drop_database(admin_url, name)
     shutil.rmtree(work, ignore_errors=True)  # kept, with its logs, when a run fails
     figures = {
         "uploads": float(uploads),

@@ -17,6 +17,8 @@ from typing import Any
 import boto3
 import pytest
 
+from vetreport.serve.postgres import DEFAULT_ADMIN_URL
+
 # Credentials for the in-process S3 endpoint only; set before any boto3 client exists.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -262,24 +264,7 @@ def store_url(
 # -- PostgreSQL for the Prefect servers the service tests start ----------------------------
 # An administrator's connection (trust auth on loopback, as .ci/run sets up); the session
 # creates its own database there and drops it at the end, and touches no other.
-POSTGRES_ADMIN_URL = os.environ.get(
-    "VETREPORT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _postgres(statement: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    async def run() -> None:
-        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
+POSTGRES_ADMIN_URL = os.environ.get("VETREPORT_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
 
 
 @pytest.fixture(scope="module")
@@ -292,18 +277,16 @@ def prefect_database_url() -> Iterator[str]:
     until the lease expires; the next module's service, serving the same deployment names
     on the same database, saw every sweep cancelled for it.
     """
-    from urllib.parse import urlsplit, urlunsplit
-
     import asyncpg
 
-    name = f"vetreport_test_{uuid.uuid4().hex[:12]}"
+    from vetreport.serve.postgres import create_database, drop_database, prefect_database_url
+
     try:
-        _postgres(f'CREATE DATABASE "{name}"')
+        name = create_database(POSTGRES_ADMIN_URL, "vetreport_test")
     except (OSError, asyncpg.PostgresError) as error:
         _unavailable(f"{POSTGRES_ADMIN_URL}: {error}", "PostgreSQL")
-    admin = urlsplit(POSTGRES_ADMIN_URL)
-    yield urlunsplit(("postgresql+asyncpg", admin.netloc, f"/{name}", "", ""))
-    _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield prefect_database_url(POSTGRES_ADMIN_URL, name)
+    drop_database(POSTGRES_ADMIN_URL, name)
 
 
 @pytest.fixture(scope="session")
