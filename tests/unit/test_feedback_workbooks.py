@@ -138,3 +138,14 @@ def test_every_path_is_compared() -> None:
     """The cases above reach the three paths, so none of them goes unchecked."""
     paths = {case.path for case in corpus_cases() + synthetic_cases()}
     assert paths == {"csv", "xlsx", "summary"}
+
+
+def test_a_big_grid_streamed_row_by_row_shows_the_same(monkeypatch) -> None:
+    """A CSV grid over STREAMED_CELLS is written in constant_memory mode: same workbook."""
+    import vetreport.school.feedback as feedback
+
+    monkeypatch.setattr(feedback, "STREAMED_CELLS", 0)
+    cases = [case for case in corpus_cases() + synthetic_cases() if case.path == "csv"]
+    assert cases
+    for case in cases:
+        assert_same_as_reference(case)

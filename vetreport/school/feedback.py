@@ -694,6 +694,10 @@ def _pixels(width: float) -> int:
     return round(width * 7)
 
 
+# A CSV grid of more cells than this is written row by row (XlsxWriter's constant_memory).
+STREAMED_CELLS = 200_000
+
+
 class NewWorkbook:
     """A new XLSX written with XlsxWriter: 问题汇总, 问题清单 and a CSV's grid.
 
@@ -701,12 +705,15 @@ class NewWorkbook:
     starting with "=" stays text, never a formula (and nothing becomes a URL or a number).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, streamed: bool = False) -> None:
         self.buffer = io.BytesIO()
         self.book = xlsxwriter.Workbook(
             self.buffer,
             {
-                "in_memory": True,
+                # In memory is faster for the usual file; a big grid is streamed a row at a
+                # time through temporary files, so its cells are never all held at once.
+                "in_memory": not streamed,
+                "constant_memory": streamed,
                 "strings_to_formulas": False,
                 "strings_to_urls": False,
                 "strings_to_numbers": False,
@@ -817,7 +824,7 @@ def _annotate_grid(grid: Any, report: dict[str, Any]) -> bytes:
     by_row: dict[int, dict[int, CellNote]] = {}
     for (_sheet, row, column), note in merged.items():
         by_row.setdefault(row, {})[column] = note
-    workbook = NewWorkbook()
+    workbook = NewWorkbook(streamed=grid.height * grid.width > STREAMED_CELLS)
     workbook.summary(_summary_rows(report, unplaced, len(merged)))
     workbook.findings(findings_table(report, placed))
     workbook.grid(sheet_name, grid.iter_rows(), grid.width, by_row)
