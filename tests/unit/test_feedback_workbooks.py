@@ -149,3 +149,31 @@ def test_a_big_grid_streamed_row_by_row_shows_the_same(monkeypatch) -> None:
     assert cases
     for case in cases:
         assert_same_as_reference(case)
+
+
+def test_the_in_memory_package_writer_writes_what_openpyxl_saves() -> None:
+    """The XLSX path's writer (no temporary file per sheet) writes the same parts."""
+    import zipfile
+
+    from vetreport.school.feedback import _saved_in_memory
+
+    data = school_workbook()
+    workbook = openpyxl.load_workbook(io.BytesIO(data))
+    workbook["毕业生"]["C4"].comment = openpyxl.comments.Comment("说明", "vetreport")
+    workbook["毕业生"]["C4"].hyperlink = "#'填表说明'!A1"
+    saved = io.BytesIO()
+    workbook.save(saved)
+    parts = {}
+    for name, package in (
+        ("openpyxl", saved.getvalue()),
+        ("in memory", _saved_in_memory(workbook)),
+    ):
+        with zipfile.ZipFile(io.BytesIO(package)) as archive:
+            parts[name] = {
+                info.filename: archive.read(info.filename)
+                for info in archive.infolist()
+                if info.filename != "docProps/core.xml"  # the time it was saved
+            }
+    assert list(parts["in memory"]) == list(parts["openpyxl"])
+    for part, content in parts["openpyxl"].items():
+        assert parts["in memory"][part] == content, part

@@ -14,6 +14,15 @@ returns, or its JSON) for a data officer who is not a programmer, in Chinese fir
   counts, and the findings that point at no cell), then 问题清单: one row per finding, by
   problem, with a link that jumps to the marked cell, a frozen header and a filter.
 
+How the workbooks are written (ingest renders one for every upload with findings, so their
+cost counts at national scale; ``benchmarks/bench_feedback.py`` times each path): an XLSX
+upload is loaded, marked and saved with openpyxl, the one library here that can keep a
+school's workbook as it is (its package is written without a temporary file per sheet);
+a CSV upload and a refused file's summary-only workbook are new workbooks written with
+XlsxWriter (``NewWorkbook``), about three times faster. What 问题汇总 and 问题清单 show is
+built once (``_summary_rows``, ``findings_table``) whichever library writes it, and a test
+compares every path with the openpyxl-only implementation (``tests/feedback_reference.py``).
+
 What a school reads is the report's Chinese text (``message_zh``, ``detail_zh``, ``fix_zh``);
 the English ``detail`` is for the bureau and is not shown here.
 
@@ -24,19 +33,23 @@ sheet column of each canonical column. Nothing here validates or reads the bucke
 
 from __future__ import annotations
 
+import datetime
 import io
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import openpyxl
 import xlsxwriter
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.comments import Comment
+from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.writer.excel import ExcelWriter
 
 from schemas.catalogue import load_datasets, load_rules
 from vetreport.school.pages import render_validation_report_page
@@ -609,20 +622,17 @@ def _comment(text: str) -> Comment:
     return Comment(text, COMMENT_AUTHOR, height=_comment_height_px(text), width=COMMENT_WIDTH_PT)
 
 
-def _text_cell(sheet: Any, value: Any) -> Any:
-    """A cell whose string stays a string: "=..." from a school's file is never a formula."""
-    cell = WriteOnlyCell(sheet, value=value)
-    if isinstance(value, str):
-        cell.data_type = "s"
-    return cell
+def _append_text_row(sheet: Worksheet, values: list[Any]) -> int:
+    """Append a row whose strings stay strings: "=..." from a school's file is never a formula.
 
-
-def _append_text_row(sheet: Any, values: list[Any]) -> None:
-    """Append a row whose strings stay strings: "=..." from a school's file is never a formula."""
-    if not any(isinstance(value, str) and value.startswith("=") for value in values):
-        sheet.append(values)
-        return
-    sheet.append([_text_cell(sheet, value) for value in values])
+    Returns the row's number (an empty list appends an empty row).
+    """
+    sheet.append(values)
+    row = sheet._current_row
+    for column, value in enumerate(values, start=1):
+        if isinstance(value, str) and value.startswith("="):
+            sheet.cell(row=row, column=column).data_type = "s"
+    return row
 
 
 def _write_findings_sheet(sheet: Worksheet, table: FindingsTable) -> None:
@@ -631,30 +641,18 @@ def _write_findings_sheet(sheet: Worksheet, table: FindingsTable) -> None:
         sheet.column_dimensions[get_column_letter(index)].width = width
     sheet.freeze_panes = f"A{FINDINGS_HEADER_ROW + 1}"
     sheet.auto_filter.ref = table.filter_range
-    title = _text_cell(sheet, table.status)
-    title.font = BOLD_FONT
-    sheet.append([title])
-    sheet.append([_text_cell(sheet, table.truncated)] if table.truncated else [])
-    header = []
-    for column_title, _width in FINDINGS_COLUMNS:
-        cell = _text_cell(sheet, column_title)
-        cell.font = BOLD_FONT
-        header.append(cell)
-    sheet.append(header)
-    link_letter = get_column_letter(LINK_COLUMN)
-    for row_number, (values, link) in enumerate(
-        zip(table.rows, table.links, strict=True), start=FINDINGS_HEADER_ROW + 1
-    ):
-        if link is None:
-            _append_text_row(sheet, values)
-            continue
-        cells = [_text_cell(sheet, value) for value in values]
-        target = cells[LINK_COLUMN - 1]
-        target.hyperlink = Hyperlink(ref="", location=internal_link(*link), display=link[1])
-        # the setter takes the write-only cell's own coordinate (A1): give the real one
-        target.hyperlink.ref = f"{link_letter}{row_number}"
-        target.font = LINK_FONT
-        sheet.append(cells)
+    _append_text_row(sheet, [table.status])
+    sheet["A1"].font = BOLD_FONT
+    _append_text_row(sheet, [table.truncated] if table.truncated else [])
+    header_row = _append_text_row(sheet, [title for title, _width in FINDINGS_COLUMNS])
+    for column in range(1, len(FINDINGS_COLUMNS) + 1):
+        sheet.cell(row=header_row, column=column).font = BOLD_FONT
+    for values, link in zip(table.rows, table.links, strict=True):
+        row = _append_text_row(sheet, values)
+        if link is not None:
+            target = sheet.cell(row=row, column=LINK_COLUMN)
+            target.hyperlink = Hyperlink(ref="", location=internal_link(*link), display=link[1])
+            target.font = LINK_FONT
 
 
 def _annotate_xlsx(data: bytes, report: dict[str, Any]) -> bytes:
@@ -677,8 +675,36 @@ def _annotate_xlsx(data: bytes, report: dict[str, Any]) -> bytes:
     workbook.active = 0
     for sheet in workbook.worksheets[1:]:
         sheet.sheet_view.tabSelected = False
+    return _saved_in_memory(workbook)
+
+
+class _InMemoryExcelWriter(ExcelWriter):
+    """openpyxl's package writer, each worksheet's XML built in memory.
+
+    openpyxl 3.1 writes every worksheet to a temporary file, copies it into the zip and
+    removes it; for a school's small workbook the files cost more than the XML. This is
+    ``ExcelWriter.write_worksheet`` with a ``BytesIO`` as the sheet's output, which
+    openpyxl's ``WorksheetWriter`` supports (``read`` returns its bytes): the same parts.
+    """
+
+    def write_worksheet(self, ws: Worksheet) -> None:
+        """Write one (not write-only) worksheet's XML into the package."""
+        ws._drawing = SpreadsheetDrawing()
+        ws._drawing.charts = ws._charts
+        ws._drawing.images = ws._images
+        writer = WorksheetWriter(ws, out=io.BytesIO())
+        writer.write()
+        ws._rels = writer._rels
+        self._archive.writestr(ws.path[1:], writer.read())
+        self.manifest.append(ws)
+
+
+def _saved_in_memory(workbook: openpyxl.Workbook) -> bytes:
+    """The workbook's bytes, as ``openpyxl.writer.excel.save_workbook`` writes them."""
     buffer = io.BytesIO()
-    workbook.save(buffer)
+    archive = zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+    workbook.properties.modified = datetime.datetime.now(tz=datetime.UTC).replace(tzinfo=None)
+    _InMemoryExcelWriter(workbook, archive).save()  # closes the archive
     return buffer.getvalue()
 
 
