@@ -14,6 +14,15 @@ returns, or its JSON) for a data officer who is not a programmer, in Chinese fir
   counts, and the findings that point at no cell), then 问题清单: one row per finding, by
   problem, with a link that jumps to the marked cell, a frozen header and a filter.
 
+How the workbooks are written (ingest renders one for every upload with findings, so their
+cost counts at national scale; ``benchmarks/bench_feedback.py`` times each path): an XLSX
+upload is loaded, marked and saved with openpyxl, the one library here that can keep a
+school's workbook as it is (its package is written without a temporary file per sheet);
+a CSV upload and a refused file's summary-only workbook are new workbooks written with
+XlsxWriter (``NewWorkbook``), about three times faster. What 问题汇总 and 问题清单 show is
+built once (``_summary_rows``, ``findings_table``) whichever library writes it, and a test
+compares every path with the openpyxl-only implementation (``tests/feedback_reference.py``).
+
 What a school reads is the report's Chinese text (``message_zh``, ``detail_zh``, ``fix_zh``);
 the English ``detail`` is for the bureau and is not shown here.
 
@@ -24,19 +33,23 @@ sheet column of each canonical column. Nothing here validates or reads the bucke
 
 from __future__ import annotations
 
+import datetime
 import io
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import openpyxl
-from openpyxl.cell import WriteOnlyCell
+import xlsxwriter
 from openpyxl.comments import Comment
+from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
-from openpyxl.workbook.workbook import Workbook
+from openpyxl.worksheet._writer import WorksheetWriter
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.writer.excel import ExcelWriter
 
 from schemas.catalogue import load_datasets, load_rules
 from vetreport.school.pages import render_validation_report_page
@@ -381,18 +394,10 @@ def _merged_notes(notes: Iterable[CellNote]) -> dict[tuple[str, int, int], CellN
     return merged
 
 
-def _fill(severity: str) -> PatternFill:
-    colour = ERROR_FILL_RGB if severity == "error" else WARNING_FILL_RGB
-    return PatternFill(fill_type="solid", start_color=colour, end_color=colour)
-
-
-def _comment(text: str) -> Comment:
-    comment = Comment(text, COMMENT_AUTHOR)
-    comment.width = COMMENT_WIDTH_PT
+def _comment_height_px(text: str) -> int:
     # about 22 Chinese characters a line at this width; long lists of allowed values wrap
     lines = sum(1 + len(line) // 22 for line in text.split("\n"))
-    comment.height = max(COMMENT_HEIGHT_PT, 16 * lines)
-    return comment
+    return max(COMMENT_HEIGHT_PT, 16 * lines)
 
 
 def _summary_rows(
@@ -460,26 +465,7 @@ def _summary_rows(
     return rows
 
 
-def _text_cell(sheet: Any, value: Any) -> Any:
-    """A cell whose string stays a string: "=..." from a school's file is never a formula."""
-    cell = WriteOnlyCell(sheet, value=value)
-    if isinstance(value, str):
-        cell.data_type = "s"
-    return cell
-
-
-def _append_text_row(sheet: Any, values: list[Any]) -> None:
-    """Append a row whose strings stay strings: "=..." from a school's file is never a formula."""
-    if not any(isinstance(value, str) and value.startswith("=") for value in values):
-        sheet.append(values)
-        return
-    sheet.append([_text_cell(sheet, value) for value in values])
-
-
-def _set_summary_widths(sheet: Worksheet) -> None:
-    for letter, width in zip("ABCDEFGH", (10, 40, 10, 24, 20, 36, 36, 30), strict=True):
-        sheet.column_dimensions[letter].width = width
-
+SUMMARY_WIDTHS = (10, 40, 10, 24, 20, 36, 36, 30)  # columns A to H of 问题汇总
 
 # 问题清单: its columns and their widths; the header is on FINDINGS_HEADER_ROW.
 FINDINGS_COLUMNS = (
@@ -523,35 +509,33 @@ def _findings_sheet_status(report: dict[str, Any], shown: int) -> tuple[str, str
     return status, truncated
 
 
-def _write_findings_sheet(
-    sheet: Any, report: dict[str, Any], placed: list[PlacedFinding], limit: int | None = None
-) -> None:
-    """问题清单: one row per listed finding, by problem, each linked to its marked cell.
+@dataclass(frozen=True)
+class FindingsTable:
+    """What 问题清单 shows, whichever library writes it: texts, rows and their links."""
 
-    Works on a normal or a write-only sheet: widths, frozen header and filter are set
-    before the rows are written, and every row is made of cells.
-    """
+    status: str  # row 1, bold
+    truncated: str  # row 2: "" unless the list is capped
+    rows: list[list[Any]]  # one per finding, from FINDINGS_HEADER_ROW + 1
+    links: list[tuple[str, str] | None]  # (sheet, address) of each row's marked cell
+
+    @property
+    def filter_range(self) -> str:
+        """The auto-filter's range: the header and every row under it."""
+        last_column = get_column_letter(len(FINDINGS_COLUMNS))
+        return f"A{FINDINGS_HEADER_ROW}:{last_column}{FINDINGS_HEADER_ROW + len(self.rows)}"
+
+
+def findings_table(
+    report: dict[str, Any], placed: list[PlacedFinding], limit: int | None = None
+) -> FindingsTable:
+    """问题清单's content: one row per listed finding, by problem, up to the sheet's limit."""
     limit = FINDINGS_SHEET_LIMIT if limit is None else limit
     shown = placed[:limit]
     names = {dataset_id: spec.name_zh for dataset_id, spec in load_datasets().items()}
-    last_row = FINDINGS_HEADER_ROW + len(shown)
-    last_column = get_column_letter(len(FINDINGS_COLUMNS))
-    for index, (_title, width) in enumerate(FINDINGS_COLUMNS, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = width
-    sheet.freeze_panes = f"A{FINDINGS_HEADER_ROW + 1}"
-    sheet.auto_filter.ref = f"A{FINDINGS_HEADER_ROW}:{last_column}{last_row}"
     status, truncated = _findings_sheet_status(report, len(shown))
-    title = _text_cell(sheet, status)
-    title.font = Font(bold=True)
-    sheet.append([title])
-    sheet.append([_text_cell(sheet, truncated)] if truncated else [])
-    header = []
-    for column_title, _width in FINDINGS_COLUMNS:
-        cell = _text_cell(sheet, column_title)
-        cell.font = Font(bold=True)
-        header.append(cell)
-    sheet.append(header)
-    for row_number, item in enumerate(shown, start=FINDINGS_HEADER_ROW + 1):
+    rows: list[list[Any]] = []
+    links: list[tuple[str, str] | None] = []
+    for item in shown:
         finding = item.finding
         if item.is_follow_on:
             link = f"由问题 {item.problem.number} 连带引起"
@@ -559,30 +543,24 @@ def _write_findings_sheet(
             link = f"连带引起 {len(item.problem.follow_ons)} 条提示"
         else:
             link = ""
-        values = [
-            item.problem.number,
-            SEVERITY_ZH.get(finding["severity"], finding["severity"]),
-            item.sheet or _text(finding.get("sheet") or names.get(finding.get("dataset"), "")),
-            item.address,
-            _text(finding.get("header") or finding.get("column")),
-            _text(finding.get("value"))[:200],
-            finding["message_zh"],
-            said_more(finding),
-            finding["fix_zh"],
-            link,
-            finding["rule_id"],
-        ]
-        cells = [_text_cell(sheet, value) for value in values]
-        if item.sheet is not None and item.address:
-            target = cells[LINK_COLUMN - 1]
-            target.hyperlink = Hyperlink(
-                ref=f"{get_column_letter(LINK_COLUMN)}{row_number}",
-                location=internal_link(item.sheet, item.address),
-                display=item.address,
-            )
-            target.hyperlink.ref = f"{get_column_letter(LINK_COLUMN)}{row_number}"
-            target.font = LINK_FONT
-        sheet.append(cells)
+        address = item.address
+        rows.append(
+            [
+                item.problem.number,
+                SEVERITY_ZH.get(finding["severity"], finding["severity"]),
+                item.sheet or _text(finding.get("sheet") or names.get(finding.get("dataset"), "")),
+                address,
+                _text(finding.get("header") or finding.get("column")),
+                _text(finding.get("value"))[:200],
+                finding["message_zh"],
+                said_more(finding),
+                finding["fix_zh"],
+                link,
+                finding["rule_id"],
+            ]
+        )
+        links.append((item.sheet, address) if item.sheet is not None and address else None)
+    return FindingsTable(status, truncated, rows, links)
 
 
 def annotate_workbook(data: bytes, extension: str, report: dict[str, Any]) -> bytes:
@@ -591,15 +569,13 @@ def annotate_workbook(data: bytes, extension: str, report: dict[str, Any]) -> by
     A file the validator refused as a file (damaged, too large, a zip bomb, macros...) is
     never opened again here: the school gets the summary alone.
     """
-    kind = sniff_type(data) if data else "empty"
-    if _is_refused_as_a_file(report):
-        return _summary_only(report)
-    if extension.lower() in ("xlsx", "xlsm") and kind == "xlsx":
+    kind = workbook_kind(data, extension, report)
+    if kind == "xlsx":
         try:
             return _annotate_xlsx(data, report)
         except Exception:  # openpyxl cannot open it: fall back to the summary alone
             return _summary_only(report)
-    if extension.lower() == "csv" and kind == "text":
+    if kind == "csv":
         try:
             grid = read_grids(data, "csv")[0].grid
         except ReadError:
@@ -608,11 +584,75 @@ def annotate_workbook(data: bytes, extension: str, report: dict[str, Any]) -> by
     return _summary_only(report)
 
 
+def workbook_kind(data: bytes, extension: str, report: dict[str, Any]) -> str:
+    """How ``annotate_workbook`` renders an upload: "xlsx", "csv" or "summary" (alone)."""
+    if _is_refused_as_a_file(report):
+        return "summary"
+    kind = sniff_type(data) if data else "empty"
+    if extension.lower() in ("xlsx", "xlsm") and kind == "xlsx":
+        return "xlsx"
+    if extension.lower() == "csv" and kind == "text":
+        return "csv"
+    return "summary"
+
+
 def _is_refused_as_a_file(report: dict[str, Any]) -> bool:
     return any(
         item["rule_id"].startswith("file.") and item["severity"] == "error"
         for item in report.get("counts_by_rule", [])
     )
+
+
+# -- an XLSX upload: the school's own workbook, annotated with openpyxl ---------------------
+
+# One fill and one font object per kind, shared by every cell (openpyxl keeps one copy).
+_FILLS = {
+    severity: PatternFill(fill_type="solid", start_color=colour, end_color=colour)
+    for severity, colour in (("error", ERROR_FILL_RGB), ("warning", WARNING_FILL_RGB))
+}
+BOLD_FONT = Font(bold=True)
+SUMMARY_TITLE_FONT = Font(bold=True, size=14)
+
+
+def _fill(severity: str) -> PatternFill:
+    return _FILLS["error" if severity == "error" else "warning"]
+
+
+def _comment(text: str) -> Comment:
+    return Comment(text, COMMENT_AUTHOR, height=_comment_height_px(text), width=COMMENT_WIDTH_PT)
+
+
+def _append_text_row(sheet: Worksheet, values: list[Any]) -> int:
+    """Append a row whose strings stay strings: "=..." from a school's file is never a formula.
+
+    Returns the row's number (an empty list appends an empty row).
+    """
+    sheet.append(values)
+    row = sheet._current_row
+    for column, value in enumerate(values, start=1):
+        if isinstance(value, str) and value.startswith("="):
+            sheet.cell(row=row, column=column).data_type = "s"
+    return row
+
+
+def _write_findings_sheet(sheet: Worksheet, table: FindingsTable) -> None:
+    """问题清单 on an openpyxl sheet: each row linked to its marked cell."""
+    for index, (_title, width) in enumerate(FINDINGS_COLUMNS, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = f"A{FINDINGS_HEADER_ROW + 1}"
+    sheet.auto_filter.ref = table.filter_range
+    _append_text_row(sheet, [table.status])
+    sheet["A1"].font = BOLD_FONT
+    _append_text_row(sheet, [table.truncated] if table.truncated else [])
+    header_row = _append_text_row(sheet, [title for title, _width in FINDINGS_COLUMNS])
+    for column in range(1, len(FINDINGS_COLUMNS) + 1):
+        sheet.cell(row=header_row, column=column).font = BOLD_FONT
+    for values, link in zip(table.rows, table.links, strict=True):
+        row = _append_text_row(sheet, values)
+        if link is not None:
+            target = sheet.cell(row=row, column=LINK_COLUMN)
+            target.hyperlink = Hyperlink(ref="", location=internal_link(*link), display=link[1])
+            target.font = LINK_FONT
 
 
 def _annotate_xlsx(data: bytes, report: dict[str, Any]) -> bytes:
@@ -626,19 +666,183 @@ def _annotate_xlsx(data: bytes, report: dict[str, Any]) -> bytes:
         cell.fill = _fill(note.severity)
         cell.comment = _comment(note.text)
     summary = workbook.create_sheet(SUMMARY_SHEET, 0)
-    _set_summary_widths(summary)
+    for letter, width in zip("ABCDEFGH", SUMMARY_WIDTHS, strict=True):
+        summary.column_dimensions[letter].width = width
     for row in _summary_rows(report, unplaced, len(merged)):
         _append_text_row(summary, row)
-    summary["A1"].font = Font(bold=True, size=14)
-    _write_findings_sheet(workbook.create_sheet(FINDINGS_SHEET, 1), report, placed)
+    summary["A1"].font = SUMMARY_TITLE_FONT
+    _write_findings_sheet(workbook.create_sheet(FINDINGS_SHEET, 1), findings_table(report, placed))
     workbook.active = 0
     for sheet in workbook.worksheets[1:]:
         sheet.sheet_view.tabSelected = False
-    return _saved(workbook)
+    return _saved_in_memory(workbook)
+
+
+class _InMemoryExcelWriter(ExcelWriter):
+    """openpyxl's package writer, each worksheet's XML built in memory.
+
+    openpyxl 3.1 writes every worksheet to a temporary file, copies it into the zip and
+    removes it; for a school's small workbook the files cost more than the XML. This is
+    ``ExcelWriter.write_worksheet`` with a ``BytesIO`` as the sheet's output, which
+    openpyxl's ``WorksheetWriter`` supports (``read`` returns its bytes): the same parts.
+    """
+
+    def write_worksheet(self, ws: Worksheet) -> None:
+        """Write one (not write-only) worksheet's XML into the package."""
+        ws._drawing = SpreadsheetDrawing()
+        ws._drawing.charts = ws._charts
+        ws._drawing.images = ws._images
+        writer = WorksheetWriter(ws, out=io.BytesIO())
+        writer.write()
+        ws._rels = writer._rels
+        self._archive.writestr(ws.path[1:], writer.read())
+        self.manifest.append(ws)
+
+
+def _saved_in_memory(workbook: openpyxl.Workbook) -> bytes:
+    """The workbook's bytes, as ``openpyxl.writer.excel.save_workbook`` writes them."""
+    buffer = io.BytesIO()
+    archive = zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+    workbook.properties.modified = datetime.datetime.now(tz=datetime.UTC).replace(tzinfo=None)
+    _InMemoryExcelWriter(workbook, archive).save()  # closes the archive
+    return buffer.getvalue()
+
+
+# -- a CSV upload or a refused file: a new workbook, written with XlsxWriter ----------------
+
+
+def _pixels(width: float) -> int:
+    """XlsxWriter pixels for a column width as openpyxl stores it (7 pixels a character).
+
+    ``set_column`` would add Excel's 5-pixel padding to the width; given in pixels, the
+    width is written as it was with openpyxl, so the columns look the same as before.
+    """
+    return round(width * 7)
+
+
+# A CSV grid of more cells than this is written row by row (XlsxWriter's constant_memory).
+STREAMED_CELLS = 200_000
+
+
+class NewWorkbook:
+    """A new XLSX written with XlsxWriter: 问题汇总, 问题清单 and a CSV's grid.
+
+    Every string from a report or a school's file is written with ``write_string``: a value
+    starting with "=" stays text, never a formula (and nothing becomes a URL or a number).
+    """
+
+    def __init__(self, streamed: bool = False) -> None:
+        self.buffer = io.BytesIO()
+        self.book = xlsxwriter.Workbook(
+            self.buffer,
+            {
+                # In memory is faster for the usual file; a big grid is streamed a row at a
+                # time through temporary files, so its cells are never all held at once.
+                "in_memory": not streamed,
+                "constant_memory": streamed,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+                "strings_to_numbers": False,
+            },
+        )
+        self.bold = self.book.add_format({"bold": True})
+        self.link = self.book.add_format(
+            {"font_color": "#" + LINK_FONT.color.rgb[2:], "underline": 1}
+        )
+        self.fills = {
+            severity: self.book.add_format({"pattern": 1, "bg_color": "#" + colour[2:]})
+            for severity, colour in (("error", ERROR_FILL_RGB), ("warning", WARNING_FILL_RGB))
+        }
+
+    def _write_row(self, sheet: Any, row: int, values: list[Any], cell_format: Any = None) -> None:
+        for column, value in enumerate(values):
+            if isinstance(value, str):
+                if value:
+                    sheet.write_string(row, column, value, cell_format)
+            elif isinstance(value, int | float):
+                sheet.write_number(row, column, value, cell_format)
+
+    def summary(self, rows: list[list[Any]]) -> None:
+        """问题汇总: the rows of ``_summary_rows`` (an empty list is an empty row)."""
+        sheet = self.book.add_worksheet(SUMMARY_SHEET)
+        for column, width in enumerate(SUMMARY_WIDTHS):
+            sheet.set_column_pixels(column, column, _pixels(width))
+        for row, values in enumerate(rows):
+            self._write_row(sheet, row, values)
+
+    def findings(self, table: FindingsTable) -> None:
+        """问题清单: each row's 单元格 linked to its marked cell, a frozen header, a filter."""
+        sheet = self.book.add_worksheet(FINDINGS_SHEET)
+        for column, (_title, width) in enumerate(FINDINGS_COLUMNS):
+            sheet.set_column_pixels(column, column, _pixels(width))
+        header_index = FINDINGS_HEADER_ROW - 1  # XlsxWriter counts rows from 0
+        sheet.freeze_panes(FINDINGS_HEADER_ROW, 0)
+        sheet.autofilter(table.filter_range)
+        sheet.write_string(0, 0, table.status, self.bold)
+        if table.truncated:
+            sheet.write_string(1, 0, table.truncated)
+        self._write_row(sheet, header_index, [title for title, _ in FINDINGS_COLUMNS], self.bold)
+        link_index = LINK_COLUMN - 1
+        for row, (values, link) in enumerate(
+            zip(table.rows, table.links, strict=True), start=header_index + 1
+        ):
+            self._write_row(sheet, row, values)
+            if link is not None:
+                sheet.write_url(
+                    row, link_index, "internal:" + internal_link(*link), self.link, link[1]
+                )
+
+    def grid(
+        self,
+        name: str,
+        rows: Iterable[Iterable[Any]],
+        width: int,
+        notes: dict[int, dict[int, CellNote]],
+    ) -> None:
+        """A CSV's grid as text, each noted cell filled and commented.
+
+        ``notes[row][column]`` is the note of a cell, both 1-based as ``CellNote`` counts.
+        """
+        sheet = self.book.add_worksheet(name)
+        if width:
+            sheet.set_column_pixels(0, width - 1, _pixels(16))
+        for row_index, values in enumerate(rows):
+            row_notes = notes.get(row_index + 1)
+            if row_notes is None:
+                for column_index, value in enumerate(values):
+                    if value:
+                        sheet.write_string(row_index, column_index, value)
+                continue
+            for column_index, value in enumerate(values):
+                note = row_notes.get(column_index + 1)
+                if note is None:
+                    if value:
+                        sheet.write_string(row_index, column_index, value)
+                    continue
+                fill = self.fills["error" if note.severity == "error" else "warning"]
+                if value:
+                    sheet.write_string(row_index, column_index, value, fill)
+                else:
+                    sheet.write_blank(row_index, column_index, None, fill)
+                sheet.write_comment(
+                    row_index,
+                    column_index,
+                    note.text,
+                    {
+                        "author": COMMENT_AUTHOR,
+                        "width": COMMENT_WIDTH_PT,
+                        "height": _comment_height_px(note.text),
+                    },
+                )
+
+    def close(self) -> bytes:
+        """The workbook's bytes."""
+        self.book.close()
+        return self.buffer.getvalue()
 
 
 def _annotate_grid(grid: Any, report: dict[str, Any]) -> bytes:
-    """A CSV upload: its grid as text cells, streamed (write-only), with the notes."""
+    """A CSV upload: 问题汇总, 问题清单, then its grid as text cells with the notes."""
     sheet_name = next((entry["dataset"] for entry in report.get("datasets", [])), None) or "数据"
     placed = place_findings(report, [sheet_name], default_sheet=sheet_name)
     notes, unplaced = _notes_and_unplaced(placed)
@@ -646,48 +850,15 @@ def _annotate_grid(grid: Any, report: dict[str, Any]) -> bytes:
     by_row: dict[int, dict[int, CellNote]] = {}
     for (_sheet, row, column), note in merged.items():
         by_row.setdefault(row, {})[column] = note
-
-    workbook = Workbook(write_only=True)
-    summary = workbook.create_sheet(SUMMARY_SHEET)
-    _set_summary_widths(summary)
-    for row in _summary_rows(report, unplaced, len(merged)):
-        _append_text_row(summary, row)
-    _write_findings_sheet(workbook.create_sheet(FINDINGS_SHEET), report, placed)
-    sheet = workbook.create_sheet(sheet_name)
-    for index in range(grid.width):
-        sheet.column_dimensions[get_column_letter(index + 1)].width = 16
-    for row_index, values in enumerate(grid.iter_rows(), start=1):
-        row_notes = by_row.get(row_index)
-        if row_notes is None and not any(
-            isinstance(value, str) and value.startswith("=") for value in values
-        ):
-            sheet.append(list(values))
-            continue
-        cells = []
-        for column_index, value in enumerate(values, start=1):
-            cell = WriteOnlyCell(sheet, value=value)
-            if isinstance(value, str):
-                cell.data_type = "s"  # "=..." from a CSV is text, not a formula
-            note = (row_notes or {}).get(column_index)
-            if note is not None:
-                cell.fill = _fill(note.severity)
-                cell.comment = _comment(note.text)
-            cells.append(cell)
-        sheet.append(cells)
-    return _saved(workbook)
+    workbook = NewWorkbook(streamed=grid.height * grid.width > STREAMED_CELLS)
+    workbook.summary(_summary_rows(report, unplaced, len(merged)))
+    workbook.findings(findings_table(report, placed))
+    workbook.grid(sheet_name, grid.iter_rows(), grid.width, by_row)
+    return workbook.close()
 
 
 def _summary_only(report: dict[str, Any]) -> bytes:
-    workbook = Workbook(write_only=True)
-    summary = workbook.create_sheet(SUMMARY_SHEET)
-    _set_summary_widths(summary)
     # Nothing of the school's file to mark or link to: the summary lists every finding.
-    for row in _summary_rows(report, list(report["findings"]), 0, has_findings_sheet=False):
-        _append_text_row(summary, row)
-    return _saved(workbook)
-
-
-def _saved(workbook: Workbook) -> bytes:
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    workbook = NewWorkbook()
+    workbook.summary(_summary_rows(report, list(report["findings"]), 0, has_findings_sheet=False))
+    return workbook.close()
