@@ -72,6 +72,7 @@ from vetreport.curate.curated import read_curated_rows
 from vetreport.curate.ledger import (
     HELD,
     current_submissions,
+    document_bytes,
     processed_submission_ids,
     read_records_under,
     write_record,
@@ -683,7 +684,7 @@ def _write_collection_record(
 ) -> IngestResult:
     """Write the report (JSON and the school's page) and the record of such an upload."""
     json_report_key = report_key(upload.year, upload.submitter, submission, "json")
-    body = json.dumps(report, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    body = document_bytes(report)
     writes: list[_Write] = [(json_report_key, body, "application/json")]
     try:
         html = render_html(report).encode("utf-8")
@@ -700,7 +701,7 @@ def _write_collection_record(
     }
     store.put_if_absent(
         ledger_key(upload.year, upload.submitter, upload.stem, submission, upload.extension),
-        json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8"),
+        document_bytes(record, sort_keys=True),
         "application/json",
     )
     return IngestResult(info.key, submission, report["outcome"], False, json_report_key)
@@ -854,7 +855,7 @@ def _report(
     for (pending, results), report in zip(with_registry, reports, strict=True):
         upload, submission, data = pending.upload, pending.submission, pending.data
         json_report_key = report_key(upload.year, upload.submitter, submission, "json")
-        body = json.dumps(report, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+        body = document_bytes(report)
         pages = _school_report_writes(upload.year, upload.submitter, submission, data, report)
         writes += [(json_report_key, body, "application/json"), *pages]
         if _is_file_level_failure(report):
@@ -1039,7 +1040,7 @@ def _withdraw(store: ObjectStore, key: str) -> list[IngestResult]:
     json_report_key = report_key(upload.year, upload.submitter, submission, "json")
     store.put(
         json_report_key,
-        json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8"),
+        document_bytes(report),
         "application/json",
     )
     report_keys = [
@@ -1152,7 +1153,7 @@ def _ingest_refused(
         extension=shown_key.rsplit(".", 1)[-1].lower() if "." in shown_key else "",
     )
     report = build_report([_refused(context.dataset_id, rule_id, detail)], context, submission)
-    body = json.dumps(report, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    body = document_bytes(report)
     can_read = read_bytes and 0 < info.size_bytes <= MAX_UPLOAD_BYTES
     data = store.get(info.key) if can_read else b""
     if owner is not None:
@@ -1192,9 +1193,7 @@ def _ingest_refused(
         "datasets": [],
         "schema_version": SCHEMA_VERSION,
     }
-    store.put_if_absent(
-        record_key, json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True).encode()
-    )
+    store.put_if_absent(record_key, document_bytes(record, sort_keys=True))
     counted = upload is not None and _key_counted_before(store, upload, submission)
     return IngestResult(shown_key, submission, REJECTED, False, json_report_key, (), counted)
 
