@@ -12,6 +12,7 @@ race each other leave a complete index by the next morning at the latest.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,6 +37,8 @@ from vetreport.curate.collection import (
 from vetreport.curate.ledger import HELD, current_submissions, read_records_under
 from vetreport.school.history_report import read_history_findings, write_history_reports
 from vetreport.school.pages import render_upload_list_page
+
+INDEX_THREADS = 8  # school indexes rewritten at once after an aggregation
 
 DISPLAY_TIMEZONE = ZoneInfo("Asia/Shanghai")
 OUTCOME_ZH = {
@@ -150,8 +153,9 @@ def write_history_and_indexes(
     upload's, so a school is asked to explain what now stands. Returns the changed schools.
     """
     changed = write_history_reports(store, findings, year, schools)
-    for school in changed:
-        write_school_index(store, year, school)
+    # each index lists and reads its school's records: on an object store they wait
+    with ThreadPoolExecutor(max_workers=INDEX_THREADS) as pool:
+        list(pool.map(lambda school: write_school_index(store, year, school), changed))
     return changed
 
 

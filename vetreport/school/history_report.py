@@ -38,8 +38,8 @@ def write_history_reports(
     warnings go. Unchanged files are not rewritten.
     """
     codes = sorted(set(schools) | set(findings))
-    written: list[str] = []
-    for code in codes:  # one small JSON document per school
+
+    def write(code: str) -> bool:  # one small JSON document per school
         document = {
             "year": year,
             "school_code": code,
@@ -51,12 +51,16 @@ def write_history_reports(
         key = history_report_key(year, code)
         try:
             if store.get(key) == body:
-                continue
+                return False
         except KeyNotFound:
             pass
         store.put(key, body, "application/json")
-        written.append(code)
-    return written
+        return True
+
+    # a read (and maybe a write) per school: on an object store they wait, side by side
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        changed = list(pool.map(write, codes))
+    return [code for code, is_changed in zip(codes, changed, strict=True) if is_changed]
 
 
 def read_history_findings(store: ObjectStore, year: int, school_code: str) -> list[dict[str, Any]]:
