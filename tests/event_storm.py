@@ -21,6 +21,7 @@ uploaded version has a record" an invariant rather than a race.
 Invariants (``storm_problems`` lists every one broken):
 
 - one aggregate run (``aggregate-{year}``) per round, no more, none left unfinished;
+- no run Crashed (nothing died: a crash would be the service misjudging a live run);
 - every uploaded version has exactly one ledger record and its report, and the ledger
   holds no record of a version nobody uploaded;
 - the submission that counts for each key is its newest version (when accepted);
@@ -205,6 +206,24 @@ def runs_since(flow_name: str, since: datetime) -> list[Any]:
     )
 
 
+def crashed_runs() -> list[str]:
+    """The names of the runs that ended Crashed, with the reason Prefect gives."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    crashed = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED]))
+    )
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=crashed, limit=50)
+    return [f"{run.name} ({run.state.message if run.state else ''})" for run in runs]
+
+
 def published_version(store: Any, year: int) -> int:
     from vetreport.publish.reader import read_pointer
 
@@ -338,6 +357,12 @@ def storm_problems(service: dict, result: StormResult, clean_root: Path) -> list
         states = [run.state_name for run in storm_round.aggregate_runs]
         if any(state != "Completed" for state in states):
             problems.append(f"round {storm_round.number}: aggregate runs ended {states}")
+
+    # no process died in the storm: a Crashed run is one the service misjudged (a run whose
+    # heartbeats came late under load, crashed by the silent-run automation) or lost
+    crashed = crashed_runs()
+    if crashed:
+        problems.append(f"{len(crashed)} runs crashed: {crashed[:5]}")
 
     records = result.ledger_records
     counts = Counter(record["submission_id"] for record in records)
