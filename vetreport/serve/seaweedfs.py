@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -40,6 +41,9 @@ SERVER_FLAGS = (
 # The components that listen, each on a port and its gRPC twin.
 _COMPONENTS = ("master", "volume", "filer", "s3")
 START_TIMEOUT_SECONDS = 90.0
+PORT_ATTEMPTS = 3  # starts with freshly chosen ports when one was taken meanwhile
+PORT_TAKEN = "address already in use"
+LOWEST_CHOSEN_PORT = 20000
 
 
 class SeaweedUnavailable(RuntimeError):
@@ -56,10 +60,31 @@ def weed_binary() -> Path | None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (it may be taken before it is used)."""
+    """A port nobody listens on right now, below the system's ephemeral range.
+
+    A port the kernel hands out for binding to port 0 comes from the range it also uses
+    for the source ports of outgoing connections: one of those can take it before weed
+    binds it (seen with eight ports a server and three test processes starting at once).
+    Below that range only a listener can. It may still be taken before it is used:
+    ``start_seaweedfs`` then chooses again.
+    """
+    low = _ephemeral_range_start()
+    if low is not None and low > LOWEST_CHOSEN_PORT:
+        for _ in range(50):
+            port = random.randrange(LOWEST_CHOSEN_PORT, low)
+            if _port_is_free(host, port):
+                return port
     with socket.socket() as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+def _ephemeral_range_start() -> int | None:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -81,6 +106,7 @@ class SeaweedFS:
     host: str = "127.0.0.1"
     ports: dict[str, int] = field(default_factory=dict)
     log_path: Path | None = None
+    log_offset: int = 0  # where this start's lines begin in the log
 
     @property
     def master_url(self) -> str:
@@ -97,6 +123,14 @@ class SeaweedFS:
 
         if self.process.poll() is None:
             stop_process_group(self.process, grace_seconds)
+
+    def log_of_this_start(self) -> str:
+        """Everything the server logged since it was started (a restart appends)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode("utf-8", "replace")
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the server's log, for error messages."""
@@ -171,16 +205,41 @@ def start_seaweedfs(
     data_dir.mkdir(parents=True, exist_ok=True)
     if s3_port is not None and not _port_is_free(host, s3_port):
         raise SeaweedUnavailable(f"port {s3_port} on {host} is in use")
-    if ports is None:
-        ports = {}
-        for component in _COMPONENTS:
-            ports[component] = free_port(host)
-            ports[component + ".grpc"] = free_port(host)
-    ports = dict(ports)
-    if s3_port is not None:
-        ports["s3"] = s3_port
+    chosen = ports is None
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        if chosen:
+            ports = {}
+            for component in _COMPONENTS:
+                ports[component] = free_port(host)
+                ports[component + ".grpc"] = free_port(host)
+        assert ports is not None
+        ports = dict(ports)
+        if s3_port is not None:
+            ports["s3"] = s3_port
+        server = _started(binary, data_dir, ports, host, s3_config, die_with_parent)
+        try:
+            wait_until_ready(server, timeout_seconds)
+        except SeaweedUnavailable:
+            server.stop(grace_seconds=5)
+            # a port chosen here was taken between the choice and weed's bind: choose again
+            if chosen and attempt < PORT_ATTEMPTS and PORT_TAKEN in server.log_of_this_start():
+                continue
+            raise
+        return server
+    raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+def _started(
+    binary: Path,
+    data_dir: Path,
+    ports: dict[str, int],
+    host: str,
+    s3_config: Path | None,
+    die_with_parent: bool,
+) -> SeaweedFS:
     log_path = data_dir / "weed.log"
     log = log_path.open("ab")
+    log_offset = log.tell()
     process = subprocess.Popen(
         server_arguments(binary, data_dir, ports, host, s3_config),
         stdout=log,
@@ -190,20 +249,15 @@ def start_seaweedfs(
         preexec_fn=_killed_with_parent(os.getpid()) if die_with_parent else None,
     )
     log.close()
-    server = SeaweedFS(
+    return SeaweedFS(
         endpoint=f"http://{host}:{ports['s3']}",
         data_dir=data_dir,
         process=process,
         host=host,
         ports=ports,
         log_path=log_path,
+        log_offset=log_offset,
     )
-    try:
-        wait_until_ready(server, timeout_seconds)
-    except SeaweedUnavailable:
-        server.stop(grace_seconds=5)
-        raise
-    return server
 
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
