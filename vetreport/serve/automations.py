@@ -36,12 +36,6 @@ QUIET_RUN_EVENTS = frozenset(
 )
 
 
-def _delete_automations_named(name: str) -> None:
-    with get_client(sync_client=True) as client:
-        for existing in client.read_automations_by_name(name):
-            client.delete_automation(existing.id)
-
-
 def _what_it_does(automation: Automation) -> tuple[Any, ...]:
     return (
         automation.description,
@@ -105,10 +99,9 @@ def ensure_silent_run_automation(silent_seconds: float) -> Any:
 
 
 def ensure_failure_automation(webhook_url: str) -> Any:
-    """Create (or recreate) the automation that POSTs to a webhook when a run fails."""
+    """Create the automation that POSTs to a webhook when a run fails (kept if unchanged)."""
     block = Webhook(method="POST", url=webhook_url, allow_private_urls=True)
     block_id = block.save(FAILURE_WEBHOOK_BLOCK, overwrite=True)
-    _delete_automations_named(FAILURE_AUTOMATION_NAME)
     payload = json.dumps(
         {
             "text": "vetreport: {{ flow_run.name }} {{ flow_run.state.name }}",
@@ -136,4 +129,4 @@ def ensure_failure_automation(webhook_url: str) -> Any:
         ),
         actions=[CallWebhook(block_document_id=block_id, payload=payload)],
     )
-    return automation.create()
+    return _keep_or_replace(automation)
