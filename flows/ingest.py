@@ -37,6 +37,7 @@ from vetreport.curate.run_summary import (
     report_markdown,
     run_message,
 )
+from vetreport.curate.shards import whole_school_batches
 from vetreport.receive.events import changes_to_announce, emit_accepted
 from vetreport.validate.checks import REJECTED
 
@@ -104,10 +105,6 @@ def _summary_artifact(processed: list[dict[str, Any]]) -> None:
     )
 
 
-def _batches(keys: list[str], size: int) -> list[list[str]]:
-    return [keys[start : start + size] for start in range(0, len(keys), size)]
-
-
 @flow(name="ingest", flow_run_name="ingest-{label}", log_prints=True)
 def ingest_uploads(
     store_url: str,
@@ -118,6 +115,9 @@ def ingest_uploads(
 ) -> list[dict[str, Any]]:
     """Ingest the given upload keys: bureau files first, then schools' in parallel batches.
 
+    A school's keys are never split between two batches: each batch ends by rewriting the
+    upload list of every school it touched, from the ledger as that batch sees it.
+
     The run is tagged ``outcome:{outcome}`` once for each outcome its uploads got.
     """
     logger = get_run_logger()
@@ -125,7 +125,8 @@ def ingest_uploads(
     results: list[dict[str, Any]] = []
     if city_keys:
         results.extend(ingest_batch(store_url, city_keys))
-    futures = [ingest_batch.submit(store_url, batch) for batch in _batches(school_keys, batch_size)]
+    batches = whole_school_batches(school_keys, batch_size)
+    futures = [ingest_batch.submit(store_url, batch) for batch in batches]
     for future in futures:
         results.extend(future.result())
     processed = [result for result in results if not result["was_skipped"]]

@@ -71,3 +71,11 @@ def test_sizes_below_one_are_refused(size: int) -> None:
         shard_by_school(keys_of(SCHOOLS), size)
     with pytest.raises(ValueError):
         whole_school_batches(keys_of(SCHOOLS), size)
+
+
+def test_a_key_given_twice_stays_twice_in_one_batch() -> None:
+    keys = keys_of(SCHOOLS[:2], (2023,))
+    twice = [keys[0], *keys]
+    batches = whole_school_batches(twice, 1)
+    assert sorted(key for batch in batches for key in batch) == sorted(twice)
+    assert batches[0].count(keys[0]) == 2

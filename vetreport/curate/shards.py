@@ -83,15 +83,17 @@ def shard_by_school(keys: list[str], schools_per_shard: int) -> list[Shard]:
 def whole_school_batches(keys: list[str], size: int) -> list[list[str]]:
     """Keys in batches of about ``size``, never splitting a school across two batches.
 
-    A shard's batches run side by side; each ends by rewriting the upload list of every
-    school it touched, so a school in two concurrent batches could have its list written
-    from a ledger that lacks the other batch's records. Whole schools per batch rule that
-    out. A batch closes once it holds ``size`` keys or more (one large school may exceed it).
+    A shard's batches, and a sweep's, run side by side; each ends by rewriting the upload
+    list of every school it touched, so a school in two concurrent batches could have its
+    list written from a ledger that lacks the other batch's records. Whole schools per batch
+    rule that out. A batch closes once it holds ``size`` keys or more (one large school may
+    exceed it). A key given twice stays twice, in the same batch (ingest answers each: the
+    second is skipped as already processed).
     """
     if size < 1:
         raise ValueError(f"size must be at least 1, not {size}")
     by_school: dict[str, list[str]] = {}
-    for key in sorted(set(keys)):
+    for key in sorted(keys):
         by_school.setdefault(school_of(key), []).append(key)
     batches: list[list[str]] = []
     batch: list[str] = []
