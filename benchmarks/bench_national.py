@@ -15,8 +15,10 @@ RSS (``ru_maxrss``) is its own:
   nothing checked), plus one ``read_excel`` per XLSX file (there is no glob for
   workbooks), the totals by city from the registry;
 - ``project``: the pipeline as the sweep runs it, without Prefect: list what is not in
-  the ledger yet, the bureau's files first, then ``ingest_keys`` on batches of 512 keys
-  (reports, curated Parquet, ledger records, each school's upload list), then
+  the ledger yet, the bureau's files first, then ``ingest_keys`` on batches of about 512
+  keys of whole schools (reports, curated Parquet, ledger records, each school's upload
+  list), on spawned processes when the sweep would use them (``batch_processes``,
+  ``VETREPORT_INGEST_PROCESSES``; the peak RSS of the largest is printed), then
   ``aggregate`` of the report year, the schools' history reports and ``publish``.
 
 Seconds are the work inside each child, after its imports. Ratios are project/baseline and
@@ -35,6 +37,7 @@ A phase on its own: ``python -m benchmarks.bench_national phase NAME BUCKET [...
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -44,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -388,7 +392,9 @@ def _phase_project(root: Path) -> dict[str, Any]:
     from vetreport.bucket.store import LocalStore
     from vetreport.curate.ingest import ingest_keys, split_city_first, unprocessed_upload_keys
     from vetreport.curate.school_index import write_history_and_indexes
+    from vetreport.curate.shards import batch_processes, whole_school_batches
     from vetreport.publish.writer import publish
+    from vetreport.settings import load_settings
 
     imported = _rss_mib()
     store = LocalStore(root)
@@ -397,11 +403,22 @@ def _phase_project(root: Path) -> dict[str, Any]:
     started = time.perf_counter()
     keys = unprocessed_upload_keys(store)
     city_keys, school_keys = split_city_first(keys)
-    results = ingest_keys(store, city_keys)
-    for start in range(0, len(school_keys), SWEEP_BATCH):
-        results += ingest_keys(store, school_keys[start : start + SWEEP_BATCH])
+    results = [(result.key, result.outcome) for result in ingest_keys(store, city_keys)]
+    # as the sweep (flows.ingest.ingest_uploads): whole schools a batch, on as many
+    # spawned processes as batch_processes says (VETREPORT_INGEST_PROCESSES), else in turn
+    batches = whole_school_batches(school_keys, SWEEP_BATCH)
+    processes = batch_processes(batches, load_settings().ingest_processes)
+    if processes > 1:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=processes, mp_context=spawn) as pool:
+            for outcomes in pool.map(_ingest_batch, [root] * len(batches), batches):
+                results += outcomes
+    else:
+        for batch in batches:
+            results += _ingest_batch(root, batch)
     steps["ingest"] = time.perf_counter() - started
     peaks["ingest"] = _rss_mib()
+    children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     report_year = max(int(key.split("/")[1]) for key in keys)
     mark = time.perf_counter()
     result = aggregate(store, report_year)
@@ -417,8 +434,8 @@ def _phase_project(root: Path) -> dict[str, Any]:
     published = publish(store, result)
     steps["publish"] = time.perf_counter() - mark
     peaks["publish"] = _rss_mib()
-    outcomes = Counter(outcome.outcome for outcome in results)
-    rejected = [outcome.key for outcome in results if outcome.outcome == "rejected"]
+    outcomes = Counter(outcome for _, outcome in results)
+    rejected = [key for key, outcome in results if outcome == "rejected"]
     return {
         "seconds": time.perf_counter() - started,
         "files": len(keys),
@@ -427,9 +444,25 @@ def _phase_project(root: Path) -> dict[str, Any]:
         "outcomes": dict(sorted(outcomes.items())),
         "extra": f"{report_year} v{published.version}, "
         f"{result.indicator_values.height:,} indicator values; "
-        f"rejected = the manifest's bad files: {_is_manifest_bad(root, rejected)}",
+        f"rejected = the manifest's bad files: {_is_manifest_bad(root, rejected)}; "
+        f"ingest on {processes} process(es)"
+        + (
+            f", the largest ingest child's peak RSS {children_peak:.0f} MiB"
+            if processes > 1
+            else ""
+        ),
         "import_rss_mib": imported,
+        "processes": processes,
+        "children_peak_rss_mib": children_peak,
     }
+
+
+def _ingest_batch(root: Path, keys: list[str]) -> list[tuple[str, str]]:
+    """One sweep batch, as flows.ingest.ingest_batch does it: (key, outcome) of each key."""
+    from vetreport.bucket.store import LocalStore
+    from vetreport.curate.ingest import ingest_keys
+
+    return [(result.key, result.outcome) for result in ingest_keys(LocalStore(root), keys)]
 
 
 def _child(arguments: list[str]) -> None:

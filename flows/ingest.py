@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 from prefect.states import Completed, State
+from prefect.task_runners import ProcessPoolTaskRunner
 
 from vetreport.bucket.keys import key_owner
 from vetreport.bucket.store import ObjectStore, StoreError, open_store
@@ -37,8 +38,9 @@ from vetreport.curate.run_summary import (
     report_markdown,
     run_message,
 )
-from vetreport.curate.shards import whole_school_batches
+from vetreport.curate.shards import batch_processes, whole_school_batches
 from vetreport.receive.events import changes_to_announce, emit_accepted
+from vetreport.settings import load_settings
 from vetreport.validate.checks import REJECTED
 
 DEFAULT_BATCH_SIZE = 512
@@ -126,9 +128,23 @@ def ingest_uploads(
     if city_keys:
         results.extend(ingest_batch(store_url, city_keys))
     batches = whole_school_batches(school_keys, batch_size)
-    futures = [ingest_batch.submit(store_url, batch) for batch in batches]
-    for future in futures:
-        results.extend(future.result())
+    processes = batch_processes(batches, load_settings().ingest_processes)
+    if processes > 1:
+        # Validation holds the GIL: batches on threads of one process share one core.
+        # Prefect's process pool spawns (a fork after Polars has started its threads can
+        # deadlock) and keeps each process for the batches that follow.
+        logger.info("%d batches on %d processes", len(batches), processes)
+        with ProcessPoolTaskRunner(max_workers=processes) as runner:
+            futures = [
+                runner.submit(ingest_batch, {"store_url": store_url, "keys": batch})
+                for batch in batches
+            ]
+            for future in futures:
+                results.extend(future.result())
+    else:
+        futures = [ingest_batch.submit(store_url, batch) for batch in batches]
+        for future in futures:
+            results.extend(future.result())
     processed = [result for result in results if not result["was_skipped"]]
     logger.info(
         "%d keys: %d processed, %d already in the ledger",

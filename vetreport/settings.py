@@ -120,6 +120,14 @@ class Settings(BaseSettings):
     failure_webhook_url: str | None = Field(
         None, description="POSTed to when a flow run fails or crashes."
     )
+    ingest_processes: int = Field(
+        0,
+        description="Processes a sweep validates its batches of uploads on at once: 0 for one "
+        "per CPU of the machine, but only one per 4,096 uploads (a process spends seconds on "
+        "its imports); 1 for the sweep's own process (its batches then share it on threads). "
+        "A sweep of one batch, or an upload's own run, stays in its process.",
+        ge=0,
+    )
     # -- aggregation and publishing memory -------------------------------------------------
     duckdb_memory_limit: str = Field(
         "1GiB",

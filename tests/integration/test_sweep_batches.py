@@ -5,11 +5,16 @@ it sees it; a school split across two concurrent batches could be left with a li
 misses the other batch's uploads. The sweep runs here against the session's Prefect test
 server on a local bucket holding two years of the demo, with batches far smaller than a
 school's uploads, and every batch the flow hands to ingest is recorded.
+
+Batches run on a pool of processes when the machine has more than one CPU
+(``VETREPORT_INGEST_PROCESSES``): what they write must be what the same batches write on
+threads of one process, object for object.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -48,6 +53,7 @@ def test_a_sweep_never_splits_a_school_between_batches(
         return ingest_keys(store_arg, keys, *args, **kwargs)
 
     monkeypatch.setattr(flows.ingest, "ingest_keys", recording_ingest_keys)
+    monkeypatch.setenv("VETREPORT_INGEST_PROCESSES", "1")  # threads: the recorder sees them
     # A school has about ten uploads a year: batches of 7 keys would cut every one of
     # them in two if keys were simply sliced.
     results = flows.ingest.ingest_uploads(
@@ -70,3 +76,52 @@ def test_a_sweep_never_splits_a_school_between_batches(
             listed = {entry["key"] for entry in index["uploads"]}
             expected = {key for key in uploads if key.startswith(f"uploads/{year}/{school}/")}
             assert expected <= listed, f"{year} {school}: missing {sorted(expected - listed)}"
+
+
+def test_batches_on_processes_write_what_batches_on_threads_write(
+    prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    import flows.ingest
+    from tests.compare_buckets import compare
+
+    bucket = tmp_path / "bucket"
+    store = open_store(bucket)
+    uploads = {
+        key: body
+        for key, body in build_demo_uploads(2023).items()
+        if key.startswith("uploads/2023/")
+    }
+    for key, body in uploads.items():
+        store.put(key, body)
+
+    outcomes = {}
+    for processes in ("2", "1"):
+        monkeypatch.setenv("VETREPORT_INGEST_PROCESSES", processes)
+        results = flows.ingest.ingest_uploads(
+            str(bucket), sorted(uploads), label=f"on-{processes}", batch_size=60
+        )
+        outcomes[processes] = sorted((result["key"], result["outcome"]) for result in results)
+        target = tmp_path / f"on-{processes}"
+        target.mkdir()
+        for zone in bucket.iterdir():
+            if zone.name != "uploads":
+                shutil.move(zone, target / zone.name)
+
+    assert outcomes["2"] == outcomes["1"]
+    assert len(outcomes["2"]) == len(uploads)
+    assert "accepted" in {outcome for _, outcome in outcomes["2"]}
+    zones = ("reports", "ledger", "curated")
+    assert compare(tmp_path / "on-2", tmp_path / "on-1", zones) == []
+    # each batch ran as a task run of the flow run, as it does on threads
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["ingest-on-2"]))
+        )
+        assert len(runs) == 1
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [runs[0].id]}))
+    batch_runs = [run for run in tasks if run.name.startswith("ingest-batch")]
+    assert len(batch_runs) >= 3
+    assert all(run.state is not None and run.state.is_completed() for run in batch_runs)

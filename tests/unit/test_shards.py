@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
-from vetreport.curate.shards import NO_SCHOOL, shard_by_school, whole_school_batches
+from vetreport.curate.shards import (
+    KEYS_PER_PROCESS,
+    NO_SCHOOL,
+    batch_processes,
+    shard_by_school,
+    whole_school_batches,
+)
 
 DATASETS = ("school_profile.csv", "staff.csv", "graduates.xlsx")
 
@@ -79,3 +86,16 @@ def test_a_key_given_twice_stays_twice_in_one_batch() -> None:
     batches = whole_school_batches(twice, 1)
     assert sorted(key for batch in batches for key in batch) == sorted(twice)
     assert batches[0].count(keys[0]) == 2
+
+
+def test_a_sweep_takes_processes_by_its_size_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    small = [["k"] * 512] * 3  # 1,536 keys: not worth a process's imports
+    large = [["k"] * 512] * 20  # 10,240 keys
+    assert batch_processes(small, 0) == 1
+    assert batch_processes(large, 0) == math.ceil(10_240 / KEYS_PER_PROCESS) == 3
+    assert batch_processes([["k"] * 512] * 40, 0) == 4  # one per CPU at most
+    assert batch_processes(small, 2) == 2  # told: as many as told...
+    assert batch_processes(small, 8) == 3  # ... but never more than batches
+    assert batch_processes(large, 1) == 1
+    assert batch_processes([], 0) == 1

@@ -15,6 +15,8 @@ codes count, so the backfill ingests them itself before any shard starts
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 
 from vetreport.bucket.keys import key_owner
@@ -22,6 +24,10 @@ from vetreport.bucket.keys import key_owner
 # Keys that name no school (their path breaks the layout before the school part) are
 # kept together, under this pseudo school, in the shard of the first schools.
 NO_SCHOOL = ""
+# A spawned process imports Prefect, Polars and Pandera before its first batch: 3 to 6 s of
+# CPU on this project's 2-core reference machine, about what ingesting 1,000 uploads takes.
+# A sweep takes a second process from this many uploads on (docs/benchmarks.md).
+KEYS_PER_PROCESS = 4096
 
 
 @dataclass(frozen=True)
@@ -105,3 +111,18 @@ def whole_school_batches(keys: list[str], size: int) -> list[list[str]]:
     if batch:
         batches.append(batch)
     return batches
+
+
+def batch_processes(batches: list[list[str]], setting: int) -> int:
+    """How many processes a sweep's batches run on.
+
+    ``setting`` is ``VETREPORT_INGEST_PROCESSES``: a number of processes, or 0 for one
+    per CPU where the sweep is large enough to pay for them (``KEYS_PER_PROCESS`` keys
+    each). Never more processes than batches, and 1 means the sweep's own process.
+    """
+    if setting:
+        wanted = setting
+    else:
+        keys = sum(len(batch) for batch in batches)
+        wanted = min(os.cpu_count() or 1, math.ceil(keys / KEYS_PER_PROCESS))
+    return max(1, min(wanted, len(batches)))
