@@ -54,6 +54,8 @@ def test_list_is_sorted_and_filtered_by_prefix(store_url: str) -> None:
     assert [info.key for info in store.list("a/")] == ["a/0.txt", "a/1.txt"]
     assert [info.key for info in store.list("")] == ["a/0.txt", "a/1.txt", "ab/x.txt", "b/2.txt"]
     assert list(store.list("missing/")) == []
+    for prefix in ("a/", "", "a", "ab", "missing/"):
+        assert list(store.list_keys(prefix)) == [info.key for info in store.list(prefix)]
 
 
 def test_put_if_absent_writes_once(store_url: str) -> None:
@@ -137,6 +139,7 @@ def test_keys_with_odd_characters_list_and_read_back_exactly(store_url: str) -> 
         store.put(key, str(index).encode())
     listed = [info.key for info in store.list("uploads/2023/3133060001/")]
     assert listed == sorted(keys)
+    assert list(store.list_keys("uploads/2023/3133060001/")) == listed
     for index, key in enumerate(keys):
         assert store.get(key) == str(index).encode()
         assert store.head(key).key == key
@@ -214,3 +217,28 @@ def test_a_file_changed_within_the_settle_time_is_hashed_again(tmp_path, monkeyp
         path.write_bytes(body)
         assert local.head("uploads/2023/3306000001/staff.csv").etag == hashlib.md5(body).hexdigest()
     assert store_module._MD5_BY_FILE_STATE == {}
+
+
+def test_a_folder_listing_of_keys_reads_no_file(tmp_path, monkeypatch) -> None:
+    from vetreport.bucket import store as store_module
+
+    local = store_module.LocalStore(tmp_path)
+    for key in ("ledger/2023/S1/a.json", "ledger/2023/S1/b.json", "ledger/2024/S2/c.json"):
+        local.put(key, b"{}")
+    (tmp_path / "ledger/2023/S1/.tmp-half").write_bytes(b"{")  # a write in progress
+
+    def no_hashing(*args: object) -> str:
+        raise AssertionError("list_keys hashed a file")
+
+    monkeypatch.setattr(store_module, "_md5_of_file", no_hashing)
+    assert list(local.list_keys("ledger/2023/")) == [
+        "ledger/2023/S1/a.json",
+        "ledger/2023/S1/b.json",
+    ]
+    assert list(local.list_keys("ledger/")) == [
+        "ledger/2023/S1/a.json",
+        "ledger/2023/S1/b.json",
+        "ledger/2024/S2/c.json",
+    ]
+    with pytest.raises(AssertionError):
+        list(local.list("ledger/"))

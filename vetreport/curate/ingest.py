@@ -1084,13 +1084,13 @@ def deleted_upload_keys(store: ObjectStore, year: int | None = None) -> list[str
     Each record's name says which key it is about, so candidates come from two listings;
     only a candidate's own few records are read, to skip one already withdrawn.
     """
-    present = {info.key for info in store.list(uploads_prefix(year))}
+    present = set(store.list_keys(uploads_prefix(year)))
     by_key: dict[str, list[str]] = {}
-    for info in store.list(ledger_prefix(year)):
-        if info.key.endswith(".json"):
-            about = parse_ledger_record_key(info.key)[1]
+    for record_key in store.list_keys(ledger_prefix(year)):
+        if record_key.endswith(".json"):
+            about = parse_ledger_record_key(record_key)[1]
             if about is not None and about not in present:
-                by_key.setdefault(about, []).append(info.key)
+                by_key.setdefault(about, []).append(record_key)
     deleted = []
     for key, record_keys in sorted(by_key.items()):
         records = [json.loads(store.get(record_key)) for record_key in record_keys]
@@ -1311,7 +1311,7 @@ def unprocessed_upload_keys(store: ObjectStore, year: int | None = None) -> list
 
 def upload_years(store: ObjectStore) -> list[int]:
     """Every year that has anything under uploads/, ascending."""
-    years = {year_of_upload_key(info.key) for info in store.list(uploads_prefix())}
+    years = {year_of_upload_key(key) for key in store.list_keys(uploads_prefix())}
     return sorted(year for year in years if year is not None)
 
 

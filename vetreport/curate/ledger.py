@@ -114,9 +114,7 @@ def write_record(store: ObjectStore, record: dict[str, Any]) -> bool:
 def processed_submission_ids(store: ObjectStore, prefix: str = LEDGER_ROOT) -> set[str]:
     """Every submission id that has a ledger record (from key names alone; no reads)."""
     return {
-        parse_ledger_record_key(info.key)[0]
-        for info in store.list(prefix)
-        if info.key.endswith(".json")
+        parse_ledger_record_key(key)[0] for key in store.list_keys(prefix) if key.endswith(".json")
     }
 
 
@@ -140,10 +138,8 @@ def digest_prefix(year: int) -> str:
 
 
 def _year_records(store: ObjectStore, year: int, write_digest: bool) -> list[dict[str, Any]]:
-    keys = [info.key for info in store.list(ledger_prefix(year)) if info.key.endswith(".json")]
-    digests = [
-        info.key for info in store.list(digest_prefix(year)) if info.key.endswith(DIGEST_SUFFIX)
-    ]
+    keys = [key for key in store.list_keys(ledger_prefix(year)) if key.endswith(".json")]
+    digests = [key for key in store.list_keys(digest_prefix(year)) if key.endswith(DIGEST_SUFFIX)]
     wanted = set(keys)
     found: dict[str, dict[str, Any]] = {}
     for entries in _map(store, _read_digest, digests):
@@ -210,9 +206,7 @@ def _write_digest(
 
 def read_records_under(store: ObjectStore, prefixes: Iterable[str]) -> list[dict[str, Any]]:
     """Read the ledger records under some prefixes (e.g. one submitter's), in parallel."""
-    keys = [
-        info.key for prefix in prefixes for info in store.list(prefix) if info.key.endswith(".json")
-    ]
+    keys = [key for prefix in prefixes for key in store.list_keys(prefix) if key.endswith(".json")]
     if len(keys) <= SEQUENTIAL_READS and not getattr(store, "is_remote", True):
         return [json.loads(store.get(key)) for key in keys]
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:

@@ -162,8 +162,8 @@ def write_history_and_indexes(
 def submitters_with_records(store: ObjectStore) -> set[tuple[int, str]]:
     """Every (year, submitter) that has a ledger record."""
     found = set()
-    for info in store.list(ledger_prefix()):
-        parsed = parse_ledger_key(info.key)
+    for key in store.list_keys(ledger_prefix()):
+        parsed = parse_ledger_key(key)
         if parsed is not None and parsed[1] != EVENTS_STEM:  # operators' events: no submitter
             found.add(parsed)
     return found

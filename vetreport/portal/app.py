@@ -517,8 +517,8 @@ def _held_record(
     """
     parsed = parse_upload_key(key)
     prefix = ledger_key(parsed.year, school, parsed.stem, "x", parsed.extension).rsplit("/", 1)[0]
-    for info in store.list(prefix + "/"):
-        record = json.loads(store.get(info.key))
+    for record_key in store.list_keys(prefix + "/"):
+        record = json.loads(store.get(record_key))
         held = record.get("held_version")
         if record.get("key") == key and held and submission_id(key, held) == submission:
             return record

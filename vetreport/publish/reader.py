@@ -331,7 +331,7 @@ _MANIFEST_KEY = re.compile(r"^published/(\d{4})/v(\d+)/manifest\.json$")
 def published_years(store: ObjectStore | str) -> list[int]:
     """Every report year with a latest.json pointer, ascending."""
     store = _as_store(store)
-    years = {published_year_of_pointer(info.key) for info in store.list(published_prefix())}
+    years = {published_year_of_pointer(key) for key in store.list_keys(published_prefix())}
     return sorted(year for year in years if year is not None)
 
 
@@ -340,8 +340,8 @@ def list_versions(store: ObjectStore | str, report_year: int) -> list[dict[str, 
     store = _as_store(store)
     versions = sorted(
         int(match[2])
-        for info in store.list(published_prefix(report_year))
-        if (match := _MANIFEST_KEY.match(info.key))
+        for key in store.list_keys(published_prefix(report_year))
+        if (match := _MANIFEST_KEY.match(key))
     )
     pointer = read_pointer(store, report_year) or {}
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
