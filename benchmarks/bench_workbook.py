@@ -106,6 +106,7 @@ def _child(writer: str, schools: int) -> dict[str, Any]:
     """Build the tables, warm up, write the workbook once; CPU seconds and peak RSS."""
     from tests import workbook_reference
     from vetreport.publish.outputs import workbook
+    from vetreport.settings import load_settings
 
     write = workbook_reference.workbook_bytes if writer == "reference" else workbook.workbook_bytes
     tables = bench_tables(schools)
@@ -121,6 +122,10 @@ def _child(writer: str, schools: int) -> dict[str, Any]:
         "rss_before_mib": rss_before / 1024,
         "rss_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "cells": sum(frame.height * frame.width for frame in tables.values()),
+        "cells_written": sum(
+            min(frame.height, load_settings().workbook_sheet_rows) * frame.width
+            for frame in tables.values()
+        ),
         "sheets": len(tables),
         "indicator_values_rows": tables["indicator_values"].height,
     }
@@ -152,7 +157,8 @@ def main() -> None:
     first = figures[WRITERS[0]]
     print(
         f"  {first['sheets']} tables, {first['cells']:,} cells in the tables "
-        f"(indicator_values {first['indicator_values_rows']:,} rows)"
+        f"(indicator_values {first['indicator_values_rows']:,} rows), "
+        f"{first['cells_written']:,} in the sheets"
     )
     for writer, figure in figures.items():
         print(

@@ -39,7 +39,7 @@ from xlsxwriter.utility import _utf16_len, _utf16_truncate, xl_col_to_name
 from xlsxwriter.worksheet import Worksheet
 
 # Rows turned into XML at once: bounds the memory of a sheet's XML whatever its length.
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 5_000
 _FAST_INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
 _FAST_FLOATS = (pl.Float32, pl.Float64)
 # Integers a float holds exactly, and the floats whose "%.16G" is their integer's digits.
