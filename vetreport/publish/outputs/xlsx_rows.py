@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import sys
 from dataclasses import dataclass
+from itertools import repeat
 
 import polars as pl
 from xlsxwriter.format import Format
@@ -243,7 +244,8 @@ def _number_texts(values: pl.Series) -> pl.Series:
     zeros = pl.lit(False) if dtype not in _FAST_FLOATS else (value == 0)
     distinct = others.filter(others != 0) if dtype in _FAST_FLOATS else others
     distinct = distinct.unique()
-    texts = pl.Series([f"{number:.16G}" for number in distinct.to_list()], dtype=pl.Utf8)
+    # format(number, ".16G") is what xlsxwriter's f"{number:.16G}" calls, and faster mapped.
+    texts = pl.Series(list(map(format, distinct.to_list(), repeat(".16G"))), dtype=pl.Utf8)
     by_python = value.replace_strict(distinct, texts, default=None, return_dtype=pl.Utf8)
     signed_zero = pl.when((1.0 / value) < 0).then(pl.lit("-0")).otherwise(pl.lit("0"))
     return frame.select(
