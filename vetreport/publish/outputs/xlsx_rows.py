@@ -217,7 +217,7 @@ def _number_rest(values: pl.Series, index: int, helpers: dict[str, pl.Series]) -
 def _number_texts(values: pl.Series) -> pl.Series:
     """Each value as xlsxwriter writes a number (``f"{value:.16G}"``), null for none.
 
-    Null, NaN and infinite values have no text.
+    Null, NaN and infinite values have no text (their cells are blanks and error formulas).
     Integers a float holds exactly and whole floats below 10^16 are their integer's digits,
     made by Polars; every other value (fractions, zeros for the sign of -0.0, huge numbers,
     decimals) is formatted by Python itself, once per distinct value.
