@@ -31,6 +31,7 @@ from vetreport.publish.outputs.metadata import (
     table_indicators,
 )
 from vetreport.publish.outputs.tabular import neutralise_formulas
+from vetreport.publish.outputs.xlsx_rows import ColumnCells, append_rows
 from vetreport.settings import load_settings
 
 HEADER_ROWS = 3  # title, subtitle, header
@@ -163,42 +164,27 @@ def _write_sheet(
     sheet.set_row(2, 36)
     prepared = _prepared(written.select(shown))
     row_formats = _row_number_formats(info, written)
-    # Written row by row (the workbook streams each finished row to a temporary file):
-    # each column's cell format, or None where each row has its own (row_formats).
-    column_formats: list[Format | None] = []
-    is_number_column: list[bool] = []
+    # Each column's cells: its format, or one per row (row_formats), and whether they are
+    # numbers. The rows' XML is built column-wise and streamed to the sheet's row file.
+    cells: list[ColumnCells] = []
     for index, name in enumerate(shown):
         column: ColumnInfo = described[name]
         header = column.header_zh
         sheet.write_string(2, index, header, formats.header)
         values = prepared.get_column(name)
         if YEAR_COLUMN.match(name) and row_formats is not None:
-            column_formats.append(None)
-            is_number_column.append(True)
+            cells.append(ColumnCells([formats.number(code) for code in row_formats], True))
             width = 12
         elif values.dtype.is_numeric():
             decimals = 0 if values.dtype.is_integer() else column.decimals
-            column_formats.append(formats.number(number_format(column.unit, decimals)))
-            is_number_column.append(True)
+            cells.append(ColumnCells(formats.number(number_format(column.unit, decimals)), True))
             width = 12
         else:
-            column_formats.append(formats.text)
-            is_number_column.append(False)
+            cells.append(ColumnCells(formats.text, False))
             longest = values.cast(pl.Utf8).str.len_chars().max() if values.len() else 0
             width = min(max(int(longest or 0) * 2, 8), 40)
         sheet.set_column(index, index, max(width, min(_display_width(header) // 2 + 2, 24)))
-    for offset, row in enumerate(prepared.iter_rows()):
-        sheet_row = HEADER_ROWS + offset
-        for index, value in enumerate(row):
-            cell_format = column_formats[index]
-            if cell_format is None:
-                cell_format = formats.number(row_formats[offset])
-            if value is None:
-                sheet.write_blank(sheet_row, index, None, cell_format)
-            elif is_number_column[index]:
-                sheet.write_number(sheet_row, index, value, cell_format)
-            else:
-                sheet.write(sheet_row, index, value, cell_format)
+    append_rows(sheet, prepared, HEADER_ROWS, cells)
     sheet.freeze_panes(HEADER_ROWS, 0)
     return written.height
 
