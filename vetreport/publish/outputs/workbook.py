@@ -4,8 +4,9 @@ What belongs here: one sheet per table (after a contents sheet 目录), each wit
 (e.g. "表1 招生普职比情况"), a line giving the cities, years, units and version, Chinese
 headers with units from indicators.csv, and number formats from each indicator's unit and
 decimals (34.30% is stored as 34.3 with the format ``0.00"%"``; 1:14.63 as 14.63 with
-``"1:"0.00``). Text that a spreadsheet would run as a formula is neutralised as in CSV,
-and xlsxwriter is told never to turn strings into formulas, numbers or links.
+``"1:"0.00``). Text that a spreadsheet would run as a formula is neutralised as in CSV
+(and so is text xlsxwriter would take for rich-text markup), and xlsxwriter is told never
+to turn strings into formulas, numbers or links.
 """
 
 from __future__ import annotations
@@ -99,13 +100,28 @@ class _Formats:
 
 
 def _prepared(frame: pl.DataFrame) -> pl.DataFrame:
-    """Neutralised text; anything not a number, text or boolean written as text."""
+    """Neutralised text; anything not a number, text or boolean written as text.
+
+    Besides formulas, text that begins with ``<r>`` and ends with ``</r>`` is prefixed
+    with an apostrophe too: xlsxwriter would put it into the sheet's XML as rich-text
+    markup, unescaped, so a school's ``<r>a & b</r>`` made a workbook that Excel has to
+    repair and openpyxl cannot open.
+    """
     casts = [
         pl.col(name).cast(pl.Utf8)
         for name, dtype in frame.schema.items()
         if not (dtype.is_numeric() or dtype in _PLAIN_TYPES)
     ]
-    return neutralise_formulas(frame.with_columns(casts) if casts else frame)
+    neutralised = neutralise_formulas(frame.with_columns(casts) if casts else frame)
+    markup = [
+        pl.when(pl.col(name).str.starts_with("<r>") & pl.col(name).str.ends_with("</r>"))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name, dtype in neutralised.schema.items()
+        if dtype == pl.Utf8
+    ]
+    return neutralised.with_columns(markup) if markup else neutralised
 
 
 def _shown_columns(info: TableInfo, frame: pl.DataFrame) -> list[str]:
