@@ -177,3 +177,32 @@ def test_the_in_memory_package_writer_writes_what_openpyxl_saves() -> None:
     assert list(parts["in memory"]) == list(parts["openpyxl"])
     for part, content in parts["openpyxl"].items():
         assert parts["in memory"][part] == content, part
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_school_text_shaped_like_rich_text_is_shown_as_sent(monkeypatch, streamed: bool) -> None:
+    """XlsxWriter takes "<r>...</r>" for markup; the school's workbook must still open."""
+    import vetreport.school.feedback as feedback
+    from tests.unit.test_feedback import HEADER, ROWS
+
+    if streamed:
+        monkeypatch.setattr(feedback, "STREAMED_CELLS", 0)
+    hostile = ["<r>a & b <c></r>", "<r>" + "<" * 20_000 + "</r>"]
+    rows = [*ROWS, [SCHOOL, "G0009", hostile[0], "去火星", "", "", hostile[1]]]
+    data = "\n".join(",".join(row) for row in [HEADER, *rows]).encode("utf-8") + b"\n"
+    key = f"uploads/2024/{SCHOOL}/graduates.csv"
+    workbook = openpyxl.load_workbook(
+        io.BytesIO(annotate_workbook(data, "csv", report_of(key, data)))
+    )
+    shown = {cell.value for sheet in workbook for row in sheet.iter_rows() for cell in row}
+    assert hostile[0] in shown
+    assert any(isinstance(value, str) and value.startswith("<r><<<") for value in shown)
+
+
+def test_literal_text_stays_within_excels_limit_inside_its_run() -> None:
+    from vetreport.school.feedback import literal_text
+
+    assert literal_text("plain <r>") == "plain <r>"
+    run = literal_text("<r>" + "&" * 40_000 + "</r>")
+    assert len(run) <= 32_767
+    assert run.startswith("<r><t") and run.endswith("&amp;</t></r>")

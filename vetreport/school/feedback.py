@@ -39,6 +39,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 import openpyxl
 import xlsxwriter
@@ -722,6 +723,35 @@ def _pixels(width: float) -> int:
 
 # A CSV grid of more cells than this is written row by row (XlsxWriter's constant_memory).
 STREAMED_CELLS = 200_000
+# XlsxWriter copies a string that begins with <r> and ends with </r> into the sheet as
+# rich-text markup, unescaped. Such a value is handed over as one literal run instead.
+_RICH_TEXT_RUN = ('<r><t xml:space="preserve">', "</t></r>")
+_EXCEL_TEXT_LIMIT = 32_767
+
+
+def literal_text(value: str) -> str:
+    """What to give XlsxWriter's ``write_string`` so that the cell shows ``value`` itself.
+
+    A school's ``<r>a & b</r>`` would otherwise go into the sheet's XML as markup: a
+    workbook that Excel has to repair and openpyxl cannot open. It goes in as the one
+    rich-text run that shows exactly those characters (cut, like any text, to Excel's
+    32,767, inside the run).
+    """
+    if not (value.startswith("<r>") and value.endswith("</r>")):
+        return value
+    start, end = _RICH_TEXT_RUN
+    room = _EXCEL_TEXT_LIMIT - len(start) - len(end)
+    escaped = xml_escape(value)
+    if len(escaped) > room:  # cut between characters, never inside an escape
+        pieces, used = [], 0
+        for character in value:
+            piece = xml_escape(character)
+            if used + len(piece) > room:
+                break
+            pieces.append(piece)
+            used += len(piece)
+        escaped = "".join(pieces)
+    return start + escaped + end
 
 
 class NewWorkbook:
@@ -758,7 +788,7 @@ class NewWorkbook:
         for column, value in enumerate(values):
             if isinstance(value, str):
                 if value:
-                    sheet.write_string(row, column, value, cell_format)
+                    sheet.write_string(row, column, literal_text(value), cell_format)
             elif isinstance(value, int | float):
                 sheet.write_number(row, column, value, cell_format)
 
@@ -811,17 +841,17 @@ class NewWorkbook:
             if row_notes is None:
                 for column_index, value in enumerate(values):
                     if value:
-                        sheet.write_string(row_index, column_index, value)
+                        sheet.write_string(row_index, column_index, literal_text(value))
                 continue
             for column_index, value in enumerate(values):
                 note = row_notes.get(column_index + 1)
                 if note is None:
                     if value:
-                        sheet.write_string(row_index, column_index, value)
+                        sheet.write_string(row_index, column_index, literal_text(value))
                     continue
                 fill = self.fills["error" if note.severity == "error" else "warning"]
                 if value:
-                    sheet.write_string(row_index, column_index, value, fill)
+                    sheet.write_string(row_index, column_index, literal_text(value), fill)
                 else:
                     sheet.write_blank(row_index, column_index, None, fill)
                 sheet.write_comment(
