@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
+from vetreport.serve.ports import free_port as free_port_below_ephemeral
 from vetreport.serve.postgres import DEFAULT_ADMIN_URL
 
 # Credentials for the in-process S3 endpoint only; set before any boto3 client exists.
@@ -69,10 +69,13 @@ def weed_serving(data_dir: Path) -> list[int]:
 
 
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port nobody listens on right now, below the ephemeral range.
+
+    Not one the kernel hands out for port 0: that range is also where outgoing
+    connections take their source ports, so one could take the port before the server
+    binds it (vetreport.serve.ports says more).
+    """
+    return free_port_below_ephemeral("127.0.0.1")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.5) -> Any:

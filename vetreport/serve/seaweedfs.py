@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +26,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from vetreport.serve.ports import free_port, port_is_free
 
 # What every SeaweedFS of ours runs with, here and in infra/compose.yaml (a test checks):
 # the filer and S3 gateway on, no usage reports, no Iceberg or Lance catalogue ports.
@@ -43,7 +43,6 @@ _COMPONENTS = ("master", "volume", "filer", "s3")
 START_TIMEOUT_SECONDS = 90.0
 PORT_ATTEMPTS = 3  # starts with freshly chosen ports when one was taken meanwhile
 PORT_TAKEN = "address already in use"
-LOWEST_CHOSEN_PORT = 20000
 
 
 class SeaweedUnavailable(RuntimeError):
@@ -57,43 +56,6 @@ def weed_binary() -> Path | None:
         return beside
     found = shutil.which("weed")
     return Path(found) if found else None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now, below the system's ephemeral range.
-
-    A port the kernel hands out for binding to port 0 comes from the range it also uses
-    for the source ports of outgoing connections: one of those can take it before weed
-    binds it (seen with eight ports a server and three test processes starting at once).
-    Below that range only a listener can. It may still be taken before it is used:
-    ``start_seaweedfs`` then chooses again.
-    """
-    low = _ephemeral_range_start()
-    if low is not None and low > LOWEST_CHOSEN_PORT:
-        for _ in range(50):
-            port = random.randrange(LOWEST_CHOSEN_PORT, low)
-            if _port_is_free(host, port):
-                return port
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
-def _ephemeral_range_start() -> int | None:
-    try:
-        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
-        return int(text.split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass
@@ -203,7 +165,7 @@ def start_seaweedfs(
         )
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    if s3_port is not None and not _port_is_free(host, s3_port):
+    if s3_port is not None and not port_is_free(host, s3_port):
         raise SeaweedUnavailable(f"port {s3_port} on {host} is in use")
     chosen = ports is None
     for attempt in range(1, PORT_ATTEMPTS + 1):
