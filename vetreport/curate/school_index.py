@@ -11,7 +11,6 @@ race each other leave a complete index by the next morning at the latest.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -34,7 +33,12 @@ from vetreport.curate.collection import (
     explanations_csv,
     school_status,
 )
-from vetreport.curate.ledger import HELD, current_submissions, read_records_under
+from vetreport.curate.ledger import (
+    HELD,
+    current_submissions,
+    document_bytes,
+    read_records_under,
+)
 from vetreport.school.history_report import read_history_findings, write_history_reports
 from vetreport.school.pages import render_upload_list_page
 
@@ -130,11 +134,9 @@ def write_school_index(store: ObjectStore, year: int, submitter: str) -> list[st
         ("html", html.encode("utf-8"), "text/html; charset=utf-8"),
         (
             "json",
-            json.dumps(
-                {"year": year, "submitter": submitter, "status": status_view, "uploads": uploads},
-                ensure_ascii=False,
-                indent=2,
-            ).encode("utf-8"),
+            document_bytes(  # one line: rewritten for a school after each of its ingests
+                {"year": year, "submitter": submitter, "status": status_view, "uploads": uploads}
+            ),
             "application/json",
         ),
     ):
