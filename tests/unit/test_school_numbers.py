@@ -147,3 +147,60 @@ def test_the_page_shows_the_numbers_the_warning_and_escapes_names(
     # unchanged numbers: nothing is rewritten
     assert write_school_numbers(store, feedback, {"S1": [warning]}, YEAR, PEER_GROUP_MINIMUM) == 0
     assert write_school_numbers(store, feedback, {}, YEAR, PEER_GROUP_MINIMUM) == 1  # S1's
+
+
+def peer_medians_by_pairs(own: pl.DataFrame) -> pl.DataFrame:
+    """The peer statistics as first written: every school joined to every valued peer."""
+    keys = ["year", "city_name", "school_type", "ownership", "indicator_id"]
+    peers = own.filter(pl.col("school_value").is_not_null()).select(
+        *keys, pl.col("school_code").alias("peer_code"), pl.col("school_value").alias("peer")
+    )
+    return (
+        own.select(*keys, "school_code")
+        .join(peers, on=keys, how="inner")
+        .filter(pl.col("peer_code") != pl.col("school_code"))
+        .group_by("school_code", "indicator_id")
+        .agg(
+            pl.len().cast(pl.Int64).alias("peer_school_count"),
+            pl.col("peer").median().alias("peer_median_value"),
+        )
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_peer_medians_from_ranks_are_those_of_every_pair(seed: int) -> None:
+    """Ranks instead of a group's square: the same counts and medians, to the last bit."""
+    import random
+
+    from vetreport.aggregate.school_feedback import _peer_medians
+
+    generator = random.Random(seed)
+    rows = []
+    for school in range(300):
+        city = generator.choice(["甲市", "乙市", "丙市", None])
+        kind = generator.choice(["中等专业学校", "职业高中", ""])
+        ownership = generator.choice(["公办", "民办"])
+        for indicator in ("a_count", "b_pct", "c_yuan"):
+            value = generator.choice(
+                [None, 0.0, 1.0, 1.0, -2.5, generator.random() * 100, generator.random() * 1e9]
+            )
+            rows.append((YEAR, f"S{school:03d}", city, kind, ownership, indicator, value))
+    own = pl.DataFrame(
+        rows,
+        schema=[
+            ("year", pl.Int64),
+            ("school_code", pl.Utf8),
+            ("city_name", pl.Utf8),
+            ("school_type", pl.Utf8),
+            ("ownership", pl.Utf8),
+            ("indicator_id", pl.Utf8),
+            ("school_value", pl.Float64),
+        ],
+        orient="row",
+    )
+    on = ["school_code", "indicator_id"]
+    expected = own.select(on).join(peer_medians_by_pairs(own), on=on, how="left")
+    actual = own.select(on).join(_peer_medians(own), on=on, how="left")
+    assert expected.sort(on).to_dicts() == actual.sort(on).to_dicts()
+    assert expected["peer_school_count"].drop_nulls().max() >= 10  # groups worth a median
+    assert expected["peer_median_value"].null_count() < expected.height

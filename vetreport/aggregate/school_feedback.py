@@ -85,21 +85,7 @@ def school_feedback(values: pl.DataFrame, registry: pl.DataFrame, report_year: i
     city = values.filter(
         (pl.col("region_level") == "city") & (pl.col("year") == report_year)
     ).select("city_name", "indicator_id", pl.col("indicator_value").alias("city_value"))
-    peers = (
-        own.filter(pl.col("school_value").is_not_null())
-        .select(*PEER_KEYS, pl.col("school_code").alias("peer_code"), "school_value")
-        .rename({"school_value": "peer_value"})
-    )
-    peer_stats = (
-        own.select(*PEER_KEYS, "school_code")
-        .join(peers, on=list(PEER_KEYS), how="inner")
-        .filter(pl.col("peer_code") != pl.col("school_code"))
-        .group_by("school_code", "indicator_id")
-        .agg(
-            pl.len().cast(pl.Int64).alias("peer_school_count"),
-            pl.col("peer_value").median().alias("peer_median_value"),
-        )
-    )
+    peer_stats = _peer_medians(own)
     feedback = (
         own.join(last_year, on=["school_code", "indicator_id"], how="left")
         .join(city, on=["city_name", "indicator_id"], how="left")
@@ -122,6 +108,60 @@ def school_feedback(values: pl.DataFrame, registry: pl.DataFrame, report_year: i
         feedback.join(order, on="indicator_id", how="left")
         .sort("school_code", "catalogue_order")
         .select([pl.col(name).cast(kind) for name, kind in FEEDBACK_SCHEMA.items()])
+    )
+
+
+def _peer_medians(own: pl.DataFrame) -> pl.DataFrame:
+    """school_code, indicator_id -> peer_school_count, peer_median_value (before the minimum).
+
+    The peers of a school are the other schools of its group (``PEER_KEYS``) with a value.
+    Joining every school to every peer would hold a group's square (24 million rows, 4 GiB,
+    at 7,000 schools); instead each group's values are ranked once, and a school's median
+    without itself is read off its group's ranked values at the one or two middle positions,
+    shifted by one past the school's own position. The two middle values are interpolated
+    as Polars' ``median`` does (``lower + (upper - lower) * 0.5``), so the figure is the
+    same to the last bit.
+    """
+    keys = list(PEER_KEYS)
+    valued = own.filter(pl.col("school_value").is_not_null()).with_columns(
+        (pl.col("school_value").rank("ordinal").over(keys).cast(pl.Int64) - 1).alias("position")
+    )
+    ranked = valued.select(*keys, "position", "school_value")
+    group_sizes = valued.group_by(keys).agg(pl.len().cast(pl.Int64).alias("valued_count"))
+    count = pl.col("valued_count").fill_null(0) - pl.col("position").is_not_null().cast(pl.Int64)
+
+    def shifted(middle: pl.Expr) -> pl.Expr:
+        own_position = pl.col("position")
+        return (
+            pl.when(own_position.is_not_null() & (middle >= own_position))
+            .then(middle + 1)
+            .otherwise(middle)
+        )
+
+    own_positions = valued.select("school_code", "indicator_id", "position")
+    positions = (
+        own.select(*keys, "school_code")
+        .join(own_positions, on=["school_code", "indicator_id"], how="left")
+        .join(group_sizes, on=keys, how="left")  # a null key matches nothing: no peers
+        .with_columns(count.clip(lower_bound=0).alias("peer_school_count"))
+        .with_columns(
+            shifted((pl.col("peer_school_count") - 1) // 2).alias("lower_position"),
+            shifted(pl.col("peer_school_count") // 2).alias("upper_position"),
+        )
+    )
+    lower = ranked.rename({"position": "lower_position", "school_value": "lower_value"})
+    upper = ranked.rename({"position": "upper_position", "school_value": "upper_value"})
+    return (
+        positions.join(lower, on=[*keys, "lower_position"], how="left")
+        .join(upper, on=[*keys, "upper_position"], how="left")
+        .select(
+            "school_code",
+            "indicator_id",
+            pl.when(pl.col("peer_school_count") > 0).then(pl.col("peer_school_count")),
+            pl.when(pl.col("peer_school_count") > 0)
+            .then(pl.col("lower_value") + (pl.col("upper_value") - pl.col("lower_value")) * 0.5)
+            .alias("peer_median_value"),
+        )
     )
 
 
