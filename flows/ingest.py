@@ -139,12 +139,10 @@ def ingest_uploads(
                 runner.submit(ingest_batch, {"store_url": store_url, "keys": batch})
                 for batch in batches
             ]
-            for future in futures:
-                results.extend(future.result())
+            results.extend(result for future in futures for result in future.result())
     else:
         futures = [ingest_batch.submit(store_url, batch) for batch in batches]
-        for future in futures:
-            results.extend(future.result())
+        results.extend(result for future in futures for result in future.result())
     processed = [result for result in results if not result["was_skipped"]]
     logger.info(
         "%d keys: %d processed, %d already in the ledger",

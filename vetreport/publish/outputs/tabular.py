@@ -15,14 +15,25 @@ FORMULA_PREFIXES = ("=", "+", "-", "@")
 _FORMULA_PATTERN = "^[" + "".join("\\" + prefix for prefix in FORMULA_PREFIXES) + "]"
 
 
-def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
-    """Prefix text cells that a spreadsheet would run as a formula with an apostrophe."""
+def neutralise_formulas(frame: pl.DataFrame, rich_text: bool = False) -> pl.DataFrame:
+    """Prefix text cells that a spreadsheet would run as a formula with an apostrophe.
+
+    With ``rich_text``, also text that begins with ``<r>`` and ends with ``</r>``: the
+    workbook's writer (xlsxwriter) would put it into the sheet's XML as rich-text markup,
+    unescaped, so a school's ``<r>a & b</r>`` made a workbook that Excel has to repair and
+    openpyxl cannot open.
+    """
     text_columns = [name for name, dtype in frame.schema.items() if dtype == pl.Utf8]
+
+    def is_risky(name: str) -> pl.Expr:
+        text = pl.col(name)
+        formula = text.str.contains(_FORMULA_PATTERN)
+        if not rich_text:
+            return formula
+        return formula | (text.str.starts_with("<r>") & text.str.ends_with("</r>"))
+
     return frame.with_columns(
-        pl.when(pl.col(name).str.contains(_FORMULA_PATTERN))
-        .then(pl.lit("'") + pl.col(name))
-        .otherwise(pl.col(name))
-        .alias(name)
+        pl.when(is_risky(name)).then(pl.lit("'") + pl.col(name)).otherwise(pl.col(name)).alias(name)
         for name in text_columns
     )
 

@@ -100,28 +100,13 @@ class _Formats:
 
 
 def _prepared(frame: pl.DataFrame) -> pl.DataFrame:
-    """Neutralised text; anything not a number, text or boolean written as text.
-
-    Besides formulas, text that begins with ``<r>`` and ends with ``</r>`` is prefixed
-    with an apostrophe too: xlsxwriter would put it into the sheet's XML as rich-text
-    markup, unescaped, so a school's ``<r>a & b</r>`` made a workbook that Excel has to
-    repair and openpyxl cannot open.
-    """
+    """Neutralised text (formulas and rich-text markup); other non-numbers as text."""
     casts = [
         pl.col(name).cast(pl.Utf8)
         for name, dtype in frame.schema.items()
         if not (dtype.is_numeric() or dtype in _PLAIN_TYPES)
     ]
-    neutralised = neutralise_formulas(frame.with_columns(casts) if casts else frame)
-    markup = [
-        pl.when(pl.col(name).str.starts_with("<r>") & pl.col(name).str.ends_with("</r>"))
-        .then(pl.lit("'") + pl.col(name))
-        .otherwise(pl.col(name))
-        .alias(name)
-        for name, dtype in neutralised.schema.items()
-        if dtype == pl.Utf8
-    ]
-    return neutralised.with_columns(markup) if markup else neutralised
+    return neutralise_formulas(frame.with_columns(casts) if casts else frame, rich_text=True)
 
 
 def _shown_columns(info: TableInfo, frame: pl.DataFrame) -> list[str]:
