@@ -32,6 +32,7 @@ from typing import Any
 import polars as pl
 
 from schemas.catalogue import SCHEMA_VERSION, load_datasets
+from vetreport.bucket.documents import document_bytes
 from vetreport.bucket.keys import (
     CITY_SUBMITTER,
     LEDGER_ROOT,
@@ -72,7 +73,6 @@ from vetreport.curate.curated import read_curated_rows
 from vetreport.curate.ledger import (
     HELD,
     current_submissions,
-    document_bytes,
     processed_submission_ids,
     read_records_under,
     write_record,

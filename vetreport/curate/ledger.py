@@ -41,6 +41,7 @@ from typing import Any
 
 import polars as pl
 
+from vetreport.bucket.documents import document_bytes
 from vetreport.bucket.keys import (
     LEDGER_ROOT,
     ledger_key,
@@ -93,16 +94,6 @@ def record_ledger_key(record: dict[str, Any]) -> str:
         record["submission_id"],
         record.get("extension"),
     )
-
-
-def document_bytes(document: Any, sort_keys: bool = False) -> bytes:
-    """A report or record as the pipeline stores it: UTF-8 JSON on one line.
-
-    Not indented: Python's JSON encoder indents in pure Python, five times slower than its
-    C encoder, and ingest writes a report and a record for every upload (pipe through
-    ``jq`` to read one).
-    """
-    return json.dumps(document, ensure_ascii=False, default=str, sort_keys=sort_keys).encode()
 
 
 def write_record(store: ObjectStore, record: dict[str, Any]) -> bool:

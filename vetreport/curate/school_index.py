@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.catalogue import load_datasets
+from vetreport.bucket.documents import document_bytes
 from vetreport.bucket.keys import (
     CITY_SUBMITTER,
     ledger_prefix,
@@ -36,7 +37,6 @@ from vetreport.curate.collection import (
 from vetreport.curate.ledger import (
     HELD,
     current_submissions,
-    document_bytes,
     read_records_under,
 )
 from vetreport.school.history_report import read_history_findings, write_history_reports

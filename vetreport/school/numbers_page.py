@@ -11,13 +11,13 @@ schools whose numbers, city or peers moved, not every page.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
 
 from schemas.indicators import format_value
+from vetreport.bucket.documents import document_bytes
 from vetreport.bucket.keys import school_numbers_key
 from vetreport.bucket.store import KeyNotFound, ObjectStore
 from vetreport.school.history_report import history_message_zh
@@ -119,7 +119,7 @@ def write_school_numbers(
 
     def write(code: str, frame: pl.DataFrame) -> bool:
         document = numbers_document(year, frame.to_dicts(), findings.get(code, []), peer_minimum)
-        body = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+        body = document_bytes(document)
         json_key = school_numbers_key(year, code, "json")
         try:
             if store.get(json_key) == body:
