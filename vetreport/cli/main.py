@@ -981,7 +981,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--pool", default="vetreport", help="work pool (default vetreport)")
     backfill.add_argument("--schools-per-shard", type=int, default=50)
     backfill.add_argument(
-        "--batch-size", type=int, default=None, help="keys per ingest task (default 512)"
+        "--batch-size", type=int, default=None, help="keys per ingest task (default 2048)"
     )
     backfill.add_argument("--final", action="store_true", help="publish the final version")
     backfill.set_defaults(handler=command_backfill)
