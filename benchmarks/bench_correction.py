@@ -24,11 +24,13 @@ from pathlib import Path
 import polars as pl
 
 from vetreport.aggregate.compute import aggregate
+from vetreport.aggregate.school_feedback import PEER_GROUP_MINIMUM
 from vetreport.bucket.store import LocalStore
 from vetreport.curate.ingest import ingest_keys, unprocessed_upload_keys
 from vetreport.curate.school_index import write_history_and_indexes
 from vetreport.demo.national import read_manifest
 from vetreport.publish.writer import publish
+from vetreport.school.numbers_page import write_school_numbers
 
 REPORT_YEAR = 2023
 
@@ -92,6 +94,14 @@ def main() -> None:
         store, result.history_findings, result.report_year, result.schools_in_year
     )
     lap("history")
+    write_school_numbers(
+        store,
+        result.school_feedback,
+        result.history_findings,
+        result.report_year,
+        PEER_GROUP_MINIMUM,
+    )
+    lap("numbers")
     published = publish(store, result)
     lap("publish", f"; v{published.version}, changelog {published.manifest['changelog']}")
     (wall_0, cpu_0), (wall_1, cpu_1) = marks[0], marks[-1]

@@ -15,11 +15,12 @@ RSS (``ru_maxrss``) is its own:
   nothing checked), plus one ``read_excel`` per XLSX file (there is no glob for
   workbooks), the totals by city from the registry;
 - ``project``: the pipeline as the sweep runs it, without Prefect: list what is not in
-  the ledger yet, the bureau's files first, then ``ingest_keys`` on batches of about 512
-  keys of whole schools (reports, curated Parquet, ledger records, each school's upload
+  the ledger yet, the bureau's files first, then ``ingest_keys`` on batches of about
+  2,048 keys of whole schools (reports, curated Parquet, ledger records, each school's upload
   list), on spawned processes when the sweep would use them (``batch_processes``,
   ``VETREPORT_INGEST_PROCESSES``; the peak RSS of the largest is printed), then
-  ``aggregate`` of the report year, the schools' history reports and ``publish``.
+  ``aggregate`` of the report year, then what the ``aggregate`` flow writes after it: the
+  schools' history reports (with their upload lists), their numbers pages and ``publish``.
 
 Seconds are the work inside each child, after its imports. Ratios are project/baseline and
 project/floor. The load average is printed at start and end (the machine is shared).
@@ -56,7 +57,7 @@ from vetreport.paths import REPOSITORY_ROOT
 DEFAULT_SCHOOLS = 1000
 DEFAULT_YEARS = "2023"
 SEED = 2023
-SWEEP_BATCH = 512  # keys per ingest task, as flows.ingest.DEFAULT_BATCH_SIZE
+SWEEP_BATCH = 2048  # keys per ingest task, as flows.ingest.DEFAULT_BATCH_SIZE
 PHASES = ("generate", "baseline", "floor", "project")
 TOTAL_LABEL = re.compile(r"^\s*(合\s*计|总\s*计|小\s*计|共\s*计)\s*[:：]?\s*$")
 
@@ -389,11 +390,13 @@ def _phase_project(root: Path) -> dict[str, Any]:
     from collections import Counter
 
     from vetreport.aggregate.compute import aggregate
+    from vetreport.aggregate.school_feedback import PEER_GROUP_MINIMUM
     from vetreport.bucket.store import LocalStore
     from vetreport.curate.ingest import ingest_keys, split_city_first, unprocessed_upload_keys
     from vetreport.curate.school_index import write_history_and_indexes
     from vetreport.curate.shards import batch_processes, whole_school_batches
     from vetreport.publish.writer import publish
+    from vetreport.school.numbers_page import write_school_numbers
     from vetreport.settings import load_settings
 
     imported = _rss_mib()
@@ -430,6 +433,16 @@ def _phase_project(root: Path) -> dict[str, Any]:
     )
     steps["history"] = time.perf_counter() - mark
     peaks["history"] = _rss_mib()
+    mark = time.perf_counter()
+    write_school_numbers(
+        store,
+        result.school_feedback,
+        result.history_findings,
+        result.report_year,
+        PEER_GROUP_MINIMUM,
+    )
+    steps["numbers"] = time.perf_counter() - mark
+    peaks["numbers"] = _rss_mib()
     mark = time.perf_counter()
     published = publish(store, result)
     steps["publish"] = time.perf_counter() - mark
