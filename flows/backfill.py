@@ -30,11 +30,17 @@ from prefect.artifacts import create_table_artifact
 from prefect.states import Completed, State
 
 from flows.aggregate import aggregate_and_publish
-from flows.ingest import DEFAULT_BATCH_SIZE, find_unprocessed_uploads, ingest_batch, tag_flow_run
+from flows.ingest import (
+    DEFAULT_BATCH_SIZE,
+    find_unprocessed_uploads,
+    ingest_batch,
+    ingest_in_batches,
+    tag_flow_run,
+)
 from flows.pipeline import latest_upload_year
 from vetreport.curate.ingest import split_city_first
 from vetreport.curate.run_summary import outcome_tags
-from vetreport.curate.shards import Shard, shard_by_school, whole_school_batches
+from vetreport.curate.shards import Shard, shard_by_school
 
 SHARD_FLOW = "ingest-shard"
 SHARD_DEPLOYMENT_NAME = "backfill"
@@ -71,12 +77,8 @@ def ingest_shard(
     worker = os.environ.get("PREFECT__WORKER_NAME")  # set by the worker for its runs
     if worker:
         tag_flow_run(f"{WORKER_TAG_PREFIX}{worker}")
-    futures = [
-        ingest_batch.submit(store_url, batch) for batch in whole_school_batches(keys, batch_size)
-    ]
-    results: list[dict[str, Any]] = []
-    for future in futures:
-        results.extend(future.result())
+    # on threads: a worker's parallelism is its flow runs (--limit), each a process
+    results = ingest_in_batches(store_url, keys, batch_size)
     processed = [result for result in results if not result["was_skipped"]]
     if processed:
         tag_flow_run(*outcome_tags(processed))

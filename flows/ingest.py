@@ -28,6 +28,7 @@ from vetreport.curate.collection import (
 from vetreport.curate.ingest import (
     ingest_keys,
     split_city_first,
+    suspect_keys,
     unprocessed_upload_keys,
 )
 from vetreport.curate.ledger import HELD
@@ -111,6 +112,54 @@ def _summary_artifact(processed: list[dict[str, Any]]) -> None:
     )
 
 
+def ingest_in_batches(
+    store_url: str, school_keys: list[str], batch_size: int, processes_setting: int = 1
+) -> list[dict[str, Any]]:
+    """The schools' keys in batches of whole schools, side by side; suspects last, apart.
+
+    Batches run on threads of this process, or on a pool of spawned processes when
+    ``batch_processes`` says so for ``processes_setting``: validation holds the GIL, so
+    threads of one process share one core. Prefect's process pool spawns (a fork after
+    Polars has started its threads can deadlock) and keeps each process for the batches
+    that follow.
+
+    Keys a worker already died on (``suspect_keys``) are not put beside the others: they
+    go last, in one call in a spawned process of their own that tries each alone while
+    nothing else runs, so a file that kills its process again takes nothing else with
+    it (not even this flow run's process) and is refused by the next sweep, and the
+    files that were only beside it are judged as usual.
+    """
+    logger = get_run_logger()
+    suspects = sorted(suspect_keys(open_store(store_url), school_keys))
+    if suspects:
+        logger.warning(
+            "%d upload(s) were in a batch whose process died: each is tried alone, last",
+            len(suspects),
+        )
+    apart = set(suspects)
+    batches = whole_school_batches([key for key in school_keys if key not in apart], batch_size)
+    processes = batch_processes(batches, processes_setting)
+    results: list[dict[str, Any]] = []
+    if processes > 1:
+        logger.info("%d batches on %d processes", len(batches), processes)
+        with ProcessPoolTaskRunner(max_workers=processes) as runner:
+            futures = [
+                runner.submit(ingest_batch, {"store_url": store_url, "keys": batch})
+                for batch in batches
+            ]
+            results.extend(result for future in futures for result in future.result())
+    else:
+        futures = [ingest_batch.submit(store_url, batch) for batch in batches]
+        results.extend(result for future in futures for result in future.result())
+    if suspects:
+        # in a process of their own: a file that kills it again takes down neither this
+        # flow run nor a batch beside it (the run fails; the next sweep refuses the file)
+        with ProcessPoolTaskRunner(max_workers=1) as runner:
+            alone = runner.submit(ingest_batch, {"store_url": store_url, "keys": suspects})
+            results.extend(alone.result())
+    return results
+
+
 @flow(name="ingest", flow_run_name="ingest-{label}", log_prints=True)
 def ingest_uploads(
     store_url: str,
@@ -131,22 +180,9 @@ def ingest_uploads(
     results: list[dict[str, Any]] = []
     if city_keys:
         results.extend(ingest_batch(store_url, city_keys))
-    batches = whole_school_batches(school_keys, batch_size)
-    processes = batch_processes(batches, load_settings().ingest_processes)
-    if processes > 1:
-        # Validation holds the GIL: batches on threads of one process share one core.
-        # Prefect's process pool spawns (a fork after Polars has started its threads can
-        # deadlock) and keeps each process for the batches that follow.
-        logger.info("%d batches on %d processes", len(batches), processes)
-        with ProcessPoolTaskRunner(max_workers=processes) as runner:
-            futures = [
-                runner.submit(ingest_batch, {"store_url": store_url, "keys": batch})
-                for batch in batches
-            ]
-            results.extend(result for future in futures for result in future.result())
-    else:
-        futures = [ingest_batch.submit(store_url, batch) for batch in batches]
-        results.extend(result for future in futures for result in future.result())
+    results.extend(
+        ingest_in_batches(store_url, school_keys, batch_size, load_settings().ingest_processes)
+    )
     processed = [result for result in results if not result["was_skipped"]]
     logger.info(
         "%d keys: %d processed, %d already in the ledger",

@@ -330,6 +330,29 @@ class _Attempts:
     stale_markers: tuple[str, ...]
 
 
+def suspect_keys(store: ObjectStore, keys: list[str]) -> set[str]:
+    """Those of ``keys`` that a worker died on: a stale attempt marker names them.
+
+    A caller that runs batches side by side must run these apart, after the others and
+    one call for them all (``ingest_keys`` then tries each alone, in turn): when a file
+    kills its process, every batch in flight in that process (or in its process pool)
+    dies with it, and a file that was only beside the culprit must not be counted as
+    having killed a worker a second time. One listing of the markers (usually none).
+    """
+    settings = load_settings()
+    named: set[str] = set()
+    now = datetime.now(UTC)
+    for marker_key in store.list_keys(ATTEMPTS_PREFIX):
+        try:
+            marker = json.loads(store.get(marker_key))
+        except KeyNotFound:
+            continue  # finished meanwhile
+        age = (now - datetime.fromisoformat(marker["started_at"])).total_seconds()
+        if age >= settings.attempt_stale_seconds:
+            named.update(marker["keys"])
+    return {key for key in keys if printable_key(key) in named} if named else set()
+
+
 # Markers this process left behind when the store failed under it and could not delete
 # them: the process did not die, so they say nothing about the files. Prefect retries a
 # task in the same process; the retry ignores them instead of waiting for them to go stale.
