@@ -23,14 +23,13 @@ from pathlib import Path
 
 import polars as pl
 
+from benchmarks.bench_national import write_numbers_pages
 from vetreport.aggregate.compute import aggregate
-from vetreport.aggregate.school_feedback import PEER_GROUP_MINIMUM
 from vetreport.bucket.store import LocalStore
 from vetreport.curate.ingest import ingest_keys, unprocessed_upload_keys
 from vetreport.curate.school_index import write_history_and_indexes
 from vetreport.demo.national import read_manifest
 from vetreport.publish.writer import publish
-from vetreport.school.numbers_page import write_school_numbers
 
 REPORT_YEAR = 2023
 
@@ -94,13 +93,7 @@ def main() -> None:
         store, result.history_findings, result.report_year, result.schools_in_year
     )
     lap("history")
-    write_school_numbers(
-        store,
-        result.school_feedback,
-        result.history_findings,
-        result.report_year,
-        PEER_GROUP_MINIMUM,
-    )
+    write_numbers_pages(store, result)
     lap("numbers")
     published = publish(store, result)
     lap("publish", f"; v{published.version}, changelog {published.manifest['changelog']}")

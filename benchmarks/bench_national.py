@@ -385,18 +385,30 @@ def _phase_floor(root: Path) -> dict[str, Any]:
     }
 
 
+def write_numbers_pages(store: Any, result: Any) -> int:
+    """Every school's numbers page, as the aggregate flow writes them after the history."""
+    from vetreport.aggregate.school_feedback import PEER_GROUP_MINIMUM
+    from vetreport.school.numbers_page import write_school_numbers
+
+    return write_school_numbers(
+        store,
+        result.school_feedback,
+        result.history_findings,
+        result.report_year,
+        PEER_GROUP_MINIMUM,
+    )
+
+
 def _phase_project(root: Path) -> dict[str, Any]:
     """The sweep's work without Prefect: ingest in batches, aggregate, history, publish."""
     from collections import Counter
 
     from vetreport.aggregate.compute import aggregate
-    from vetreport.aggregate.school_feedback import PEER_GROUP_MINIMUM
     from vetreport.bucket.store import LocalStore
     from vetreport.curate.ingest import ingest_keys, split_city_first, unprocessed_upload_keys
     from vetreport.curate.school_index import write_history_and_indexes
     from vetreport.curate.shards import batch_processes, whole_school_batches
     from vetreport.publish.writer import publish
-    from vetreport.school.numbers_page import write_school_numbers
     from vetreport.settings import load_settings
 
     imported = _rss_mib()
@@ -434,13 +446,7 @@ def _phase_project(root: Path) -> dict[str, Any]:
     steps["history"] = time.perf_counter() - mark
     peaks["history"] = _rss_mib()
     mark = time.perf_counter()
-    write_school_numbers(
-        store,
-        result.school_feedback,
-        result.history_findings,
-        result.report_year,
-        PEER_GROUP_MINIMUM,
-    )
+    write_numbers_pages(store, result)
     steps["numbers"] = time.perf_counter() - mark
     peaks["numbers"] = _rss_mib()
     mark = time.perf_counter()
