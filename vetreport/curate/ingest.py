@@ -328,6 +328,7 @@ class _Attempts:
     running: frozenset[str]
     died: dict[str, int]
     stale_markers: tuple[str, ...]
+    died_keys: frozenset[str] = frozenset()  # the keys of ``died``, as the markers print them
 
 
 def suspect_keys(store: ObjectStore, keys: list[str]) -> set[str]:
@@ -339,18 +340,8 @@ def suspect_keys(store: ObjectStore, keys: list[str]) -> set[str]:
     dies with it, and a file that was only beside the culprit must not be counted as
     having killed a worker a second time. One listing of the markers (usually none).
     """
-    settings = load_settings()
-    named: set[str] = set()
-    now = datetime.now(UTC)
-    for marker_key in store.list_keys(ATTEMPTS_PREFIX):
-        try:
-            marker = json.loads(store.get(marker_key))
-        except KeyNotFound:
-            continue  # finished meanwhile
-        age = (now - datetime.fromisoformat(marker["started_at"])).total_seconds()
-        if age >= settings.attempt_stale_seconds:
-            named.update(marker["keys"])
-    return {key for key in keys if printable_key(key) in named} if named else set()
+    died = _read_attempts(store, load_settings().attempt_stale_seconds).died_keys
+    return {key for key in keys if printable_key(key) in died} if died else set()
 
 
 # Markers this process left behind when the store failed under it and could not delete
@@ -376,6 +367,7 @@ def _read_attempts(store: ObjectStore, stale_seconds: float) -> _Attempts:
     now = datetime.now(UTC)
     running: set[str] = set()
     died: dict[str, int] = {}
+    died_keys: set[str] = set()
     stale: list[str] = []
     for info in store.list(ATTEMPTS_PREFIX):
         if info.key in _ABANDONED:
@@ -391,9 +383,10 @@ def _read_attempts(store: ObjectStore, stale_seconds: float) -> _Attempts:
             running.update(marker["submissions"])
             continue
         stale.append(info.key)
+        died_keys.update(marker["keys"])
         for submission in marker["submissions"]:
             died[submission] = max(died.get(submission, 0), marker["attempts"])
-    return _Attempts(frozenset(running), died, tuple(stale))
+    return _Attempts(frozenset(running), died, tuple(stale), frozenset(died_keys))
 
 
 # What this process wrote in each of its live markers, so naming the curated files in one
