@@ -341,7 +341,7 @@ def suspect_keys(store: ObjectStore, keys: list[str]) -> set[str]:
     having killed a worker a second time. One listing of the markers (usually none).
     """
     died = _read_attempts(store, load_settings().attempt_stale_seconds).died_keys
-    return {key for key in keys if printable_key(key) in died} if died else set()
+    return {key for key in keys if printable_key(key) in died}
 
 
 # Markers this process left behind when the store failed under it and could not delete
@@ -369,20 +369,20 @@ def _read_attempts(store: ObjectStore, stale_seconds: float) -> _Attempts:
     died: dict[str, int] = {}
     died_keys: set[str] = set()
     stale: list[str] = []
-    for info in store.list(ATTEMPTS_PREFIX):
-        if info.key in _ABANDONED:
-            store.delete(info.key)  # ours, from a storage error: not a death
-            _ABANDONED.discard(info.key)
+    for marker_key in store.list_keys(ATTEMPTS_PREFIX):  # names only: no checksums
+        if marker_key in _ABANDONED:
+            store.delete(marker_key)  # ours, from a storage error: not a death
+            _ABANDONED.discard(marker_key)
             continue
         try:
-            marker = json.loads(store.get(info.key))
+            marker = json.loads(store.get(marker_key))
         except KeyNotFound:
             continue  # finished meanwhile
         age = (now - datetime.fromisoformat(marker["started_at"])).total_seconds()
         if age < stale_seconds:
             running.update(marker["submissions"])
             continue
-        stale.append(info.key)
+        stale.append(marker_key)
         died_keys.update(marker["keys"])
         for submission in marker["submissions"]:
             died[submission] = max(died.get(submission, 0), marker["attempts"])
