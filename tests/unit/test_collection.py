@@ -550,7 +550,7 @@ def test_the_matrix_and_the_bucket_read_the_schools_history(
     assert read_school_status(store, YEAR, SCHOOL).state_zh == "已提交"
     [row] = as_grid(completeness_matrix(store, YEAR)).to_dicts()
     assert row["状态"] == "已提交"
-    assert write_history_reports(store, {SCHOOL: [HISTORY]}, YEAR, [SCHOOL]) == [SCHOOL]
+    assert write_history_reports(store, {SCHOOL: [HISTORY]}, YEAR, [SCHOOL]).written == [SCHOOL]
     assert read_school_status(store, YEAR, SCHOOL).state_zh == "待说明"
     [row] = as_grid(completeness_matrix(store, YEAR)).to_dicts()
     assert row["状态"] == "待说明"

@@ -167,9 +167,12 @@ def test_variance_flags_changes_beyond_tolerance(tmp_path) -> None:
     assert flagged[(2023, "S00002")]["change_pct"] is None
 
     store = open_store(str(tmp_path / "bucket"))
-    assert write_history_reports(
+    first = write_history_reports(
         store, history_findings(variance, 2023), 2023, ["S00001", "S00002", "S00003"]
-    ) == ["S00001", "S00002", "S00003"]
+    )
+    assert first.written == ["S00001", "S00002", "S00003"]
+    # S00003's first file lists no warning: what it sees (none) did not change
+    assert first.warnings_changed == ["S00001", "S00002"]
     report = json.loads(store.get(history_report_key(2023, "S00001")))
     assert report["finding_count"] == 1
     finding = report["findings"][0]
@@ -177,12 +180,15 @@ def test_variance_flags_changes_beyond_tolerance(tmp_path) -> None:
     assert (finding["previous"], finding["current"], finding["change_pct"]) == (50.0, 80.0, 60.0)
     assert json.loads(store.get(history_report_key(2023, "S00003")))["findings"] == []
     # writing the same again changes nothing
-    assert (
-        write_history_reports(
-            store, history_findings(variance, 2023), 2023, ["S00001", "S00002", "S00003"]
-        )
-        == []
+    again = write_history_reports(
+        store, history_findings(variance, 2023), 2023, ["S00001", "S00002", "S00003"]
     )
+    assert (again.written, again.warnings_changed) == ([], [])
+    # S00001's warning goes: its file is rewritten and its warnings changed; a file that
+    # is not a history report is rewritten, but it said no warning and still says none
+    store.put(history_report_key(2023, "S00003"), b"{not json")
+    gone = write_history_reports(store, {}, 2023, ["S00001", "S00003"])
+    assert (gone.written, gone.warnings_changed) == (["S00001", "S00003"], ["S00001"])
 
 
 @pytest.mark.parametrize(

@@ -57,3 +57,32 @@ def test_a_skipped_repeat_does_not_rewrite_the_list(tmp_path) -> None:
     store.delete(index)
     ingest_keys(store, [key])  # the same version again: nothing processed
     assert not store.exists(index)
+
+
+def test_history_rewrites_the_lists_of_the_schools_whose_warnings_changed(tmp_path) -> None:
+    """A first history file with no warning changes nothing a school sees; a warning does."""
+    from tests.unit.test_collection import HISTORY
+    from vetreport.curate.school_index import write_history_and_indexes
+
+    store = open_store(str(tmp_path / "bucket"))
+    year, school = walkthrough.YEAR, walkthrough.SCHOOL
+    store.put(walkthrough.UPLOAD_KEY, walkthrough.build_files()["graduates-corrected.csv"])
+    ingest_keys(store, [walkthrough.UPLOAD_KEY])
+    index = school_index_key(year, school, "json")
+    store.delete(index)  # rewritten or not, it is seen from here on
+
+    assert write_history_and_indexes(store, {}, year, [school]) == []
+    assert store.exists(f"reports/{year}/{school}/history.json")
+    assert not store.exists(index)
+
+    assert write_history_and_indexes(store, {school: [HISTORY]}, year, [school]) == [school]
+    listed = json.loads(store.get(index))["status"]["warnings"]
+    assert [(item["dataset"], item["column"]) for item in listed] == [
+        ("history", HISTORY["indicator_id"])
+    ]
+
+    store.delete(index)
+    assert write_history_and_indexes(store, {school: [HISTORY]}, year, [school]) == []
+    assert not store.exists(index)
+    assert write_history_and_indexes(store, {}, year, [school]) == [school]  # the warning goes
+    assert json.loads(store.get(index))["status"]["warnings"] == []

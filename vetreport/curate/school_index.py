@@ -153,8 +153,10 @@ def write_history_and_indexes(
 
     The index page and the pre-filled explanations file list the history warnings with the
     upload's, so a school is asked to explain what now stands. Returns the changed schools.
+    A school's first history file with no warning in it changes nothing it sees (no file
+    read as none): a country's first aggregation does not rewrite every upload list.
     """
-    changed = write_history_reports(store, findings, year, schools)
+    changed = write_history_reports(store, findings, year, schools).warnings_changed
     # each index lists and reads its school's records: on an object store they wait
     with ThreadPoolExecutor(max_workers=INDEX_THREADS) as pool:
         list(pool.map(lambda school: write_school_index(store, year, school), changed))
