@@ -20,8 +20,12 @@ help: ## list the targets
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
+# --compile-bytecode: every process the pipeline starts (flow runs, workers, the ingest's
+# spawned processes, the servers) imports Prefect, Polars and Pandera. Where Python may not
+# write its bytecode cache (PYTHONDONTWRITEBYTECODE, a read-only image) it compiled them
+# again in each one: 2.5 s of imports instead of 1.1 s on a 2-core VM.
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 install: .venv/.synced ## build .venv from uv.lock (bootstraps uv if needed)
