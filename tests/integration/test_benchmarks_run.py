@@ -5,11 +5,13 @@ but a benchmark that no longer runs, or that stops doing what the flows do, is f
 when somebody needs its figures. Here ``bench_national`` runs every phase on a dozen
 schools, keeps its bucket, and ``bench_correction`` corrects one school in it; the
 project phase must reject exactly the generator's bad files, as the plain script does,
-and run every step the aggregate flow runs.
+and run every step the aggregate flow runs. A national year as the issue times it (the
+report year, the years before it curated first) runs its phases one by one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -57,3 +59,33 @@ def test_the_national_benchmark_and_a_correction_run_on_a_tiny_bucket(tmp_path: 
     assert "correction republished in" in correction, correction
     assert "numbers:" in correction, correction
     assert "v2" in correction, correction
+
+
+def run_phase(phase: str, bucket: Path) -> dict:
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_national", "phase", phase, str(bucket)],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=800,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_a_report_year_is_timed_after_the_years_before_it_are_curated(tmp_path: Path) -> None:
+    from vetreport.demo.national import write_national_bucket
+
+    bucket = tmp_path / "national"
+    write_national_bucket(bucket, 12, 2023, (2022, 2023))
+    uploads = sorted(str(path.relative_to(bucket)) for path in bucket.glob("uploads/*/*/*"))
+    by_year = {year: sum(f"uploads/{year}/" in key for key in uploads) for year in (2022, 2023)}
+
+    earlier = run_phase("earlier-years", bucket)
+    assert earlier["files"] == by_year[2022]
+    assert "rejected = the manifest's bad files: True" in earlier["extra"], earlier
+    project = run_phase("project", bucket)
+    assert project["files"] == by_year[2023]  # the report year's uploads alone
+    assert "rejected = the manifest's bad files: True" in project["extra"], project
+    assert set(project["steps"]) == {"ingest", "aggregate", "history", "numbers", "publish"}
