@@ -137,3 +137,35 @@ def test_many_digests_are_merged_into_one(
 
     keys = [json.loads(line)["key"] for line in gzip.decompress(lines).splitlines()]
     assert len(keys) == len(truth(store)) == len(set(keys))
+
+
+def test_what_counts_read_a_year_at_a_time_is_what_counts_read_at_once(tmp_path: Path) -> None:
+    """current_submissions_of_years gives the frame the records of every year at once give."""
+    from polars.testing import assert_frame_equal
+
+    from vetreport.curate.ingest import ingest_keys, unprocessed_upload_keys
+    from vetreport.curate.ledger import current_submissions_of_years
+    from vetreport.demo.national import write_national_bucket
+
+    years = (2021, 2022, 2023)
+    root = tmp_path / "bucket"
+    write_national_bucket(root, schools=6, seed=YEAR, years=years)
+    store = LocalStore(root)
+    ingest_keys(store, unprocessed_upload_keys(store))
+    before = read_ledger_view(store, years).current_submissions()
+    # a key uploaded again in one year, and one deleted in another: what counts moves
+    again = next(key for key in store.list_keys("uploads/2022/") if "/graduates." in key)
+    store.put(again, store.get(again) + b"\n")
+    [result] = ingest_keys(store, [again])
+    assert result.outcome != "rejected"
+    store.delete(next(key for key in store.list_keys("uploads/2021/") if "/staff." in key))
+
+    at_once = read_ledger_view(store, years).current_submissions()
+    assert at_once.height > 0 and set(at_once["year"]) == set(years)
+    assert not at_once.equals(before)
+    assert_frame_equal(current_submissions_of_years(store, years), at_once)
+    report_year = read_ledger_view(store, [2023])
+    assert_frame_equal(current_submissions_of_years(store, years, known=report_year), at_once)
+    assert_frame_equal(
+        current_submissions_of_years(store, []), read_ledger_view(store, []).current_submissions()
+    )

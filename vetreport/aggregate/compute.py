@@ -60,7 +60,7 @@ from vetreport.curate.completeness import (
     published_completeness,
 )
 from vetreport.curate.curated import read_curated_rows
-from vetreport.curate.ledger import LedgerView, read_ledger_view
+from vetreport.curate.ledger import LedgerView, current_submissions_of_years, read_ledger_view
 from vetreport.settings import load_settings
 
 __all__ = [
@@ -293,15 +293,18 @@ def aggregate(store: ObjectStore, report_year: int) -> AggregateResult:
     and write.
 
     The ledger is read (from its digests, leaving a digest of the records it read one by
-    one) and the uploads listed once. School measures come from the cache
-    of vetreport.aggregate.measures where a school's submissions are unchanged and are
-    recomputed, a chunk of schools at a time, where they changed (the cache is the one
-    thing this step writes); the bureau's registry and city figures are read on every
-    run; every region is summed again from the school measures.
+    one) and the uploads listed once, a year at a time: only the report year's records are
+    kept past what counts (see ``current_submissions_of_years``). School measures come
+    from the cache of vetreport.aggregate.measures where a school's submissions are
+    unchanged and are recomputed, a chunk of schools at a time, where they changed (the
+    cache is the one thing this step writes); the bureau's registry and city figures are
+    read on every run; every region is summed again from the school measures.
     """
     years = years_shown(report_year)
-    view = read_ledger_view(store, years, write_digest=True)
-    submissions = view.current_submissions()
+    # the report year's records are asked about again (completeness, explained warnings);
+    # of the earlier years only what counts is kept
+    view = read_ledger_view(store, [report_year], write_digest=True)
+    submissions = current_submissions_of_years(store, years, write_digest=True, known=view)
     school_datasets = sorted(school_dataset_ids())
     bureau = read_curated_rows(store, submissions.filter(~pl.col("dataset").is_in(school_datasets)))
     registry_rows = bureau.get("school_registry", empty_curated("school_registry"))
