@@ -57,21 +57,27 @@ def school_feedback(values: pl.DataFrame, registry: pl.DataFrame, report_year: i
     rows (any years; the report year's are used, ``school_type`` may be missing).
     """
     definitions = indicator_definitions().filter(pl.col("is_school_level"))
-    school_rows = values.filter(pl.col("region_level") == "school")
-    this_year = school_rows.filter(pl.col("year") == report_year)
+
+    def school_rows(year: int, *columns: str | pl.Expr) -> pl.DataFrame:
+        # filtered and projected in one query: the nation's school rows of three years,
+        # every column, copied first were a gigabyte held for the length of this function
+        is_wanted = (pl.col("region_level") == "school") & (pl.col("year") == year)
+        return values.lazy().filter(is_wanted).select(*columns).collect()
+
+    this_year = school_rows(
+        report_year,
+        "year",
+        "school_code",
+        "school_name",
+        "city_name",
+        "indicator_id",
+        pl.col("indicator_value").alias("school_value"),
+    )
     if this_year.is_empty():
         return pl.DataFrame(schema=FEEDBACK_SCHEMA)
     groups = _peer_attributes(registry, report_year)
     own = (
-        this_year.select(
-            "year",
-            "school_code",
-            "school_name",
-            "city_name",
-            "indicator_id",
-            pl.col("indicator_value").alias("school_value"),
-        )
-        .join(definitions.select("indicator_id"), on="indicator_id", how="semi")
+        this_year.join(definitions.select("indicator_id"), on="indicator_id", how="semi")
         .join(groups, on="school_code", how="left")
         .with_columns(
             # the same words for a school the registry does not type and one it types ""
@@ -79,12 +85,18 @@ def school_feedback(values: pl.DataFrame, registry: pl.DataFrame, report_year: i
             pl.col("ownership").fill_null(""),
         )
     )
-    last_year = school_rows.filter(pl.col("year") == report_year - 1).select(
-        "school_code", "indicator_id", pl.col("indicator_value").alias("school_value_last_year")
+    last_year = school_rows(
+        report_year - 1,
+        "school_code",
+        "indicator_id",
+        pl.col("indicator_value").alias("school_value_last_year"),
     )
-    city = values.filter(
-        (pl.col("region_level") == "city") & (pl.col("year") == report_year)
-    ).select("city_name", "indicator_id", pl.col("indicator_value").alias("city_value"))
+    city = (
+        values.lazy()
+        .filter((pl.col("region_level") == "city") & (pl.col("year") == report_year))
+        .select("city_name", "indicator_id", pl.col("indicator_value").alias("city_value"))
+        .collect()
+    )
     peer_stats = _peer_medians(own)
     feedback = (
         own.join(last_year, on=["school_code", "indicator_id"], how="left")

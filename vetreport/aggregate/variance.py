@@ -46,9 +46,15 @@ def variance_table(values: pl.DataFrame) -> pl.DataFrame:
         "indicator_id", "name_zh", "unit", pl.col("variance_tolerance_pct").alias("tolerance_pct")
     )
     keys = ["region_level", "city_name", "county_name", "school_code", "indicator_id"]
-    compared = values.filter(
-        pl.col("region_level").is_in(COMPARED_LEVELS) & pl.col("value_unrounded").is_not_null()
-    ).select(*keys, "year", "school_name", "value_unrounded", "indicator_value")
+    # one query: the nation's values of three years are joined to themselves a year on,
+    # and only the flagged rows are kept; eager steps held a copy of each stage at once
+    compared = (
+        values.lazy()
+        .filter(
+            pl.col("region_level").is_in(COMPARED_LEVELS) & pl.col("value_unrounded").is_not_null()
+        )
+        .select(*keys, "year", "school_name", "value_unrounded", "indicator_value")
+    )
     previous = compared.select(
         *keys,
         (pl.col("year") + 1).alias("year"),
@@ -56,7 +62,7 @@ def variance_table(values: pl.DataFrame) -> pl.DataFrame:
         pl.col("indicator_value").alias("previous_value"),
     )
     joined = compared.join(previous, on=[*keys, "year"], how="inner", nulls_equal=True).join(
-        definitions, on="indicator_id", how="inner"
+        definitions.lazy(), on="indicator_id", how="inner"
     )
     change = (
         (pl.col("value_unrounded") - pl.col("previous_unrounded"))
@@ -75,6 +81,7 @@ def variance_table(values: pl.DataFrame) -> pl.DataFrame:
         flagged.select(list(VARIANCE_SCHEMA))
         .cast(VARIANCE_SCHEMA)
         .sort("year", "region_level", "school_code", "indicator_id", nulls_last=False)
+        .collect()
     )
 
 
