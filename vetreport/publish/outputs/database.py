@@ -83,11 +83,17 @@ def duckdb_bytes(tables: dict[str, pl.DataFrame], version: VersionInfo | None = 
         # Built in memory (limited: beyond VETREPORT_DUCKDB_MEMORY_LIMIT it spills), then
         # copied into the file in one go (far fewer writes).
         connection = connect()
+        staged = Path(folder) / "table.parquet"
         try:
             for table_id, frame in tables.items():
-                connection.register("incoming", frame)
-                connection.execute(f"create table {_quoted(table_id)} as select * from incoming")
-                connection.unregister("incoming")
+                # through a Parquet file, not the frame itself: DuckDB reads a file within
+                # its memory limit, where scanning a frame first exports it to Arrow (a
+                # copy of a nation's indicator values beside the frame)
+                frame.write_parquet(staged, compression="uncompressed", statistics=False)
+                connection.execute(
+                    f"create table {_quoted(table_id)} as select * from read_parquet(?)",
+                    [str(staged)],
+                )
                 info = describe_table(table_id)
                 connection.execute(
                     f"comment on table {_quoted(table_id)} is "
@@ -117,6 +123,7 @@ def duckdb_bytes(tables: dict[str, pl.DataFrame], version: VersionInfo | None = 
                         version.catalogue_version,
                     ],
                 )
+            staged.unlink(missing_ok=True)
             connection.execute(f"attach {_literal(str(building))} as built")
             connection.execute("copy from database memory to built")
             connection.execute("detach built")
