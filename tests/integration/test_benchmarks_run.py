@@ -24,15 +24,10 @@ from vetreport.paths import REPOSITORY_ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
-def run_bench(name: str, bucket: Path) -> str:
-    environment = {
-        **os.environ,
-        "VETREPORT_BENCH_SCHOOLS": "12",
-        "VETREPORT_BENCH_YEARS": "2022,2023",
-        "VETREPORT_BENCH_BUCKET": str(bucket),
-    }
+def run_module(arguments: list[str], environment: dict[str, str] | None = None) -> str:
+    """``python -m`` the arguments from the repository; their output, once they succeed."""
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", name],
+        [sys.executable, "-m", *arguments],
         cwd=REPOSITORY_ROOT,
         env=environment,
         capture_output=True,
@@ -42,6 +37,16 @@ def run_bench(name: str, bucket: Path) -> str:
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return completed.stdout
+
+
+def run_bench(name: str, bucket: Path) -> str:
+    environment = {
+        **os.environ,
+        "VETREPORT_BENCH_SCHOOLS": "12",
+        "VETREPORT_BENCH_YEARS": "2022,2023",
+        "VETREPORT_BENCH_BUCKET": str(bucket),
+    }
+    return run_module(["benchmarks.run", name], environment)
 
 
 def test_the_national_benchmark_and_a_correction_run_on_a_tiny_bucket(tmp_path: Path) -> None:
@@ -62,16 +67,8 @@ def test_the_national_benchmark_and_a_correction_run_on_a_tiny_bucket(tmp_path: 
 
 
 def run_phase(phase: str, bucket: Path) -> dict:
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_national", "phase", phase, str(bucket)],
-        cwd=REPOSITORY_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=800,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    output = run_module(["benchmarks.bench_national", "phase", phase, str(bucket)])
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def test_a_report_year_is_timed_after_the_years_before_it_are_curated(tmp_path: Path) -> None:
