@@ -58,13 +58,14 @@ def school_feedback(values: pl.DataFrame, registry: pl.DataFrame, report_year: i
     """
     definitions = indicator_definitions().filter(pl.col("is_school_level"))
 
-    def school_rows(year: int, *columns: str | pl.Expr) -> pl.DataFrame:
+    def rows_of(level: str, year: int, *columns: str | pl.Expr) -> pl.DataFrame:
         # filtered and projected in one query: the nation's school rows of three years,
         # every column, copied first were a gigabyte held for the length of this function
-        is_wanted = (pl.col("region_level") == "school") & (pl.col("year") == year)
+        is_wanted = (pl.col("region_level") == level) & (pl.col("year") == year)
         return values.lazy().filter(is_wanted).select(*columns).collect()
 
-    this_year = school_rows(
+    this_year = rows_of(
+        "school",
         report_year,
         "year",
         "school_code",
@@ -85,17 +86,19 @@ def school_feedback(values: pl.DataFrame, registry: pl.DataFrame, report_year: i
             pl.col("ownership").fill_null(""),
         )
     )
-    last_year = school_rows(
+    last_year = rows_of(
+        "school",
         report_year - 1,
         "school_code",
         "indicator_id",
         pl.col("indicator_value").alias("school_value_last_year"),
     )
-    city = (
-        values.lazy()
-        .filter((pl.col("region_level") == "city") & (pl.col("year") == report_year))
-        .select("city_name", "indicator_id", pl.col("indicator_value").alias("city_value"))
-        .collect()
+    city = rows_of(
+        "city",
+        report_year,
+        "city_name",
+        "indicator_id",
+        pl.col("indicator_value").alias("city_value"),
     )
     peer_stats = _peer_medians(own)
     feedback = (

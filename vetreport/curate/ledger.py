@@ -343,7 +343,6 @@ def current_submissions_of_years(
         else:
             view = read_ledger_view(store, [year], write_digest)
         frames.append(view.current_submissions())
-        del view
     if not frames:
         return current_submissions([], {})
     return pl.concat(frames).sort(["year", "dataset", "submitter"])
